@@ -1,0 +1,41 @@
+"""Shared fixtures: fresh settings and state per test, and the rule for missing binaries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+
+def need_binary(*names: str) -> str:
+    """Path of the first binary found; skip with the reason (fail under ``CI=true``) if none is."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    reason = (
+        f"needs {' or '.join(names)} on PATH "
+        "(apt-get install --no-install-recommends prometheus prometheus-alertmanager)"
+    )
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def vigil_home(tmp_path, monkeypatch):
+    """A fresh VIGIL_HOME per test; settings read from the environment see it."""
+    home = tmp_path / "vigil-home"
+    home.mkdir()
+    monkeypatch.setenv("VIGIL_HOME", str(home))
+    monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
+    return home

@@ -1,0 +1,146 @@
+"""The model's feature schema: names, kinds, allowed categories and observed ranges.
+
+Saved with every model and used by the service to validate requests, so that a user's own
+model needs no code change, and by the monitor to pick a drift test per feature.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+
+Kind = Literal["numeric", "categorical"]
+Label = int | str
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: Kind
+    categories: tuple[str, ...] = ()
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    features: tuple[Feature, ...]
+    target: str
+    classes: tuple[Label, ...]
+    _by_name: dict[str, Feature] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({f.name: f for f in self.features})
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def numeric(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f.name for f in self.features if f.kind == "categorical"]
+
+    def __getitem__(self, name: str) -> Feature:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "classes": list(self.classes),
+            "features": [
+                {**asdict(f), "categories": list(f.categories)} for f in self.features
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSchema:
+        return cls(
+            features=tuple(
+                Feature(
+                    name=f["name"],
+                    kind=f["kind"],
+                    categories=tuple(f.get("categories") or ()),
+                    min=f.get("min"),
+                    max=f.get("max"),
+                )
+                for f in data["features"]
+            ),
+            target=data["target"],
+            classes=tuple(data["classes"]),
+        )
+
+    @classmethod
+    def infer(cls, features: pd.DataFrame, labels: pd.Series, target: str) -> FeatureSchema:
+        """Numeric dtypes are numeric; everything else (strings, booleans) is categorical."""
+        out = []
+        for name in features.columns:
+            col = features[name]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                finite = col[col.map(lambda v: v is not None and math.isfinite(v))]
+                out.append(
+                    Feature(
+                        name=str(name),
+                        kind="numeric",
+                        min=float(finite.min()) if len(finite) else None,
+                        max=float(finite.max()) if len(finite) else None,
+                    )
+                )
+            else:
+                cats = sorted({str(v) for v in col.dropna().unique()})
+                out.append(Feature(name=str(name), kind="categorical", categories=tuple(cats)))
+        classes = tuple(_plain(v) for v in sorted(labels.dropna().unique(), key=_sort_key))
+        return cls(features=tuple(out), target=target, classes=classes)
+
+
+def _plain(value: Any) -> Label:
+    """numpy scalars to JSON-able Python values: integral labels stay ints, others are text."""
+    if isinstance(value, bool):
+        return str(value)
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) else str(value)
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    plain = _plain(value)
+    return (0, plain) if isinstance(plain, int) else (1, str(plain))
+
+
+def to_frame(schema: FeatureSchema, records: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """Model input in schema order: numeric as float64, categorical as text, missing as NaN.
+
+    Training, the service and the monitor all pass data through here, so the pipeline sees
+    the same types whatever the source (CSV, JSON request, inference log).
+    """
+    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(records)
+    out = {}
+    for feature in schema.features:
+        col = frame[feature.name] if feature.name in frame else pd.Series(
+            [None] * len(frame), index=frame.index, dtype=object
+        )
+        if feature.kind == "numeric":
+            out[feature.name] = pd.to_numeric(col, errors="coerce").astype("float64")
+        else:
+            out[feature.name] = col.map(_category, na_action="ignore").astype(object).where(
+                col.notna(), float("nan")
+            )
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _category(value: Any) -> str:
+    # 3.0 read from a CSV and 3 sent as JSON are the same category.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

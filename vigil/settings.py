@@ -1,0 +1,93 @@
+"""The one settings object: every knob is a ``VIGIL_`` environment variable (or ``.env`` line)."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # State: model store (BentoML home inside it), SQLite log, reports.
+    home: Path = Path("./.vigil")
+    # Inference log; ``postgresql://...`` for several replicas. Default: SQLite under ``home``.
+    database_url: str | None = None
+    # Prefix for the inference-log tables, so several deployments (or test runs) share a database.
+    table_prefix: str = Field(default="vigil_", pattern=r"^[a-z_][a-z0-9_]{0,30}$")
+
+    # Prediction service.
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1, le=64)
+    api_key: SecretStr | None = None
+    max_batch_rows: int = Field(default=1000, ge=1)
+    strict_categories: bool = False
+    # In-worker micro-batching: most rows per model call, and the longest a request waits for
+    # company before its batch runs.
+    batch_max_rows: int = Field(default=2000, ge=1)
+    batch_wait_ms: float = Field(default=2.0, ge=0)
+    # Benchmark only: turns off the inference log and custom metrics to measure their cost.
+    # Never set in production: predictions answered with it are not logged.
+    unsafe_disable_logging: bool = False
+
+    # Drift monitor.
+    monitor_host: str = "127.0.0.1"
+    monitor_port: int = Field(default=9108, ge=1, le=65535)
+    drift_interval_seconds: float = Field(default=300, gt=0)
+    drift_window_rows: int = Field(default=1000, ge=1)
+    # Optional time bound on the window: only rows newer than this many minutes count.
+    drift_window_minutes: float | None = Field(default=None, gt=0)
+    drift_min_rows: int = Field(default=100, ge=1)
+    drift_alpha: float = Field(default=0.01, gt=0, lt=1)
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    # Largest window read into memory; bigger windows are sampled uniformly (said in the output).
+    drift_max_rows: int = Field(default=100_000, ge=1)
+    reports_keep: int = Field(default=20, ge=1)
+    # Inference-log retention applied by the monitor; unset keeps everything.
+    log_retention_days: float | None = Field(default=None, gt=0)
+    quality_window_rows: int = Field(default=1000, ge=1)
+
+    # Alerting.
+    alert_webhook_url: str = "http://127.0.0.1:9095/alerts"
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    alertmanager_port: int = Field(default=9093, ge=1, le=65535)
+    webhook_port: int = Field(default=9095, ge=1, le=65535)
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.home_dir / "bentoml"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home_dir / "reports"
+
+    @property
+    def production_pointer(self) -> Path:
+        return self.home_dir / "production.json"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home_dir / 'inference.sqlite3'}"
+
+    def apply_bentoml_env(self) -> None:
+        """Point BentoML at our model store; call before ``import bentoml``."""
+        os.environ["BENTOML_HOME"] = str(self.bentoml_home)
+        os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the settings now (never at import time); overrides win over the environment."""
+    return Settings(**overrides)
