@@ -39,3 +39,27 @@ def vigil_home(tmp_path, monkeypatch):
     monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
     monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
     return home
+
+
+@pytest.fixture(scope="session")
+def trained_home_template(tmp_path_factory):
+    """A VIGIL_HOME holding the default model, trained and promoted once per session."""
+    from training.data import load
+    from training.train import train
+    from vigil.settings import get_settings
+
+    home = tmp_path_factory.mktemp("trained-home")
+    outcome = train(get_settings(home=home), load(None, None), seed=42, promote=True)
+    assert outcome.promoted, outcome
+    return home
+
+
+@pytest.fixture
+def trained_home(trained_home_template, tmp_path, monkeypatch):
+    """A fresh copy of the trained home for this test, set as VIGIL_HOME."""
+    home = tmp_path / "vigil-home"
+    shutil.copytree(trained_home_template, home)
+    monkeypatch.setenv("VIGIL_HOME", str(home))
+    monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
+    monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
+    return home

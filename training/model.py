@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
@@ -35,7 +34,7 @@ def build_pipeline(schema: FeatureSchema, *, seed: int, n_estimators: int) -> Pi
             ("prepare", ColumnTransformer(transformers)),
             (
                 "classify",
-                # n_jobs=1: serving calls are small; a thread pool per call costs more than it saves.
+                # n_jobs=1: serving calls are small; a thread pool per call costs more than it saves
                 RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1),
             ),
         ]

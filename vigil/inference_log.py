@@ -41,20 +41,24 @@ class LogRow:
 
 @dataclass(frozen=True)
 class Window:
-    """The latest rows of one model version; ``sampled`` when fewer than ``total_rows`` were read."""
+    """The newest rows of one model version; ``sampled`` when only some of them were read."""
 
     frame: pd.DataFrame
     total_rows: int
     sampled: bool
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    # FULL: a committed batch survives power loss, not only a process crash.
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+def _sqlite_pragmas(timeout: float):
+    def on_connect(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed batch survives power loss, not only a process crash.
+        cur.execute("PRAGMA synchronous=FULL")
+        # How long a write waits for a lock before the request gets a 503.
+        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cur.close()
+
+    return on_connect
 
 
 def _normalise_url(url: str) -> str:
@@ -65,7 +69,7 @@ def _normalise_url(url: str) -> str:
 
 
 class InferenceLog:
-    def __init__(self, url: str, table_prefix: str = "vigil_", *, connect_timeout: float = 5.0):
+    def __init__(self, url: str, table_prefix: str = "vigil_", *, timeout: float = 5.0):
         url = _normalise_url(url)
         self.url = url
         self.table_prefix = table_prefix
@@ -74,15 +78,19 @@ class InferenceLog:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = sa.create_engine(
-                url, connect_args={"timeout": connect_timeout, "check_same_thread": False}
+                url, connect_args={"timeout": timeout, "check_same_thread": False}
             )
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas(timeout))
         else:
             self.engine = sa.create_engine(
                 url,
                 pool_pre_ping=True,
                 pool_size=4,
-                connect_args={"connect_timeout": int(max(1, connect_timeout))},
+                connect_args={
+                    "connect_timeout": int(max(1, timeout)),
+                    # A write blocked by a lock fails (503) instead of hanging the request.
+                    "options": f"-c lock_timeout={int(timeout * 1000)}",
+                },
             )
         md = sa.MetaData()
         self.predictions = sa.Table(
@@ -110,7 +118,11 @@ class InferenceLog:
 
     @classmethod
     def from_settings(cls, settings) -> InferenceLog:
-        return cls(settings.resolved_database_url, settings.table_prefix)
+        return cls(
+            settings.resolved_database_url,
+            settings.table_prefix,
+            timeout=settings.log_timeout_seconds,
+        )
 
     def create_schema(self) -> None:
         try:

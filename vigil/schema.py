@@ -57,9 +57,7 @@ class FeatureSchema:
         return {
             "target": self.target,
             "classes": list(self.classes),
-            "features": [
-                {**asdict(f), "categories": list(f.categories)} for f in self.features
-            ],
+            "features": [{**asdict(f), "categories": list(f.categories)} for f in self.features],
         }
 
     @classmethod
@@ -127,14 +125,18 @@ def to_frame(schema: FeatureSchema, records: list[dict[str, Any]] | pd.DataFrame
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame.from_records(records)
     out = {}
     for feature in schema.features:
-        col = frame[feature.name] if feature.name in frame else pd.Series(
-            [None] * len(frame), index=frame.index, dtype=object
+        col = (
+            frame[feature.name]
+            if feature.name in frame
+            else pd.Series([None] * len(frame), index=frame.index, dtype=object)
         )
         if feature.kind == "numeric":
             out[feature.name] = pd.to_numeric(col, errors="coerce").astype("float64")
         else:
-            out[feature.name] = col.map(_category, na_action="ignore").astype(object).where(
-                col.notna(), float("nan")
+            out[feature.name] = (
+                col.map(_category, na_action="ignore")
+                .astype(object)
+                .where(col.notna(), float("nan"))
             )
     return pd.DataFrame(out, index=frame.index)
 

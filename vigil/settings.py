@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     # Prefix for the inference-log tables, so several deployments (or test runs) share a database.
     table_prefix: str = Field(default="vigil_", pattern=r"^[a-z_][a-z0-9_]{0,30}$")
+    # How long a log write may wait for a lock or connection before the request gets a 503.
+    log_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # Prediction service.
     host: str = "127.0.0.1"

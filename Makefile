@@ -1,0 +1,74 @@
+# Vigil: `make run` starts everything on embedded defaults; `make test` runs the whole suite.
+# Every target creates .venv on first use. Settings come from VIGIL_* variables or .env.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+ARGS ?=
+export BENTOML_DO_NOT_TRACK := true
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --quiet "uv==$(UV_VERSION)"; }
+	$(UV) sync --frozen
+	@touch $@
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: install
+install: $(VENV)/.synced ## Create .venv and install the locked dependencies
+
+.PHONY: run
+run: $(VENV)/.synced ## Train if needed, then run the service, monitor, Prometheus and Alertmanager
+	$(PY) -m stack.run $(ARGS)
+
+.PHONY: train
+train: $(VENV)/.synced ## Train the default model and promote it if it passes the gates
+	$(PY) -m training.train --promote $(ARGS)
+
+.PHONY: serve
+serve: $(VENV)/.synced ## Run the prediction service alone (VIGIL_HOST:VIGIL_PORT)
+	$(PY) -m service serve $(ARGS)
+
+.PHONY: monitor
+monitor: $(VENV)/.synced ## Run the drift monitor alone (VIGIL_MONITOR_PORT)
+	$(PY) -m monitoring.drift run $(ARGS)
+
+.PHONY: check
+check: $(VENV)/.synced ## One drift check now, as JSON
+	$(PY) -m monitoring.drift check --json $(ARGS)
+
+.PHONY: traffic
+traffic: $(VENV)/.synced ## Send realistic traffic to a running service (DRIFT=one|most for drifted)
+	$(PY) -m stack.traffic $(if $(DRIFT),--drift $(DRIFT),) $(ARGS)
+
+.PHONY: test
+test: $(VENV)/.synced ## Run the whole test suite
+	$(PY) -m pytest $(ARGS)
+
+.PHONY: bench
+bench: $(VENV)/.synced ## Benchmark the service and the drift check; writes bench-results/
+	$(PY) -m bench $(ARGS)
+
+.PHONY: lint
+lint: $(VENV)/.synced ## Ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: configs
+configs: $(VENV)/.synced ## Render Prometheus and Alertmanager configs from the templates
+	$(PY) -m monitoring.render $(ARGS)
+
+.PHONY: dashboards
+dashboards: $(VENV)/.synced ## Regenerate the Grafana dashboards' JSON
+	$(PY) -m grafana.dashboards --out grafana/dashboards
+
+.PHONY: clean
+clean: ## Remove .venv and local state (.vigil)
+	rm -rf $(VENV) .vigil .pytest_cache .ruff_cache

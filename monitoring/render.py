@@ -1,0 +1,367 @@
+"""Render the Prometheus and Alertmanager configs from their templates.
+
+Neither Prometheus nor Alertmanager 0.25 expands environment variables, so the webhook URL,
+targets, intervals and alert durations are substituted here, at start (``make run``) or in tests,
+and the committed files under ``monitoring/`` are these templates rendered with the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import typer
+import yaml
+
+MONITORING_DIR = Path(__file__).resolve().parent
+PROMETHEUS_DIR = MONITORING_DIR / "prometheus"
+ALERTMANAGER_DIR = MONITORING_DIR / "alertmanager"
+PROMETHEUS_TEMPLATE = PROMETHEUS_DIR / "prometheus.yml.tmpl"
+RULES_TEMPLATE = PROMETHEUS_DIR / "rules" / "vigil.rules.yml.tmpl"
+ALERTMANAGER_TEMPLATE = ALERTMANAGER_DIR / "alertmanager.yml.tmpl"
+
+# Where each rendered file goes, relative to the output directory; prometheus.yml names the
+# rules file by this relative path.
+PROMETHEUS_FILE = Path("prometheus.yml")
+RULES_FILE = Path("rules/vigil.rules.yml")
+ALERTMANAGER_FILE = Path("alertmanager.yml")
+
+# Default `for:` of every alert: long enough to ride out one bad scrape or evaluation.
+DEFAULT_FOR: dict[str, str] = {
+    "DataDriftDetected": "1m",
+    "FeatureDriftDetected": "1m",
+    "DriftCheckStale": "1m",
+    "DriftMonitorDown": "2m",
+    "PredictionServiceDown": "1m",
+    "HighPredictionErrorRate": "5m",
+    "HighPredictionLatency": "10m",
+    "InferenceLogFailures": "1m",
+    "ModelQualityDrop": "10m",
+}
+ALERT_NAMES: tuple[str, ...] = tuple(DEFAULT_FOR)
+
+# Inside docker-compose the containers reach each other by service name on fixed ports.
+COMPOSE_TARGETS = {
+    "service_target": "service:3000",
+    "monitor_target": "monitor:9108",
+    "alertmanager_target": "alertmanager:9093",
+    "webhook_url": "http://webhook:9095/alerts",
+}
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+_TARGET = re.compile(r"^[A-Za-z0-9_.\-]+:\d{1,5}$")
+# Links are written unquoted into YAML: no spaces, quotes, braces or a leading indicator.
+_LINK = re.compile(r"^[A-Za-z0-9./][A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]*$")
+
+
+def substitute(template: str, values: Mapping[str, str]) -> str:
+    """Fill ``${NAME}`` placeholders; an unknown name is an error, ``{{ $labels }}`` is kept."""
+    missing = sorted({name for name in _PLACEHOLDER.findall(template) if name not in values})
+    if missing:
+        raise KeyError(f"no value for template placeholder(s): {', '.join(missing)}")
+    return _PLACEHOLDER.sub(lambda match: values[match.group(1)], template)
+
+
+def duration_seconds(duration: str) -> float:
+    """Seconds in a Prometheus duration such as ``20m`` or ``1h30m``."""
+    match = _DURATION.match(duration)
+    if not duration or not match:
+        raise ValueError(f"not a Prometheus duration: {duration!r} (e.g. 30s, 5m, 1h30m)")
+    return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_SECONDS) if n)
+
+
+def seconds_to_duration(seconds: float) -> str:
+    """The shortest whole-unit Prometheus duration for ``seconds`` (rounded to a second)."""
+    total = max(0, round(seconds))
+    for suffix, unit in (("h", 3600), ("m", 60)):
+        if total and total % unit == 0:
+            return f"{total // unit}{suffix}"
+    return f"{total}s"
+
+
+def _duration(name: str, value: str) -> str:
+    try:
+        duration_seconds(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return value
+
+
+def _target(name: str, value: str) -> str:
+    if not _TARGET.match(value):
+        raise ValueError(f"{name} must be host:port, got {value!r}")
+    return json.dumps(value)
+
+
+def _link(name: str, value: str) -> str:
+    if not _LINK.match(value):
+        raise ValueError(f"{name} must be a URL or path without spaces or quotes, got {value!r}")
+    return value
+
+
+def _number(name: str, value: float) -> str:
+    if not value >= 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    return f"{value:g}"
+
+
+def render_prometheus(
+    *,
+    service_target: str,
+    monitor_target: str,
+    alertmanager_target: str,
+    scrape_interval: str = "15s",
+    evaluation_interval: str = "15s",
+) -> str:
+    values = {
+        "SERVICE_TARGET": _target("service_target", service_target),
+        "MONITOR_TARGET": _target("monitor_target", monitor_target),
+        "ALERTMANAGER_TARGET": _target("alertmanager_target", alertmanager_target),
+        "SCRAPE_INTERVAL": _duration("scrape_interval", scrape_interval),
+        "EVALUATION_INTERVAL": _duration("evaluation_interval", evaluation_interval),
+    }
+    return _checked(_header(PROMETHEUS_TEMPLATE) + substitute(_read(PROMETHEUS_TEMPLATE), values))
+
+
+def render_rules(
+    *,
+    for_all: str | None = None,
+    for_overrides: Mapping[str, str] | None = None,
+    stale_after: str = "20m",
+    rate_window: str = "5m",
+    error_rate_threshold: float = 0.05,
+    latency_p95_seconds: float = 0.5,
+    quality_margin: float = 0.05,
+    quality_min_labeled_rows: int = 200,
+    report_base_url: str = "http://127.0.0.1:9108/reports/",
+    runbook_url: str = "docs/runbook.md",
+) -> str:
+    """The alert rules; ``for_all`` replaces every ``for:``, ``for_overrides`` single ones."""
+    overrides = dict(for_overrides or {})
+    unknown = sorted(set(overrides) - set(ALERT_NAMES))
+    if unknown:
+        raise ValueError(f"unknown alert(s) in for_overrides: {', '.join(unknown)}")
+    values: dict[str, str] = {}
+    for alert, default in DEFAULT_FOR.items():
+        chosen = overrides.get(alert, for_all if for_all is not None else default)
+        values[f"FOR_{alert.upper()}"] = _duration(f"for {alert}", chosen)
+    if not 0 < error_rate_threshold < 1:
+        raise ValueError(f"error_rate_threshold must be in (0, 1), got {error_rate_threshold}")
+    values |= {
+        "STALE_AFTER": _duration("stale_after", stale_after),
+        "STALE_AFTER_SECONDS": f"{duration_seconds(stale_after):g}",
+        "RATE_WINDOW": _duration("rate_window", rate_window),
+        "ERROR_RATE_THRESHOLD": _number("error_rate_threshold", error_rate_threshold),
+        "ERROR_RATE_PERCENT": f"{error_rate_threshold * 100:g}%",
+        "LATENCY_P95_SECONDS": _number("latency_p95_seconds", latency_p95_seconds),
+        "QUALITY_MARGIN": _number("quality_margin", quality_margin),
+        "QUALITY_MIN_LABELED_ROWS": str(int(quality_min_labeled_rows)),
+        "REPORT_URL": _link("report_base_url", report_base_url.rstrip("/") + "/latest"),
+        "RUNBOOK_URL": _link("runbook_url", runbook_url),
+    }
+    return _checked(_header(RULES_TEMPLATE) + substitute(_read(RULES_TEMPLATE), values))
+
+
+def render_alertmanager(
+    *,
+    webhook_url: str,
+    group_wait: str = "30s",
+    group_interval: str = "5m",
+    repeat_interval: str = "4h",
+) -> str:
+    if not re.match(r"^https?://", webhook_url):
+        raise ValueError(f"webhook_url must be an http(s) URL, got {webhook_url!r}")
+    values = {
+        "WEBHOOK_URL": json.dumps(_link("webhook_url", webhook_url)),
+        "GROUP_WAIT": _duration("group_wait", group_wait),
+        "GROUP_INTERVAL": _duration("group_interval", group_interval),
+        "REPEAT_INTERVAL": _duration("repeat_interval", repeat_interval),
+    }
+    return _checked(
+        _header(ALERTMANAGER_TEMPLATE) + substitute(_read(ALERTMANAGER_TEMPLATE), values)
+    )
+
+
+def render_configs(
+    out_dir: Path,
+    *,
+    service_target: str,
+    monitor_target: str,
+    alertmanager_target: str,
+    webhook_url: str,
+    scrape_interval: str = "15s",
+    evaluation_interval: str = "15s",
+    for_all: str | None = None,
+    for_overrides: Mapping[str, str] | None = None,
+    stale_after: str = "20m",
+    rate_window: str = "5m",
+    error_rate_threshold: float = 0.05,
+    latency_p95_seconds: float = 0.5,
+    quality_margin: float = 0.05,
+    quality_min_labeled_rows: int = 200,
+    group_wait: str = "30s",
+    group_interval: str = "5m",
+    repeat_interval: str = "4h",
+    report_base_url: str = "http://127.0.0.1:9108/reports/",
+    runbook_url: str = "docs/runbook.md",
+) -> dict[str, Path]:
+    """Write prometheus.yml, rules/vigil.rules.yml and alertmanager.yml into ``out_dir``.
+
+    Returns their paths under the keys ``prometheus``, ``rules`` and ``alertmanager``.
+    """
+    texts = {
+        "prometheus": (
+            PROMETHEUS_FILE,
+            render_prometheus(
+                service_target=service_target,
+                monitor_target=monitor_target,
+                alertmanager_target=alertmanager_target,
+                scrape_interval=scrape_interval,
+                evaluation_interval=evaluation_interval,
+            ),
+        ),
+        "rules": (
+            RULES_FILE,
+            render_rules(
+                for_all=for_all,
+                for_overrides=for_overrides,
+                stale_after=stale_after,
+                rate_window=rate_window,
+                error_rate_threshold=error_rate_threshold,
+                latency_p95_seconds=latency_p95_seconds,
+                quality_margin=quality_margin,
+                quality_min_labeled_rows=quality_min_labeled_rows,
+                report_base_url=report_base_url,
+                runbook_url=runbook_url,
+            ),
+        ),
+        "alertmanager": (
+            ALERTMANAGER_FILE,
+            render_alertmanager(
+                webhook_url=webhook_url,
+                group_wait=group_wait,
+                group_interval=group_interval,
+                repeat_interval=repeat_interval,
+            ),
+        ),
+    }
+    written: dict[str, Path] = {}
+    for key, (relative, text) in texts.items():
+        path = Path(out_dir) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written[key] = path
+    return written
+
+
+def settings_defaults(settings: object) -> dict[str, object]:
+    """render_configs keyword arguments for a local run from a ``vigil.settings.Settings``."""
+    s = settings
+    return {
+        "service_target": f"{_local(s.host)}:{s.port}",
+        "monitor_target": f"{_local(s.monitor_host)}:{s.monitor_port}",
+        "alertmanager_target": f"127.0.0.1:{s.alertmanager_port}",
+        "webhook_url": s.alert_webhook_url,
+        "report_base_url": f"http://{_local(s.monitor_host)}:{s.monitor_port}/reports/",
+        # Three missed checks plus one interval of slack for a slow check.
+        "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
+    }
+
+
+def committed_files(settings: object) -> dict[Path, str]:
+    """The committed rendered configs (paths relative to ``monitoring/``) for these settings."""
+    local = settings_defaults(settings)
+    compose = {**local, **COMPOSE_TARGETS}
+    rules_args = {k: local[k] for k in ("report_base_url", "stale_after")}
+    prom_keys = ("service_target", "monitor_target", "alertmanager_target")
+    return {
+        Path("prometheus") / PROMETHEUS_FILE: render_prometheus(**{k: local[k] for k in prom_keys}),
+        Path("prometheus/prometheus.compose.yml"): render_prometheus(
+            **{k: compose[k] for k in prom_keys}
+        ),
+        Path("prometheus") / RULES_FILE: render_rules(**rules_args),
+        Path("alertmanager") / ALERTMANAGER_FILE: render_alertmanager(
+            webhook_url=local["webhook_url"]
+        ),
+        Path("alertmanager/alertmanager.compose.yml"): render_alertmanager(
+            webhook_url=compose["webhook_url"]
+        ),
+    }
+
+
+def _local(host: str) -> str:
+    # A server bound to all interfaces is scraped over loopback.
+    return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host
+
+
+def _read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def _header(template: Path) -> str:
+    source = template.relative_to(MONITORING_DIR.parent)
+    return f"# GENERATED from {source} by monitoring/render.py; edit the template, not this file.\n"
+
+
+def _checked(text: str) -> str:
+    yaml.safe_load(text)  # a bad substitution fails here, not in Prometheus
+    return text
+
+
+app = typer.Typer(
+    add_completion=False,
+    help="Render Vigil's Prometheus, rules and Alertmanager configs from their templates.",
+)
+
+
+@app.command()
+def main(
+    out: Path = typer.Option(
+        None, "--out", help="Directory to write prometheus.yml, rules/ and alertmanager.yml into."
+    ),
+    committed: bool = typer.Option(
+        False,
+        "--committed",
+        help="Rewrite the committed defaults under monitoring/ (local and compose variants) "
+        "from the built-in defaults, ignoring the environment.",
+    ),
+    scrape_interval: str = typer.Option("15s", help="Prometheus scrape interval."),
+    evaluation_interval: str = typer.Option("15s", help="Prometheus rule evaluation interval."),
+    for_all: str = typer.Option(
+        None, "--for", help="Replace every alert's `for:` (e.g. 0s for demos and tests)."
+    ),
+    group_wait: str = typer.Option("30s", help="Alertmanager group_wait."),
+    group_interval: str = typer.Option("5m", help="Alertmanager group_interval."),
+    repeat_interval: str = typer.Option("4h", help="Alertmanager repeat_interval."),
+) -> None:
+    """Targets, ports and the webhook URL come from the VIGIL_* settings."""
+    from vigil.settings import Settings, get_settings
+
+    if committed == (out is not None):
+        raise typer.BadParameter("give exactly one of --out DIR or --committed")
+    if committed:
+        # model_construct skips the environment and .env: the committed files are the defaults.
+        for relative, text in committed_files(Settings.model_construct()).items():
+            (MONITORING_DIR / relative).write_text(text, encoding="utf-8")
+            typer.echo(f"wrote monitoring/{relative}")
+        return
+    paths = render_configs(
+        out,
+        **settings_defaults(get_settings()),
+        scrape_interval=scrape_interval,
+        evaluation_interval=evaluation_interval,
+        for_all=for_all,
+        group_wait=group_wait,
+        group_interval=group_interval,
+        repeat_interval=repeat_interval,
+    )
+    for path in paths.values():
+        typer.echo(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app()

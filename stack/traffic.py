@@ -1,0 +1,155 @@
+"""Send realistic traffic to a running service, optionally drifted.
+
+Rows are drawn from the production model's reference sample with a little noise, so normal
+traffic looks like training data; ``--drift one`` shifts one numeric feature by
+``--shift`` standard deviations, ``--drift most`` shifts most numeric features.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+
+
+class Drift(StrEnum):
+    none = "none"
+    one = "one"
+    most = "most"
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    ok: int = 0
+    errors: dict[int | str, int] = field(default_factory=dict)
+    prediction_ids: list[str] = field(default_factory=list)
+
+
+def drifted_features(numeric: list[str], drift: Drift, feature: str | None = None) -> list[str]:
+    if drift is Drift.none or not numeric:
+        return []
+    if drift is Drift.one:
+        return [feature or numeric[0]]
+    return numeric[: max(1, math.ceil(len(numeric) * 0.7))]
+
+
+def make_rows(
+    reference: pd.DataFrame,
+    schema,
+    n: int,
+    *,
+    drift: Drift = Drift.none,
+    feature: str | None = None,
+    shift: float = 1.0,
+    seed: int = 0,
+) -> list[dict]:
+    """``n`` request instances resampled from ``reference``, shifted per ``drift``."""
+    rng = np.random.default_rng(seed)
+    rows = (
+        reference[schema.names].sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
+    )
+    for name in schema.numeric:
+        std = float(reference[name].std(skipna=True) or 0.0)
+        noise = rng.normal(scale=0.05 * std, size=n) if std > 0 else 0.0
+        rows[name] = rows[name] + noise
+    for name in drifted_features(schema.numeric, drift, feature):
+        std = float(reference[name].std(skipna=True) or 1.0)
+        rows[name] = rows[name] + shift * std
+    records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
+    return records
+
+
+async def send(
+    url: str,
+    rows: list[dict],
+    *,
+    batch: int = 1,
+    concurrency: int = 4,
+    api_key: str | None = None,
+    timeout: float = 30.0,
+) -> Tally:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+    tally = Tally()
+    queue: asyncio.Queue = asyncio.Queue()
+    for chunk in chunks:
+        queue.put_nowait(chunk)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            chunk = queue.get_nowait()
+            tally.sent += len(chunk)
+            try:
+                resp = await client.post(f"{url}/predict", json={"instances": chunk})
+            except httpx.HTTPError as exc:
+                key = type(exc).__name__
+                tally.errors[key] = tally.errors.get(key, 0) + 1
+                continue
+            if resp.status_code == 200:
+                tally.ok += len(chunk)
+                tally.prediction_ids.extend(resp.json()["prediction_ids"])
+            else:
+                tally.errors[resp.status_code] = tally.errors.get(resp.status_code, 0) + 1
+
+    async with httpx.AsyncClient(headers=headers, timeout=timeout) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return tally
+
+
+def main(
+    rows: Annotated[int, typer.Option(min=1, help="Instances to send")] = 2000,
+    batch: Annotated[int, typer.Option(min=1, help="Instances per request")] = 10,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight")] = 4,
+    drift: Annotated[Drift, typer.Option(help="none, one feature, or most features")] = Drift.none,
+    feature: Annotated[str | None, typer.Option(help="The feature --drift one shifts")] = None,
+    shift: Annotated[float, typer.Option(help="Shift in standard deviations")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for the sampled rows")] = 0,
+    url: Annotated[str | None, typer.Option(help="Service URL (default from settings)")] = None,
+) -> None:
+    """Send traffic drawn from the production model's reference sample."""
+    from vigil.registry import NoProductionModel, Registry
+    from vigil.settings import get_settings
+
+    settings = get_settings()
+    try:
+        bundle = Registry(settings).load_production()
+    except NoProductionModel as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    schema = bundle.schema
+    if feature is not None and feature not in schema.numeric:
+        typer.echo(f"error: --feature {feature!r} is not a numeric feature", err=True)
+        raise typer.Exit(2)
+    records = make_rows(
+        bundle.reference, schema, rows, drift=drift, feature=feature, shift=shift, seed=seed
+    )
+    target = url or f"http://{settings.host}:{settings.port}"
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    shifted = drifted_features(schema.numeric, drift, feature)
+    typer.echo(
+        f"sending {rows} rows to {target} in requests of {batch}"
+        + (f", shifted by {shift} sd: {', '.join(shifted)}" if shifted else "")
+    )
+    start = time.perf_counter()
+    tally = asyncio.run(send(target, records, batch=batch, concurrency=concurrency, api_key=key))
+    elapsed = time.perf_counter() - start
+    typer.echo(
+        f"{tally.ok}/{tally.sent} rows answered 200 in {elapsed:.1f} s"
+        + (f"; errors: {tally.errors}" if tally.errors else "")
+    )
+    if tally.ok < tally.sent:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)
