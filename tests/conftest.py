@@ -63,3 +63,29 @@ def trained_home(trained_home_template, tmp_path, monkeypatch):
     monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
     monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
     return home
+
+
+POSTGRES_URL = os.environ.get(
+    "VIGIL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture
+def postgres_url():
+    """PostgreSQL for tests that need it; with a unique table prefix per test, dropped after."""
+    import uuid
+
+    from vigil.inference_log import InferenceLog, InferenceLogError
+
+    prefix = f"t{uuid.uuid4().hex[:10]}_"
+    log = InferenceLog(POSTGRES_URL, prefix, timeout=3)
+    try:
+        log.create_schema()
+    except InferenceLogError as exc:
+        reason = f"needs PostgreSQL at {POSTGRES_URL}: {exc}"
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield POSTGRES_URL, prefix
+    log.drop_schema()
+    log.close()
