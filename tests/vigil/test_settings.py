@@ -1,0 +1,53 @@
+"""Settings: VIGIL_ variables, defaults, and .env.example kept in step with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from vigil.settings import Settings, get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_follow_the_contract(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name in list(__import__("os").environ):
+        if name.startswith("VIGIL_"):
+            monkeypatch.delenv(name)
+    s = get_settings()
+    assert (s.host, s.port, s.monitor_port) == ("127.0.0.1", 3000, 9108)
+    assert (s.drift_interval_seconds, s.drift_window_rows) == (300, 1000)
+    assert (s.drift_alpha, s.drift_share, s.max_batch_rows) == (0.01, 0.5, 1000)
+    assert s.api_key is None and s.strict_categories is False
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / '.vigil' / 'inference.sqlite3'}"
+    assert s.bentoml_home == tmp_path / ".vigil" / "bentoml"
+
+
+def test_environment_overrides(monkeypatch):
+    monkeypatch.setenv("VIGIL_PORT", "4000")
+    monkeypatch.setenv("VIGIL_API_KEY", "s3cret")
+    monkeypatch.setenv("VIGIL_DATABASE_URL", "postgresql://x@h/db")
+    s = get_settings()
+    assert s.port == 4000 and s.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+    assert s.resolved_database_url == "postgresql://x@h/db"
+
+
+def test_bad_values_are_refused(monkeypatch):
+    monkeypatch.setenv("VIGIL_DRIFT_ALPHA", "2")
+    with pytest.raises(ValidationError, match="drift_alpha"):
+        get_settings()
+
+
+def test_env_example_names_only_real_settings():
+    names = {
+        line.lstrip("# ").split("=", 1)[0]
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line.lstrip("# ").startswith("VIGIL_") and "=" in line
+    }
+    fields = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
+    assert names <= fields, names - fields
+    assert fields - names <= {"VIGIL_UNSAFE_DISABLE_LOGGING"}, fields - names
