@@ -32,6 +32,10 @@ run: $(VENV)/.synced ## Train if needed, then run the service, monitor, Promethe
 train: $(VENV)/.synced ## Train the default model and promote it if it passes the gates
 	$(PY) -m training.train --promote $(ARGS)
 
+.PHONY: retrain
+retrain: $(VENV)/.synced ## Retrain on the reference plus recent labeled traffic; promote if better
+	$(PY) -m training.retrain $(ARGS)
+
 .PHONY: serve
 serve: $(VENV)/.synced ## Run the prediction service alone (VIGIL_HOST:VIGIL_PORT)
 	$(PY) -m service serve $(ARGS)

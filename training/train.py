@@ -59,6 +59,9 @@ class Gate:
         return None
 
 
+DEFAULT_GATE = Gate()
+
+
 def train(
     settings,
     dataset: Dataset,
@@ -66,13 +69,10 @@ def train(
     seed: int = 42,
     n_estimators: int = 100,
     promote: bool = False,
-    gate: Gate = Gate(),
-    lineage: dict[str, Any] | None = None,
+    gate: Gate = DEFAULT_GATE,
 ) -> Outcome:
     from sklearn.model_selection import train_test_split
 
-    from training.model import build_pipeline, score
-    from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
     from vigil.schema import FeatureSchema, to_frame
 
     schema = FeatureSchema.infer(dataset.features, dataset.labels, dataset.target)
@@ -82,6 +82,40 @@ def train(
     x_train, x_test, y_train, y_test = train_test_split(
         features, labels, test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify
     )
+    return fit_and_decide(
+        settings,
+        schema,
+        (x_train, y_train),
+        (x_test, y_test),
+        seed=seed,
+        n_estimators=n_estimators,
+        promote=promote,
+        gate=gate,
+        contract={"dataset_sha256": dataset.sha256, "dataset_source": dataset.source},
+    )
+
+
+def fit_and_decide(
+    settings,
+    schema,
+    train_split: tuple,
+    holdout: tuple,
+    *,
+    seed: int,
+    n_estimators: int,
+    promote: bool,
+    gate: Gate,
+    contract: dict[str, Any],
+) -> Outcome:
+    """Fit on ``train_split``, score on ``holdout``, save with the contract, maybe promote.
+
+    Promotion needs the quality gate passed and no loss against production on ``holdout``.
+    """
+    from training.model import build_pipeline, score
+    from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
+
+    x_train, y_train = train_split
+    x_test, y_test = holdout
     pipeline = build_pipeline(schema, seed=seed, n_estimators=n_estimators)
     pipeline.fit(x_train, y_train)
     metrics = score(pipeline, x_test, y_test)
@@ -100,16 +134,15 @@ def train(
         "params": {
             "seed": seed,
             "n_estimators": n_estimators,
-            "holdout_share": HOLDOUT_SHARE,
+            "holdout_share": round(len(x_test) / (len(x_test) + len(x_train)), 6),
             "estimator": "RandomForestClassifier",
             "train_rows": len(x_train),
             "holdout_rows": len(x_test),
         },
-        "dataset_sha256": dataset.sha256,
-        "dataset_source": dataset.source,
         "versions": _versions(),
         "git_commit": _git_commit(),
-        "lineage": lineage or {},
+        "lineage": {},
+        **contract,
     }
     registry = Registry(settings)
     tag = registry.save(pipeline, contract, reference.reset_index(drop=True))

@@ -276,9 +276,10 @@ class InferenceLog:
                     records.append(row)
         return Window(frame=_to_frame(records), total_rows=total, sampled=sampled)
 
-    def labeled(self, model_version: str, n: int) -> pd.DataFrame:
-        """The newest ``n`` labeled predictions of ``model_version``, oldest first: inputs,
-        ``prediction``, ``probabilities`` (dict), ``label``, ``created_at``, ``received_at``."""
+    def labeled(self, model_version: str | None, n: int) -> pd.DataFrame:
+        """The newest ``n`` labeled predictions of ``model_version`` (of every version when
+        None), oldest first: inputs, ``prediction``, ``probabilities`` (dict), ``label``,
+        ``model_version``, ``created_at``, ``received_at``."""
         p, f = self.predictions, self.feedback
         stmt = (
             sa.select(
@@ -288,20 +289,23 @@ class InferenceLog:
                 p.c.inputs,
                 p.c.prediction,
                 p.c.probabilities,
+                p.c.model_version,
                 f.c.label,
                 f.c.received_at,
             )
             .join(f, f.c.prediction_id == p.c.prediction_id)
-            .where(p.c.model_version == model_version)
             .order_by(p.c.id.desc())
             .limit(n)
         )
+        if model_version is not None:
+            stmt = stmt.where(p.c.model_version == model_version)
         with self._reading() as conn:
             records = list(conn.execute(stmt))[::-1]
         frame = _to_frame(records)
         if records:
             frame["probabilities"] = [json.loads(r.probabilities) for r in records]
             frame["label"] = [json.loads(r.label) for r in records]
+            frame["model_version"] = [r.model_version for r in records]
             frame["received_at"] = [r.received_at for r in records]
         return frame
 
