@@ -1,0 +1,117 @@
+"""Retraining on recent labeled traffic, promotion by the same holdout, and rollback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from training.model import score
+from training.retrain import NotEnoughLabels, retrain
+from vigil.inference_log import InferenceLog, LogRow
+from vigil.registry import Registry
+from vigil.schema import to_frame
+from vigil.settings import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIFTED = ["mean radius", "mean texture", "mean area", "worst radius", "worst area"]
+
+
+def drifted_traffic(n: int, seed: int = 0):
+    """Inputs moved far in five features, where the label now means the opposite."""
+    data = load_breast_cancer(as_frame=True).frame
+    rows = data.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
+    for name in SHIFTED:
+        rows[name] = rows[name] + 3 * data[name].std()
+    labels = 1 - rows.pop("target")
+    return rows, labels
+
+
+def log_with_labels(settings, version: str, rows, labels) -> None:
+    log = InferenceLog.from_settings(settings)
+    log.create_schema()
+    logged = [
+        LogRow(str(uuid.uuid4()), "r", version, time.time(), row, 0, {"0": 1.0, "1": 0.0})
+        for row in rows.to_dict(orient="records")
+    ]
+    log.write(logged)
+    log.add_feedback([(r.prediction_id, int(y)) for r, y in zip(logged, labels, strict=True)])
+    log.close()
+
+
+def test_retrained_model_wins_on_the_drifted_data(trained_home):
+    settings = get_settings()
+    registry = Registry(settings)
+    parent = registry.load_production()
+    rows, labels = drifted_traffic(800)
+    log_with_labels(settings, parent.tag, rows, labels)
+
+    outcome = retrain(settings, window_rows=5000, min_labels=100)
+    assert outcome.promoted, outcome.reason
+    child = registry.load_production()
+    assert child.tag == outcome.model_tag != parent.tag
+
+    fresh_rows, fresh_labels = drifted_traffic(400, seed=99)  # unseen drifted data
+    before = score(parent.pipeline, to_frame(parent.schema, fresh_rows), fresh_labels)
+    after = score(child.pipeline, to_frame(child.schema, fresh_rows), fresh_labels)
+    assert after["accuracy"] > before["accuracy"] + 0.3, (before, after)
+
+    lineage = child.contract["lineage"]
+    assert lineage["parent"] == parent.tag
+    assert lineage["recent_rows"] == 800 and lineage["reference_rows"] == 455
+    assert len(lineage["recent_sha256"]) == 64
+    assert lineage["recent_window"]["model_versions"] == [parent.tag]
+
+    assert registry.rollback() == parent.tag
+    assert registry.production_tag() == parent.tag
+
+
+def test_no_drift_means_no_promotion_of_a_worse_candidate(trained_home):
+    settings = get_settings()
+    parent = Registry(settings).load_production()
+    data = load_breast_cancer(as_frame=True).frame.sample(n=300, random_state=1)
+    labels = data.pop("target")
+    log_with_labels(settings, parent.tag, data, labels)
+    # A one-tree candidate cannot beat the production forest on the same holdout.
+    outcome = retrain(settings, min_labels=100, n_estimators=1)
+    assert not outcome.promoted
+    assert Registry(settings).production_tag() == parent.tag
+
+
+def test_too_few_labels_is_refused(trained_home):
+    with pytest.raises(NotEnoughLabels, match="at least 50"):
+        retrain(get_settings(), min_labels=50)
+
+
+def test_promote_cli_switches_and_rolls_back(trained_home):
+    settings = get_settings()
+    registry = Registry(settings)
+    first = registry.production_tag()
+    bundle = registry.load(first)
+    second = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    env = {"VIGIL_HOME": str(trained_home), "BENTOML_DO_NOT_TRACK": "true", "PATH": "/usr/bin:/bin"}
+
+    def cli(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "training.promote", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    out = cli(second)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"production": second, "previous": first}
+    out = cli("--rollback")
+    assert json.loads(out.stdout)["production"] == first
+    bad = cli("vigil-model:nope")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert registry.production_tag() == first

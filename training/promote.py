@@ -1,0 +1,46 @@
+"""Make a saved model production, or roll back to the previous production model.
+
+python -m training.promote vigil-model:<version>
+python -m training.promote --rollback
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+
+def main(
+    tag: Annotated[str | None, typer.Argument(help="The model tag to make production")] = None,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Return to the previous production model")
+    ] = False,
+) -> None:
+    """Point production at TAG (or back at the previous model); the service follows live."""
+    from vigil.registry import NoProductionModel, Registry
+    from vigil.settings import get_settings
+
+    if (tag is None) == (not rollback):
+        typer.echo("error: give a TAG or --rollback, not both", err=True)
+        raise typer.Exit(2)
+    registry = Registry(get_settings())
+    previous = registry.production_tag()
+    try:
+        if rollback:
+            tag = registry.rollback()
+        else:
+            registry.promote(tag)
+    except NoProductionModel as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # BentoML's NotFound and friends: an unknown tag
+        typer.echo(f"error: {tag}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps({"production": tag, "previous": previous}))
+
+
+if __name__ == "__main__":
+    sys.exit(typer.run(main))
