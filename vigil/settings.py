@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     log_retention_days: float | None = Field(default=None, gt=0)
     quality_window_rows: int = Field(default=1000, ge=1)
 
+    # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
+    retrain_trigger_enabled: bool = False
+    retrain_trigger_port: int = Field(default=9096, ge=1, le=65535)
+    retrain_min_interval_seconds: float = Field(default=3600, ge=0)
+
     # Alerting.
     alert_webhook_url: str = "http://127.0.0.1:9095/alerts"
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
