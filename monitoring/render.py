@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import typer
 import yaml
@@ -73,7 +74,9 @@ def duration_seconds(duration: str) -> float:
     match = _DURATION.match(duration)
     if not duration or not match:
         raise ValueError(f"not a Prometheus duration: {duration!r} (e.g. 30s, 5m, 1h30m)")
-    return sum(int(n) * unit for n, unit in zip(match.groups(), _DURATION_SECONDS) if n)
+    return sum(
+        int(n) * unit for n, unit in zip(match.groups(), _DURATION_SECONDS, strict=True) if n
+    )
 
 
 def seconds_to_duration(seconds: float) -> str:
@@ -322,23 +325,29 @@ app = typer.Typer(
 
 @app.command()
 def main(
-    out: Path = typer.Option(
-        None, "--out", help="Directory to write prometheus.yml, rules/ and alertmanager.yml into."
-    ),
-    committed: bool = typer.Option(
-        False,
-        "--committed",
-        help="Rewrite the committed defaults under monitoring/ (local and compose variants) "
-        "from the built-in defaults, ignoring the environment.",
-    ),
-    scrape_interval: str = typer.Option("15s", help="Prometheus scrape interval."),
-    evaluation_interval: str = typer.Option("15s", help="Prometheus rule evaluation interval."),
-    for_all: str = typer.Option(
-        None, "--for", help="Replace every alert's `for:` (e.g. 0s for demos and tests)."
-    ),
-    group_wait: str = typer.Option("30s", help="Alertmanager group_wait."),
-    group_interval: str = typer.Option("5m", help="Alertmanager group_interval."),
-    repeat_interval: str = typer.Option("4h", help="Alertmanager repeat_interval."),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Directory to write prometheus.yml, rules/ and alertmanager.yml into."),
+    ] = None,
+    committed: Annotated[
+        bool,
+        typer.Option(
+            "--committed",
+            help="Rewrite the committed defaults under monitoring/ (local and compose variants) "
+            "from the built-in defaults, ignoring the environment.",
+        ),
+    ] = False,
+    scrape_interval: Annotated[str, typer.Option(help="Prometheus scrape interval.")] = "15s",
+    evaluation_interval: Annotated[
+        str, typer.Option(help="Prometheus rule evaluation interval.")
+    ] = "15s",
+    for_all: Annotated[
+        str | None,
+        typer.Option("--for", help="Replace every alert's `for:` (e.g. 0s for demos and tests)."),
+    ] = None,
+    group_wait: Annotated[str, typer.Option(help="Alertmanager group_wait.")] = "30s",
+    group_interval: Annotated[str, typer.Option(help="Alertmanager group_interval.")] = "5m",
+    repeat_interval: Annotated[str, typer.Option(help="Alertmanager repeat_interval.")] = "4h",
 ) -> None:
     """Targets, ports and the webhook URL come from the VIGIL_* settings."""
     from vigil.settings import Settings, get_settings

@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Annotated
 
 import typer
 
@@ -108,10 +109,13 @@ app = typer.Typer(
 
 @app.command()
 def main(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(
-        None, help="Port to listen on (default: VIGIL_WEBHOOK_PORT, 9095).", show_default=False
-    ),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port to listen on (default: VIGIL_WEBHOOK_PORT, 9095).", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Listen for Alertmanager webhook POSTs and print each alert as a line."""
     if port is None:
