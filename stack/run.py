@@ -86,18 +86,12 @@ def alerting(settings, children: list[Child]) -> None:
     if not (prometheus and alertmanager):
         typer.echo(f"[vigil] {INSTALL_HINT}")
         return
-    from monitoring.render import render_configs
+    from monitoring.render import render_configs, settings_defaults
 
     conf = settings.home_dir / "config"
     logs = settings.home_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    paths = render_configs(
-        conf,
-        service_target=f"{settings.host}:{settings.port}",
-        monitor_target=f"{settings.monitor_host}:{settings.monitor_port}",
-        alertmanager_target=f"127.0.0.1:{settings.alertmanager_port}",
-        webhook_url=settings.alert_webhook_url,
-    )
+    paths = render_configs(conf, **settings_defaults(settings))
     if settings.alert_webhook_url == f"http://127.0.0.1:{settings.webhook_port}/alerts":
         children.append(
             _start(
