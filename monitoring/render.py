@@ -171,16 +171,39 @@ def render_rules(
     return _checked(_header(RULES_TEMPLATE) + substitute(_read(RULES_TEMPLATE), values))
 
 
+# Only when the retraining trigger is on (VIGIL_RETRAIN_TRIGGER_ENABLED): `continue` keeps the
+# people's webhook notified as well.
+_RETRAIN_ROUTE = """  routes:
+    - matchers: ['alertname=~"DataDriftDetected|ModelQualityDrop"']
+      receiver: vigil-retrain
+      continue: true
+"""
+_RETRAIN_RECEIVER = """  - name: vigil-retrain
+    webhook_configs:
+      - url: URL
+        send_resolved: false
+"""
+
+
 def render_alertmanager(
     *,
     webhook_url: str,
     group_wait: str = "30s",
     group_interval: str = "5m",
     repeat_interval: str = "4h",
+    retrain_url: str | None = None,
 ) -> str:
-    if not re.match(r"^https?://", webhook_url):
-        raise ValueError(f"webhook_url must be an http(s) URL, got {webhook_url!r}")
+    """``retrain_url``: also send drift and quality alerts to the retraining trigger."""
+    for name, url in (("webhook_url", webhook_url), ("retrain_url", retrain_url or "http://")):
+        if not re.match(r"^https?://", url):
+            raise ValueError(f"{name} must be an http(s) URL, got {url!r}")
     values = {
+        "RETRAIN_ROUTE": _RETRAIN_ROUTE if retrain_url else "",
+        "RETRAIN_RECEIVER": (
+            _RETRAIN_RECEIVER.replace("URL", json.dumps(_link("retrain_url", retrain_url)))
+            if retrain_url
+            else ""
+        ),
         "WEBHOOK_URL": json.dumps(_link("webhook_url", webhook_url)),
         "GROUP_WAIT": _duration("group_wait", group_wait),
         "GROUP_INTERVAL": _duration("group_interval", group_interval),
@@ -213,6 +236,7 @@ def render_configs(
     repeat_interval: str = "4h",
     report_base_url: str = "http://127.0.0.1:9108/reports/",
     runbook_url: str = "docs/runbook.md",
+    retrain_url: str | None = None,
 ) -> dict[str, Path]:
     """Write prometheus.yml, rules/vigil.rules.yml and alertmanager.yml into ``out_dir``.
 
@@ -251,6 +275,7 @@ def render_configs(
                 group_wait=group_wait,
                 group_interval=group_interval,
                 repeat_interval=repeat_interval,
+                retrain_url=retrain_url,
             ),
         ),
     }
@@ -274,6 +299,11 @@ def settings_defaults(settings: object) -> dict[str, object]:
         "report_base_url": f"http://{_local(s.monitor_host)}:{s.monitor_port}/reports/",
         # Three missed checks plus one interval of slack for a slow check.
         "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
+        "retrain_url": (
+            f"http://127.0.0.1:{s.retrain_trigger_port}/retrain"
+            if s.retrain_trigger_enabled
+            else None
+        ),
     }
 
 

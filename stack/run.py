@@ -155,6 +155,8 @@ def main() -> None:
     try:
         children.append(_start("service", [sys.executable, "-m", "service", "serve"]))
         children.append(_start("monitor", [sys.executable, "-m", "monitoring.drift", "run"]))
+        if settings.retrain_trigger_enabled:
+            children.append(_start("retrain-trigger", [sys.executable, "-m", "training.trigger"]))
         alerting(settings, children)
         typer.echo(
             f"[vigil] service http://{settings.host}:{settings.port}  "

@@ -223,3 +223,24 @@ def test_alertmanager_delivers_groups_inhibits_and_resolves(alertmanager, webhoo
 
     # By now several group intervals have passed: the inhibited alert never arrived.
     assert not any(lab["alertname"] in INHIBITED for _, lab in webhook.alerts())
+
+
+def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):
+    from monitoring.render import render_alertmanager
+
+    off = yaml.safe_load(render_alertmanager(webhook_url="http://127.0.0.1:9095/alerts"))
+    assert "routes" not in off["route"]
+    text = render_alertmanager(
+        webhook_url="http://127.0.0.1:9095/alerts", retrain_url="http://127.0.0.1:9096/retrain"
+    )
+    on = yaml.safe_load(text)
+    (route,) = on["route"]["routes"]
+    assert route["receiver"] == "vigil-retrain" and route["continue"] is True
+    assert "DataDriftDetected|ModelQualityDrop" in route["matchers"][0]
+    receivers = {r["name"]: r for r in on["receivers"]}
+    assert receivers["vigil-retrain"]["webhook_configs"][0]["url"] == (
+        "http://127.0.0.1:9096/retrain"
+    )
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(text)
+    _amtool_check(path)
