@@ -1,0 +1,130 @@
+"""The drift monitor's command line.
+
+    python -m monitoring.drift check [--json] [--window-rows N] [--fail-on-drift]
+    python -m monitoring.drift run
+
+``check`` exits 0 after a check whatever the verdict, 1 with ``--fail-on-drift`` when the
+dataset drifted, 2 when the check could not run (the reason on stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Vigil drift monitor: compares the production model's logged inputs with its "
+    "training reference (settings from VIGIL_* variables or .env).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def check(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print exactly one JSON object (the contract's)")
+    ] = False,
+    window_rows: Annotated[
+        int | None,
+        typer.Option(min=1, help="Rows in the window (default: VIGIL_DRIFT_WINDOW_ROWS)"),
+    ] = None,
+    fail_on_drift: Annotated[
+        bool, typer.Option("--fail-on-drift", help="Exit 1 when the dataset drifted")
+    ] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Skip the HTML report (seconds faster)")
+    ] = False,
+) -> None:
+    """One drift check now of the production model's latest window; writes an HTML report."""
+    from monitoring.check import Checker, CheckFailed
+    from vigil.settings import get_settings
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
+    checker = Checker(get_settings(), report=not no_report)
+    try:
+        # Nothing but the JSON may reach stdout: libraries' prints go to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            result = checker.check(window_rows)
+    except CheckFailed as exc:
+        typer.echo(f"drift check could not run: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # exit 1 means drift: an unexpected failure must not look like it
+        logging.getLogger(__name__).debug("drift check failed", exc_info=True)
+        typer.echo(f"drift check failed: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        checker.close()
+    payload = result.payload
+    typer.echo(json.dumps(payload) if as_json else describe(payload))
+    if fail_on_drift and payload["drift_detected"]:
+        raise typer.Exit(1)
+
+
+def describe(p: dict) -> str:
+    """The check for a person to read."""
+    lines = [
+        f"model {p['model_version']}: window {p['window_rows']} rows"
+        f"{' (sampled)' if p['sampled'] else ''}, reference {p['reference_rows']} rows"
+    ]
+    if p["drift_detected"] is None:
+        lines.append(f"no verdict: {p['message']}")
+    else:
+        verdict = "DRIFT DETECTED" if p["drift_detected"] else "no dataset drift"
+        lines.append(f"{verdict}: drift share {p['drift_share']}")
+        for name, f in p["features"].items():
+            if f["drifted"]:
+                score = "untested" if f["score"] is None else f"{f['score']:.3g}"
+                note = f" ({f['note']})" if f.get("note") else ""
+                lines.append(
+                    f"  drifted: {name}  {f['method']} {f['score_kind']} {score} "
+                    f"< {f['threshold']:.3g}{note}"
+                )
+        pred = p["prediction_drift"]
+        if pred:
+            lines.append(
+                f"prediction drift: {'yes' if pred['drifted'] else 'no'} "
+                f"({pred['method']} {pred['score_kind']} {pred['score']:.3g})"
+            )
+        if p["message"]:
+            lines.append(p["message"])
+    quality = p.get("quality")
+    if quality:
+        lines.append(
+            f"live quality on {quality['labeled_rows']} labeled rows: "
+            f"accuracy {quality['accuracy']}, f1 {quality['f1']}"
+        )
+    if p["report_path"]:
+        lines.append(f"report: {p['report_path']}")
+    return "\n".join(lines)
+
+
+@app.command()
+def run() -> None:
+    """Check every VIGIL_DRIFT_INTERVAL_SECONDS (the first at once) and serve /metrics and
+    /reports/ on VIGIL_MONITOR_PORT until Ctrl-C or SIGTERM."""
+    from monitoring.monitor import serve
+    from vigil.settings import get_settings
+
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    settings = get_settings()
+    try:
+        serve(settings)
+    except OSError as exc:  # the port is taken, most often
+        typer.echo(
+            f"drift monitor cannot serve on {settings.monitor_host}:{settings.monitor_port}: {exc}",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+
+
+if __name__ == "__main__":
+    app()

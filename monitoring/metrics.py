@@ -1,0 +1,187 @@
+"""The monitor's Prometheus metrics, set from a check's JSON so both always say the same.
+
+Every series that carries ``model_version`` belongs to that version: when production moves
+to another version, the old version's series are removed rather than left frozen.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.process_collector import ProcessCollector
+
+from monitoring.quality import QUALITY_METRICS
+
+OUTCOMES = ("ok", "insufficient_data", "error")
+
+
+class MonitorMetrics:
+    def __init__(self, registry: CollectorRegistry, *, process: bool = True):
+        self.registry = registry
+        if process:  # process_start_time_seconds: the staleness alert counts from it
+            ProcessCollector(registry=registry)
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            return Gauge(name, doc, labels, registry=registry)
+
+        v = ("model_version",)
+        self.drift_detected = gauge(
+            "vigil_drift_detected", "1 when drift_share >= VIGIL_DRIFT_SHARE in the last check", v
+        )
+        self.drift_share = gauge("vigil_drift_share", "Share of features that drifted", v)
+        self.feature_score = gauge(
+            "vigil_feature_drift_score",
+            "Per-feature drift score (a p-value: drifted below the threshold)",
+            (*v, "feature", "method"),
+        )
+        self.feature_threshold = gauge(
+            "vigil_feature_drift_threshold",
+            "Threshold applied to the feature's score (alpha / features, Bonferroni)",
+            (*v, "feature", "method"),
+        )
+        self.feature_drifted = gauge(
+            "vigil_feature_drifted", "1 when the feature drifted", (*v, "feature")
+        )
+        self.feature_missing = gauge(
+            "vigil_feature_missing_share",
+            "Share of window rows missing the feature",
+            (*v, "feature"),
+        )
+        self.prediction_score = gauge(
+            "vigil_prediction_drift_score", "p-value of the predicted classes' drift", v
+        )
+        self.prediction_drifted = gauge(
+            "vigil_prediction_drifted", "1 when the predicted classes drifted", v
+        )
+        self.window_rows = gauge("vigil_drift_window_rows", "Rows in the last check's window", v)
+        self.window_sampled = gauge(
+            "vigil_drift_window_sampled", "1 when the window was read as a uniform sample", v
+        )
+        self.last_run = gauge(
+            "vigil_drift_last_run_timestamp_seconds", "Unix time the last check started"
+        )
+        self.last_success = gauge(
+            "vigil_drift_last_success_timestamp_seconds",
+            "Unix time of the last check that ran (outcome ok or insufficient_data)",
+        )
+        self.duration = gauge("vigil_drift_run_duration_seconds", "Duration of the last check")
+        self.runs = Counter(
+            "vigil_drift_runs", "Drift checks by outcome", ("outcome",), registry=registry
+        )
+        for outcome in OUTCOMES:
+            self.runs.labels(outcome)
+        self.quality = gauge(
+            "vigil_model_quality", "Quality on the latest labeled production rows", (*v, "metric")
+        )
+        self.quality_reference = gauge(
+            "vigil_model_quality_reference", "Held-out quality measured at training", (*v, "metric")
+        )
+        self.labeled_rows = gauge(
+            "vigil_labeled_rows", "Labeled rows behind vigil_model_quality", v
+        )
+        self.labeled_fraction = gauge(
+            "vigil_labeled_fraction", "Share of the version's logged predictions with a label", v
+        )
+        self.label_delay = gauge(
+            "vigil_label_delay_seconds",
+            "Delay from prediction to label over the labeled rows",
+            (*v, "quantile"),
+        )
+        self.pruned = Counter(
+            "vigil_inference_log_pruned_rows",
+            "Inference-log rows deleted by retention",
+            registry=registry,
+        )
+        self._version: str | None = None
+        self._series: dict[Gauge, set[tuple[str, ...]]] = {}
+
+    # -- bookkeeping: remember every labelled child so a version's series can be dropped ----
+
+    def _set(self, gauge: Gauge, labels: tuple[str, ...], value: float) -> None:
+        gauge.labels(*labels).set(value)
+        self._series.setdefault(gauge, set()).add(labels)
+
+    def _drop(self, gauges, version: str, keep=lambda labels: False) -> None:
+        for gauge in gauges:
+            for labels in list(self._series.get(gauge, ())):
+                if labels[0] == version and not keep(labels):
+                    gauge.remove(*labels)
+                    self._series[gauge].discard(labels)
+
+    def _verdict_gauges(self):
+        return (
+            self.drift_detected,
+            self.drift_share,
+            self.feature_score,
+            self.feature_threshold,
+            self.feature_drifted,
+            self.feature_missing,
+            self.prediction_score,
+            self.prediction_drifted,
+        )
+
+    def forget(self, version: str) -> None:
+        self._drop(list(self._series), version)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def record_run(self, outcome: str, started: float, duration: float) -> None:
+        self.runs.labels(outcome).inc()
+        self.last_run.set(started)
+        self.duration.set(duration)
+        if outcome != "error":
+            self.last_success.set(started + duration)
+
+    def record_check(self, payload: dict, reference_metrics: dict) -> None:
+        """Set every per-version series from a check's JSON."""
+        version = payload["model_version"]
+        if self._version is not None and self._version != version:
+            self.forget(self._version)
+        self._version = version
+        v = (version,)
+        self._set(self.window_rows, v, payload["window_rows"])
+        self._set(self.window_sampled, v, int(payload["sampled"]))
+        if payload["drift_detected"] is None:
+            # No verdict on too few rows: an earlier verdict must not keep an alert firing.
+            self._drop(self._verdict_gauges(), version)
+        else:
+            self._record_verdict(version, payload)
+        for metric, value in reference_metrics.items():
+            if isinstance(value, int | float):
+                self._set(self.quality_reference, (version, metric), value)
+        quality = payload.get("quality")
+        self._drop(self._quality_gauges(), version)
+        if quality:
+            self._set(self.labeled_rows, v, quality["labeled_rows"])
+            self._set(self.labeled_fraction, v, quality["labeled_fraction"])
+            for q in ("0.5", "0.9"):
+                key = "label_delay_seconds_" + ("median" if q == "0.5" else "p90")
+                self._set(self.label_delay, (version, q), quality[key])
+            for metric in QUALITY_METRICS:
+                if quality.get(metric) is not None:  # roc_auc is undefined on one class
+                    self._set(self.quality, (version, metric), quality[metric])
+
+    def _quality_gauges(self):
+        return (self.quality, self.labeled_rows, self.labeled_fraction, self.label_delay)
+
+    def _record_verdict(self, version: str, payload: dict) -> None:
+        v = (version,)
+        self._set(self.drift_detected, v, int(payload["drift_detected"]))
+        self._set(self.drift_share, v, payload["drift_share"])
+        untested = set()
+        for name, f in payload["features"].items():
+            labels = (version, name, f["method"])
+            self._set(self.feature_threshold, labels, f["threshold"])
+            self._set(self.feature_drifted, (version, name), int(f["drifted"]))
+            self._set(self.feature_missing, (version, name), f["missing_share"])
+            if f["score"] is None:
+                untested.add(labels)
+            else:
+                self._set(self.feature_score, labels, f["score"])
+        # A feature that could not be tested has no score: absent, not a stale number.
+        self._drop((self.feature_score,), version, keep=lambda labels: labels not in untested)
+        pred = payload.get("prediction_drift")
+        if pred:
+            self._set(self.prediction_score, v, pred["score"])
+            self._set(self.prediction_drifted, v, int(pred["drifted"]))
+        else:
+            self._drop((self.prediction_score, self.prediction_drifted), version)

@@ -1,0 +1,236 @@
+"""The HTML drift report: Evidently, told to use our tests and thresholds, plus our verdicts.
+
+Evidently runs ``monitoring.detect``'s own test functions (registered as custom stat tests)
+with the thresholds the check applied, so every score, threshold and verdict in its widgets is
+the one in the JSON and the metrics. Evidently rounds what it displays (a threshold of 0.00033
+shows as "0.00"), so a small table at the top states them exactly. Columns that could not be
+tested (all values missing) stay out of Evidently, which fails on them, and are listed in the
+table. Reports are kept ``reports_keep`` at a time.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from monitoring.detect import CHISQUARE, KS, Detection, column_pvalue
+from vigil.schema import FeatureSchema
+
+PREDICTION = "__prediction__"
+PREFIX = "drift-"
+_NAME = re.compile(r"^drift-[A-Za-z0-9._-]+\.html$")
+# Names of our tests in Evidently's registry; the JSON says "ks" and "chisquare".
+EVIDENTLY_METHOD = {KS: "vigil_ks", CHISQUARE: "vigil_chisquare"}
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    path: Path
+    # What Evidently computed, per column: method, threshold, score, drifted (for checks).
+    evidently: dict[str, dict]
+
+
+def _register_stattests() -> None:
+    from evidently.legacy.calculations.stattests.registry import (
+        StatTest,
+        _registered_stat_tests,
+        register_stattest,
+    )
+    from evidently.legacy.core import ColumnType
+
+    if EVIDENTLY_METHOD[KS] in _registered_stat_tests:
+        return
+
+    def vigil_ks(reference, current, _type, threshold):
+        p = column_pvalue("numeric", reference, current)
+        return p, p < threshold
+
+    def vigil_chisquare(reference, current, _type, threshold):
+        p = column_pvalue("categorical", reference, current)
+        return p, p < threshold
+
+    register_stattest(
+        StatTest(EVIDENTLY_METHOD[KS], "ks p_value (vigil)", [ColumnType.Numerical]), vigil_ks
+    )
+    register_stattest(
+        StatTest(
+            EVIDENTLY_METHOD[CHISQUARE],
+            "chi-square homogeneity p_value (vigil)",
+            [ColumnType.Categorical],
+        ),
+        vigil_chisquare,
+    )
+
+
+def report_name(model_version: str, when: float) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(when)) + f"{when % 1:.6f}"[1:]
+    return f"{PREFIX}{stamp}Z-{re.sub(r'[^A-Za-z0-9._-]', '_', model_version)}.html"
+
+
+def write_report(
+    reports_dir: Path,
+    *,
+    schema: FeatureSchema,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    detection: Detection,
+    share: float,
+    summary: dict,
+    keep: int,
+) -> ReportOutcome:
+    """Run Evidently on the tested columns (plus ``__prediction__``), save the HTML atomically
+    and apply retention. ``summary`` is the check's JSON so far (shown at the top)."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    _register_stattests()
+    tested = detection.tested
+    numeric = [c for c in tested if schema[c].kind == "numeric"]
+    categorical = [c for c in tested if schema[c].kind == "categorical"]
+    metrics: list = []
+    if tested:
+        metrics.append(
+            DataDriftPreset(
+                columns=tested,
+                drift_share=share,
+                per_column_method={
+                    c: EVIDENTLY_METHOD[detection.features[c].method] for c in tested
+                },
+                per_column_threshold={c: detection.features[c].threshold for c in tested},
+            )
+        )
+    columns = list(tested)
+    if detection.prediction is not None and PREDICTION in reference and PREDICTION in current:
+        columns.append(PREDICTION)
+        categorical.append(PREDICTION)
+        metrics.append(
+            ValueDrift(
+                column=PREDICTION,
+                method=EVIDENTLY_METHOD[CHISQUARE],
+                threshold=detection.prediction.threshold,
+            )
+        )
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    body = ""
+    evidently: dict[str, dict] = {}
+    if metrics:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            snapshot = Report(metrics, include_tests=True).run(
+                current_data=Dataset.from_pandas(current[columns], data_definition=definition),
+                reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
+            )
+            body = snapshot.get_html_str(as_iframe=False)
+        evidently = _value_drifts(snapshot.dict())
+    else:  # nothing testable: the table alone
+        body = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body></body></html>"
+    page = body.replace("<body>", "<body>" + summary_table(summary, schema), 1)
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / report_name(summary["model_version"], time.time())
+    fd, tmp = tempfile.mkstemp(dir=reports_dir, prefix=".tmp-", suffix=".html")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(page)
+    os.replace(tmp, path)  # the server never serves half a file
+    prune_reports(reports_dir, keep)
+    return ReportOutcome(path=path, evidently=evidently)
+
+
+def _value_drifts(snapshot: dict) -> dict[str, dict]:
+    status = {
+        t["metric_config"]["metric_id"]: t["status"]
+        for t in snapshot.get("tests", [])
+        if t.get("id") == "drift"
+    }
+    out = {}
+    for metric in snapshot["metrics"]:
+        config = metric["config"]
+        if config.get("type", "").endswith("ValueDrift"):
+            out[config["column"]] = {
+                "method": config["method"],
+                "threshold": config["threshold"],
+                "score": metric["value"],
+                "drifted": status.get(metric["id"]) == "FAIL",
+            }
+    return out
+
+
+def summary_table(summary: dict, schema: FeatureSchema) -> str:
+    e = html.escape
+
+    def num(value) -> str:
+        return "—" if value is None else f"{value:.3g}"
+
+    rows = "".join(
+        f"<tr{' style=background:#fde2e1' if f['drifted'] else ''}><td>{e(name)}</td>"
+        f"<td>{schema[name].kind}</td><td>{e(f['method'])}</td><td>{e(f['score_kind'])}</td>"
+        f"<td>{num(f['score'])}</td><td>{num(f['threshold'])}</td>"
+        f"<td>{'yes' if f['drifted'] else 'no'}</td><td>{f['missing_share']:.1%}</td>"
+        f"<td>{e(f.get('note') or '')}</td></tr>"
+        for name, f in summary["features"].items()
+    )
+    pred = summary.get("prediction_drift")
+    pred_line = (
+        f"Prediction drift: {e(pred['method'])} {e(pred['score_kind'])} {num(pred['score'])}, "
+        f"threshold {num(pred['threshold'])}, drifted: {'yes' if pred['drifted'] else 'no'}."
+        if pred
+        else ""
+    )
+    sampled = " (a uniform sample was tested)" if summary["sampled"] else ""
+    missing = [name for name, f in summary["features"].items() if f["score"] is None]
+    untested = (
+        f" Not in Evidently's part (no values to test): {e(', '.join(missing))}; its drift "
+        "share counts only the columns it shows."
+        if missing
+        else ""
+    )
+    return (
+        "<div style='font-family:sans-serif;margin:16px'>"
+        f"<h2>Vigil drift check: {e(summary['model_version'])}</h2>"
+        f"<p>Checked at {e(summary['checked_at'])}; window {summary['window_rows']} rows{sampled};"
+        f" reference {summary['reference_rows']} rows. Drift share {summary['drift_share']}, "
+        f"dataset drift: {'yes' if summary['drift_detected'] else 'no'}. "
+        "Each feature's p-value is compared with alpha divided by the number of features "
+        "(Bonferroni), as in the Evidently widgets below, which round it."
+        f"{untested}</p>"
+        f"<p>{pred_line}</p>"
+        "<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>feature</th>"
+        "<th>kind</th><th>method</th><th>score kind</th><th>score</th><th>threshold</th>"
+        f"<th>drifted</th><th>missing</th><th>note</th></tr>{rows}</table></div>"
+    )
+
+
+def list_reports(reports_dir: Path) -> list[Path]:
+    """Saved reports, oldest first (names start with a UTC timestamp)."""
+    if not reports_dir.is_dir():
+        return []
+    return sorted(p for p in reports_dir.iterdir() if _NAME.match(p.name))
+
+
+def latest_report(reports_dir: Path) -> Path | None:
+    reports = list_reports(reports_dir)
+    return reports[-1] if reports else None
+
+
+def prune_reports(reports_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` reports (and temp files a crash left behind)."""
+    removed = list_reports(reports_dir)[:-keep] if keep > 0 else list_reports(reports_dir)
+    if reports_dir.is_dir():
+        removed += [
+            p for p in reports_dir.glob(".tmp-*.html") if time.time() - p.stat().st_mtime > 3600
+        ]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+def is_report_name(name: str) -> bool:
+    return bool(_NAME.match(name))

@@ -1,0 +1,114 @@
+"""The monitor's HTTP server: ``/metrics``, ``/healthz`` and the saved reports under ``/reports/``.
+
+``/reports/latest`` serves the newest report itself (alerts link to it), ``/reports/`` lists
+them, ``/reports/<name>`` serves one. Only names of saved reports are served, so no path from a
+request ever reaches the file system.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from monitoring.report import is_report_name, latest_report, list_reports
+
+log = logging.getLogger(__name__)
+
+
+class MonitorServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        registry: CollectorRegistry,
+        reports_dir: Path,
+        health: Callable[[], dict] = dict,
+    ):
+        self.registry = registry
+        self.reports_dir = Path(reports_dir)
+        self.health = health
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(
+            target=self.serve_forever, args=(0.2,), name="monitor-http", daemon=True
+        )
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MonitorServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path = self.path.split("?", 1)[0]
+        if path == "/metrics":
+            self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.server.registry))
+        elif path == "/healthz":
+            body = {"status": "ok", **self.server.health()}
+            self._send(200, "application/json", json.dumps(body).encode())
+        elif path in ("/reports", "/reports/"):
+            self._send(200, "text/html; charset=utf-8", self._index().encode())
+        elif path == "/reports/latest":
+            self._file(latest_report(self.server.reports_dir))
+        elif path.startswith("/reports/") and is_report_name(path[len("/reports/") :]):
+            self._file(self.server.reports_dir / path[len("/reports/") :])
+        else:
+            self._send(404, "text/plain", b"not found\n")
+
+    def _index(self) -> str:
+        items = "".join(
+            f"<li><a href='/reports/{html.escape(p.name)}'>{html.escape(p.name)}</a></li>"
+            for p in reversed(list_reports(self.server.reports_dir))
+        )
+        return (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Vigil drift reports</title>"
+            "</head><body><h1>Drift reports</h1><p><a href='/reports/latest'>latest</a></p>"
+            f"<ul>{items or '<li>none yet</li>'}</ul></body></html>"
+        )
+
+    def _file(self, path: Path | None) -> None:
+        try:
+            fh = open(path, "rb") if path is not None else None  # noqa: SIM115
+        except FileNotFoundError:  # pruned between listing and opening
+            fh = None
+        if fh is None:
+            self._send(404, "text/plain", b"no drift report yet\n")
+            return
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(size))
+            self.send_header("Content-Location", f"/reports/{path.name}")
+            self.end_headers()
+            shutil.copyfileobj(fh, self.wfile)
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
+        log.debug("%s " + format, self.address_string(), *args)

@@ -1,0 +1,1 @@
+"""The prediction service: BentoML app, request validation, micro-batching, metrics, auth."""

@@ -1,0 +1,95 @@
+"""``python -m service serve [--host H] [--port P] [--workers N]``: run the prediction service.
+
+Reads the settings, points BentoML at the model store under VIGIL_HOME, then runs
+``bentoml serve service.app:VigilService`` from the repository root (BentoML 1.4 has no
+``--workers`` flag: the worker count reaches the service through VIGIL_WORKERS). SIGINT and
+SIGTERM are passed on, and the exit code is BentoML's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+cli = typer.Typer(add_completion=False, no_args_is_help=True)
+
+
+@cli.callback()
+def main() -> None:
+    """The Vigil prediction service."""
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address [VIGIL_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port [VIGIL_PORT]")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Worker processes [VIGIL_WORKERS]")
+    ] = None,
+) -> None:
+    """Serve the production model: /predict, /feedback, /model, /metrics, /livez, /readyz."""
+    from vigil.registry import Registry
+    from vigil.settings import get_settings
+
+    overrides = {"host": host, "port": port, "workers": workers}
+    settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
+    if Registry(settings).production_tag() is None:
+        typer.echo(
+            f"error: no production model in {settings.home_dir}; "
+            "run `make train` (python -m training.train --promote) first",
+            err=True,
+        )
+        raise typer.Exit(1)
+    settings.apply_bentoml_env()
+    # The workers read their settings from the environment: hand them the resolved values.
+    env = {
+        **os.environ,
+        "VIGIL_HOME": str(settings.home_dir),
+        "VIGIL_HOST": settings.host,
+        "VIGIL_PORT": str(settings.port),
+        "VIGIL_WORKERS": str(settings.workers),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "service.app:VigilService",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+    ]
+    raise typer.Exit(run(argv, env))
+
+
+def run(argv: list[str], env: dict[str, str]) -> int:
+    """Run ``argv`` in our process group (a kill of the group reaches it), forwarding SIGINT
+    and SIGTERM, and return its exit code."""
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env)
+
+    def forward(signum, _frame) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:  # pragma: no cover - the handler replaces it
+            continue
+    # A child killed by a signal reports -N; exit like a shell would.
+    return 128 - code if code < 0 else code
+
+
+if __name__ == "__main__":
+    cli()

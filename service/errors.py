@@ -1,0 +1,177 @@
+"""Error bodies in the contract's shape: ``{"error": "<one line>", "detail": [{"loc", "msg"}]}``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import JSONResponse
+
+MAX_DETAIL = 50  # a 1,000-row request full of mistakes still gets a small answer
+
+
+class ApiError(Exception):
+    """A request we answer with a JSON error; ``reason`` feeds vigil_input_rejected_total."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: Sequence[dict[str, Any]] = (),
+        *,
+        reason: str | None = None,
+    ):
+        super().__init__(error)
+        self.status = status
+        self.error = one_line(error)
+        self.detail = list(detail)[:MAX_DETAIL]
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.error, "detail": self.detail}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status)
+
+
+def problem(loc: Sequence[str | int], msg: str) -> dict[str, Any]:
+    return {"loc": list(loc), "msg": msg}
+
+
+def summary(detail: Sequence[dict[str, Any]]) -> str:
+    """``instances[3].mean radius: field required (and 2 more problems)``."""
+    first = detail[0]
+    where = _dotted(first["loc"])
+    text = f"{where}: {first['msg']}" if where else first["msg"]
+    if len(detail) > 1:
+        more = len(detail) - 1
+        text += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return text
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())[:500]
+
+
+class JsonApi:
+    """ASGI middleware for the API paths, which speak JSON only.
+
+    Bodies are parsed as JSON whatever the Content-Type (``curl -d`` sends a form type, which
+    BentoML would parse as a form). BentoML answers some 4xx itself (malformed JSON, a missing
+    or mistyped ``instances``: pydantic's error list; others: a JSON array); those are rewritten
+    into the contract's shape and counted. Our own error bodies pass unchanged.
+    """
+
+    def __init__(self, app, *, paths: frozenset[str], on_reject=lambda reason: None):
+        self.app = app
+        self.paths = paths
+        self.on_reject = on_reject
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+        scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        held: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def reshaping_send(message) -> None:
+            if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+                held["start"] = message  # hold the head until the whole body is seen
+                return
+            if "start" in held and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                start = held.pop("start")
+                body, reason = reshape(start["status"], b"".join(chunks))
+                if reason:
+                    self.on_reject(reason)
+                headers = [
+                    (k, v)
+                    for k, v in start.get("headers", [])
+                    if k.lower() not in (b"content-length", b"content-type")
+                ]
+                headers += [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json"),
+                ]
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, reshaping_send)
+
+
+_PYDANTIC_REASONS = {"json_invalid": "malformed", "missing": "missing_field"}
+
+
+def reshape(status: int, raw: bytes) -> tuple[bytes, str | None]:
+    """The body in the contract's shape, and the rejection reason (None: already ours)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if _is_ours(data):
+        return raw, None
+    detail: list[dict[str, Any]] = []
+    reason = "malformed"
+    if isinstance(data, dict) and isinstance(data.get("detail"), list):
+        for item in data["detail"]:
+            if not isinstance(item, dict):
+                continue
+            loc = [p for p in item.get("loc", []) if isinstance(p, str | int)]
+            kind = str(item.get("type", ""))
+            msg = str(item.get("msg", "invalid value"))
+            if kind == "json_invalid":
+                msg = f"malformed JSON: {msg}"
+            elif not loc:
+                msg = f"expected a JSON object: {msg}"
+            detail.append(problem(loc, msg))
+            if len(detail) == 1:
+                reason = _PYDANTIC_REASONS.get(kind, "wrong_type")
+        error = summary(detail) if detail else str(data.get("error", "bad request"))
+    elif isinstance(data, list) and data and isinstance(data[0], dict) and "error" in data[0]:
+        error = str(data[0]["error"])
+    else:
+        error = f"request rejected (HTTP {status})"
+    body = {"error": one_line(error), "detail": detail[:MAX_DETAIL]}
+    return json.dumps(body).encode(), reason
+
+
+def _is_ours(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and set(data) == {"error", "detail"}
+        and isinstance(data["detail"], list)
+        and all(isinstance(d, dict) and set(d) == {"loc", "msg"} for d in data["detail"])
+    )
+
+
+class _DropBadInputTracebacks(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ValidationError)
+
+
+def quiet_bad_input_tracebacks() -> None:
+    """BentoML logs a full traceback at ERROR for every body that fails its parsing: a client's
+    mistake (answered 400, and in the access log), not a server error."""
+    logger = logging.getLogger("bentoml._internal.server.http_app")
+    if not any(isinstance(f, _DropBadInputTracebacks) for f in logger.filters):
+        logger.addFilter(_DropBadInputTracebacks())

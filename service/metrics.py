@@ -1,0 +1,146 @@
+"""The service's own Prometheus metrics; names and labels are part of the contract.
+
+Created inside each worker (never at import): under ``bentoml serve`` prometheus_client runs in
+multiprocess mode, every worker writes its own files and ``/metrics`` sums them. Unit tests pass
+a fresh ``CollectorRegistry``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Sequence
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Bounded label values for vigil_input_rejected_total{reason}.
+REJECT_REASONS = (
+    "malformed",
+    "missing_field",
+    "unknown_field",
+    "wrong_type",
+    "non_finite",
+    "empty",
+    "too_many_rows",
+    "unseen_category",
+    "unknown_label",
+    "unauthorized",
+)
+CONFIDENCE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry | None, model_version: str):
+        self.model_version = model_version
+        self.model_info = Gauge(
+            "vigil_model_info",
+            "1 for the model version this worker serves",
+            ["model_version"],
+            registry=registry,
+            # No pid label, and a dead worker's value does not linger.
+            multiprocess_mode="livemax",
+        )
+        self.predictions = Counter(
+            "vigil_predictions",
+            "Instances predicted (not requests), by predicted class",
+            ["model_version", "predicted_class"],
+            registry=registry,
+        )
+        self.confidence = Histogram(
+            "vigil_prediction_confidence",
+            "Probability of the predicted (top) class, per instance",
+            ["model_version"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "vigil_input_rejected",
+            "Requests rejected with a 4xx, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.unseen = Counter(
+            "vigil_unseen_category",
+            "Instances with a category never seen in training, by feature",
+            ["feature"],
+            registry=registry,
+        )
+        self.log_rows = Counter(
+            "vigil_inference_log_rows", "Instances written to the inference log", registry=registry
+        )
+        self.log_failures = Counter(
+            "vigil_inference_log_failures",
+            "Instances that could not be logged (answered 503)",
+            registry=registry,
+        )
+        self.feedback = Counter(
+            "vigil_feedback_labels", "Ground-truth labels accepted", registry=registry
+        )
+        self.model_info.labels(model_version=model_version).set(1)
+        # Present from the start, so rate() and alerts see a zero rather than nothing.
+        for reason in REJECT_REASONS:
+            self.rejected.labels(reason=reason)
+        self._confidence = self.confidence.labels(model_version=model_version)
+
+    def reject(self, reason: str) -> None:
+        self.rejected.labels(reason=reason if reason in REJECT_REASONS else "malformed").inc()
+
+    def predicted(self, labels: Sequence[object], confidences: Sequence[float]) -> None:
+        for label, n in Tally(map(str, labels)).items():
+            self.predictions.labels(model_version=self.model_version, predicted_class=label).inc(n)
+        observe_many(self._confidence, confidences)
+
+    def unseen_categories(self, counts: dict[str, int]) -> None:
+        for feature, n in counts.items():
+            self.unseen.labels(feature=feature).inc(n)
+
+
+def observe_many(histogram, values: Sequence[float]) -> None:
+    """``observe`` for a whole batch: one update per bucket instead of two per value (each one
+    a write to the multiprocess file). Uses prometheus_client 0.26's histogram internals
+    (``_upper_bounds``, ``_buckets``, ``_sum``); falls back to ``observe`` without them."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(buckets) != len(bounds):
+        for value in values:
+            histogram.observe(value)
+        return
+    if len(values) == 0:
+        return
+    array = np.asarray(values, dtype="float64")
+    # observe() puts a value in the first bucket whose bound is >= it (le semantics).
+    counts = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=len(bounds))
+    total.inc(float(array.sum()))
+    for bucket, count in zip(buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)
+
+
+UNKNOWN_PATH = "/__unknown__"
+
+
+def bound_endpoint_labels(known: frozenset[str], prefixes: tuple[str, ...] = ()) -> None:
+    """Keep scanners from minting one ``endpoint`` series per path they try.
+
+    BentoML labels ``bentoml_service_request_*`` with the raw request path, in a middleware that
+    runs before any of ours. Requests to a path we do not serve are answered 404 either way, so
+    they are routed (and counted) as one path instead. Patches BentoML 1.4's middleware class
+    once per process; without that class (another BentoML) this does nothing.
+    """
+    try:
+        from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
+    except ImportError:  # pragma: no cover - a BentoML without it
+        return
+    if getattr(RunnerTrafficMetricsMiddleware, "_vigil_bounded", False):
+        return
+    original = RunnerTrafficMetricsMiddleware.__call__
+
+    async def bounded(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path not in known and not path.startswith(prefixes):
+            scope = {**scope, "path": UNKNOWN_PATH, "raw_path": UNKNOWN_PATH.encode()}
+        await original(self, scope, receive, send)
+
+    RunnerTrafficMetricsMiddleware.__call__ = bounded
+    RunnerTrafficMetricsMiddleware._vigil_bounded = True

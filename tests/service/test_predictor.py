@@ -1,0 +1,112 @@
+"""One batch: prediction, the log write before any answer, metrics, and the 503 path."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from service.errors import ApiError
+from service.metrics import ServiceMetrics
+from service.predictor import Answer, Job, Predictor
+from tests.service.conftest import mixed_instance
+from tests.support.prom import total
+from vigil.inference_log import InferenceLog
+
+
+@pytest.fixture
+def log(tmp_path):
+    log = InferenceLog(f"sqlite:///{tmp_path / 'log.sqlite3'}", timeout=0.2)
+    log.create_schema()
+    yield log
+    log.close()
+
+
+def metrics_text(registry) -> str:
+    return generate_latest(registry).decode()
+
+
+def test_a_batch_is_predicted_logged_and_counted(mixed_bundle, log):
+    registry = CollectorRegistry()
+    metrics = ServiceMetrics(registry, mixed_bundle.tag)
+    predictor = Predictor(mixed_bundle, log, metrics)
+    jobs = [
+        Job("req-a", [mixed_instance(), mixed_instance(age=None, region=None)]),
+        Job("req-b", [mixed_instance(plan="enterprise")], unseen={"plan": 1}),
+    ]
+    answers = predictor(jobs)
+
+    assert [type(a) for a in answers] == [Answer, Answer]
+    assert [len(a.predictions) for a in answers] == [2, 1]
+    for answer in answers:
+        assert all(p in ("no", "yes") for p in answer.predictions)  # the model's own labels
+        for probs, label in zip(answer.probabilities, answer.predictions, strict=True):
+            assert set(probs) == {"no", "yes"}
+            assert sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
+            assert probs[label] == max(probs.values())
+    ids = [i for a in answers for i in a.prediction_ids]
+    assert len(set(ids)) == 3
+    assert log.prediction_ids() == set(ids)
+
+    # The missing values are logged as missing (null), not as an imputed number.
+    with sqlite3.connect(log.url.split(":///", 1)[1]) as conn:
+        rows = dict(conn.execute("SELECT prediction_id, inputs FROM vigil_predictions"))
+        requests = {r for (r,) in conn.execute("SELECT request_id FROM vigil_predictions")}
+    logged = json.loads(rows[answers[0].prediction_ids[1]])
+    assert logged["age"] is None and logged["region"] is None
+    assert requests == {"req-a", "req-b"}
+
+    text = metrics_text(registry)
+    assert total(text, "vigil_predictions_total", model_version=mixed_bundle.tag) == 3
+    assert total(text, "vigil_inference_log_rows_total") == 3
+    assert total(text, "vigil_prediction_confidence_count") == 3
+    assert total(text, "vigil_unseen_category_total", feature="plan") == 1
+    assert total(text, "vigil_model_info", model_version=mixed_bundle.tag) == 1
+
+
+def test_integer_classes_stay_integers(default_bundle, default_rows, log):
+    answer = Predictor(default_bundle, log, None)([Job("r", default_rows[:5])])[0]
+    assert all(type(p) is int for p in answer.predictions)
+    assert all(set(p) == {"0", "1"} for p in answer.probabilities)
+
+
+def test_a_failed_write_answers_503_for_every_request_and_counts_it(mixed_bundle, log):
+    registry = CollectorRegistry()
+    predictor = Predictor(mixed_bundle, log, ServiceMetrics(registry, mixed_bundle.tag))
+    locker = sqlite3.connect(log.url.split(":///", 1)[1], isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        answers = predictor([Job("a", [mixed_instance()] * 2), Job("b", [mixed_instance()])])
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert all(isinstance(a, ApiError) and a.status == 503 for a in answers)
+    assert set(answers[0].body()) == {"error", "detail"}
+    assert log.prediction_ids() == set()
+    text = metrics_text(registry)
+    assert total(text, "vigil_inference_log_failures_total") == 3
+    assert total(text, "vigil_inference_log_rows_total") == 0
+    assert total(text, "vigil_predictions_total") == 0
+
+
+def test_one_bad_request_does_not_fail_its_batch(mixed_bundle, log):
+    class Picky:
+        """A pipeline that fails on any batch holding a marked instance."""
+
+        def __init__(self, real):
+            self.real = real
+            self.classes_ = real.classes_
+
+        def predict_proba(self, frame):
+            if (frame["income"] == 13.0).any():
+                raise ValueError("cannot")
+            return self.real.predict_proba(frame)
+
+    predictor = Predictor(mixed_bundle, log, None)
+    predictor.pipeline = Picky(predictor.pipeline)
+    good, bad = predictor([Job("g", [mixed_instance()]), Job("b", [mixed_instance(income=13)])])
+    assert isinstance(good, Answer)
+    assert isinstance(bad, ApiError) and bad.status == 500
+    assert log.prediction_ids() == set(good.prediction_ids)
