@@ -142,6 +142,9 @@ def feature_drift(
     kind: str, reference: pd.Series, current: pd.Series, threshold: float
 ) -> FeatureDrift:
     method = method_for(kind)
+    if kind == "numeric":  # infinities are missing values here, as in Evidently
+        reference = reference.replace([np.inf, -np.inf], np.nan)
+        current = current.replace([np.inf, -np.inf], np.nan)
     missing = float(current.isna().mean()) if len(current) else 0.0
     ref, cur = reference.dropna(), current.dropna()
     if cur.empty or ref.empty:

@@ -42,7 +42,11 @@ def check(
         bool, typer.Option("--no-report", help="Skip the HTML report (seconds faster)")
     ] = False,
 ) -> None:
-    """One drift check now of the production model's latest window; writes an HTML report."""
+    """One drift check now of the production model's latest window.
+
+    Writes an HTML report under VIGIL_HOME/reports. Exit 0 after a check, 1 with
+    --fail-on-drift when the dataset drifted, 2 when the check could not run.
+    """
     from monitoring.check import Checker, CheckFailed
     from vigil.settings import get_settings
 
@@ -107,8 +111,11 @@ def describe(p: dict) -> str:
 
 @app.command()
 def run() -> None:
-    """Check every VIGIL_DRIFT_INTERVAL_SECONDS (the first at once) and serve /metrics and
-    /reports/ on VIGIL_MONITOR_PORT until Ctrl-C or SIGTERM."""
+    """Check every VIGIL_DRIFT_INTERVAL_SECONDS and serve /metrics and /reports/.
+
+    The first check runs at start; HTTP on VIGIL_MONITOR_HOST:VIGIL_MONITOR_PORT. Runs until
+    Ctrl-C or SIGTERM.
+    """
     from monitoring.monitor import serve
     from vigil.settings import get_settings
 

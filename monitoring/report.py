@@ -5,14 +5,13 @@ with the thresholds the check applied, so every score, threshold and verdict in 
 the one in the JSON and the metrics. Evidently rounds what it displays (a threshold of 0.00033
 shows as "0.00"), so a small table at the top states them exactly. Columns that could not be
 tested (all values missing) stay out of Evidently, which fails on them, and are listed in the
-table. Reports are kept ``reports_keep`` at a time.
+table.
 """
 
 from __future__ import annotations
 
 import html
 import os
-import re
 import tempfile
 import time
 import warnings
@@ -22,11 +21,10 @@ from pathlib import Path
 import pandas as pd
 
 from monitoring.detect import CHISQUARE, KS, Detection, column_pvalue
+from monitoring.report_store import prune_reports, report_name
 from vigil.schema import FeatureSchema
 
 PREDICTION = "__prediction__"
-PREFIX = "drift-"
-_NAME = re.compile(r"^drift-[A-Za-z0-9._-]+\.html$")
 # Names of our tests in Evidently's registry; the JSON says "ks" and "chisquare".
 EVIDENTLY_METHOD = {KS: "vigil_ks", CHISQUARE: "vigil_chisquare"}
 
@@ -50,11 +48,11 @@ def _register_stattests() -> None:
         return
 
     def vigil_ks(reference, current, _type, threshold):
-        p = column_pvalue("numeric", reference, current)
+        p = _pvalue("numeric", reference, current)
         return p, p < threshold
 
     def vigil_chisquare(reference, current, _type, threshold):
-        p = column_pvalue("categorical", reference, current)
+        p = _pvalue("categorical", reference, current)
         return p, p < threshold
 
     register_stattest(
@@ -70,9 +68,18 @@ def _register_stattests() -> None:
     )
 
 
-def report_name(model_version: str, when: float) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(when)) + f"{when % 1:.6f}"[1:]
-    return f"{PREFIX}{stamp}Z-{re.sub(r'[^A-Za-z0-9._-]', '_', model_version)}.html"
+# Evidently runs each column's test three times on the same data (the value, the count of
+# drifted columns, the table): a KS test is computed once per report and its result reused.
+_MEMO: dict[tuple, float] = {}
+
+
+def _pvalue(kind: str, reference: pd.Series, current: pd.Series) -> float:
+    if kind != "numeric":  # counting categories costs what the test costs
+        return column_pvalue(kind, reference, current)
+    key = (reference.name, len(reference), len(current), reference.sum(), current.sum())
+    if key not in _MEMO:
+        _MEMO[key] = column_pvalue(kind, reference, current)
+    return _MEMO[key]
 
 
 def write_report(
@@ -122,6 +129,7 @@ def write_report(
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     body = ""
     evidently: dict[str, dict] = {}
+    _MEMO.clear()
     if metrics:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -131,6 +139,7 @@ def write_report(
             )
             body = snapshot.get_html_str(as_iframe=False)
         evidently = _value_drifts(snapshot.dict())
+        _MEMO.clear()
     else:  # nothing testable: the table alone
         body = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body></body></html>"
     page = body.replace("<body>", "<body>" + summary_table(summary, schema), 1)
@@ -206,31 +215,3 @@ def summary_table(summary: dict, schema: FeatureSchema) -> str:
         "<th>kind</th><th>method</th><th>score kind</th><th>score</th><th>threshold</th>"
         f"<th>drifted</th><th>missing</th><th>note</th></tr>{rows}</table></div>"
     )
-
-
-def list_reports(reports_dir: Path) -> list[Path]:
-    """Saved reports, oldest first (names start with a UTC timestamp)."""
-    if not reports_dir.is_dir():
-        return []
-    return sorted(p for p in reports_dir.iterdir() if _NAME.match(p.name))
-
-
-def latest_report(reports_dir: Path) -> Path | None:
-    reports = list_reports(reports_dir)
-    return reports[-1] if reports else None
-
-
-def prune_reports(reports_dir: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` reports (and temp files a crash left behind)."""
-    removed = list_reports(reports_dir)[:-keep] if keep > 0 else list_reports(reports_dir)
-    if reports_dir.is_dir():
-        removed += [
-            p for p in reports_dir.glob(".tmp-*.html") if time.time() - p.stat().st_mtime > 3600
-        ]
-    for path in removed:
-        path.unlink(missing_ok=True)
-    return removed
-
-
-def is_report_name(name: str) -> bool:
-    return bool(_NAME.match(name))

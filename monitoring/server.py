@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from monitoring.report import is_report_name, latest_report, list_reports
+from monitoring.report_store import is_report_name, latest_report, list_reports
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MIXED_NUMERIC = ["age", "income", "balance", "visits", "score", "tenure"]
-MIXED_CATEGORICAL = ["color", "region", "plan", "member"]
 CATEGORIES = {
     "color": (["red", "green", "blue", "yellow"], [0.4, 0.3, 0.2, 0.1]),
     "region": (["north", "south", "east", "west", "central"], [0.3, 0.25, 0.2, 0.15, 0.1]),

@@ -106,6 +106,12 @@ def test_all_missing_column_is_reported_not_tested():
     assert partly.missing_share == 0.5 and partly.score is not None
 
 
+def test_infinities_count_as_missing():
+    cur = pd.Series([1.0, np.inf, 2.0, -np.inf] * 50)
+    f = feature_drift("numeric", pd.Series(np.arange(1.0, 3.0, 0.01)), cur, 0.001)
+    assert f.missing_share == 0.5 and f.score is not None
+
+
 def test_prediction_drift_at_alpha():
     schema = _schema(a="numeric")
     frame = pd.DataFrame({"a": np.arange(600.0)})

@@ -11,7 +11,8 @@ import pytest
 
 from monitoring import report as report_module
 from monitoring.check import Checker
-from monitoring.report import EVIDENTLY_METHOD, PREDICTION, list_reports, prune_reports
+from monitoring.report import EVIDENTLY_METHOD, PREDICTION
+from monitoring.report_store import list_reports, prune_reports
 from tests.monitoring.generators import fill_log, mixed_frame, train_mixed
 from vigil.inference_log import InferenceLog
 from vigil.registry import Registry
