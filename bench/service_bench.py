@@ -76,7 +76,6 @@ def run(out_dir: Path) -> dict:
             ("b_unlogged", {"VIGIL_UNSAFE_DISABLE_LOGGING": "true"}),
         ):
             results["cases"] += _serve_and_measure(variant, home, env, bodies, work)
-            shutil.rmtree(home / "bentoml" / "prometheus_multiproc_dir", ignore_errors=True)
         results["raw_predict_proba"] = _raw_ceiling(home)
         results["summary"] = _summary(results)
     finally:
@@ -141,16 +140,9 @@ def _serve_and_measure(
 
 
 def _cpu_seconds(pids: list[int]) -> float:
-    import psutil
+    from tests.support.service import cpu_seconds
 
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            pass
-    return total
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def _load(url: str, body: Path, concurrency: int, seconds: float, work: Path) -> dict:

@@ -51,6 +51,7 @@ def serve(
     # The workers read their settings from the environment: hand them the resolved values.
     env = {
         **os.environ,
+        "BENTOML_HOME": str(server_home(settings)),
         "VIGIL_HOME": str(settings.home_dir),
         "VIGIL_HOST": settings.host,
         "VIGIL_PORT": str(settings.port),
@@ -68,6 +69,13 @@ def serve(
         str(settings.port),
     ]
     raise typer.Exit(run(argv, env))
+
+
+def server_home(settings) -> Path:
+    """BentoML's home for one server. ``bentoml serve`` wipes the Prometheus files under its
+    home at start, so two servers on one VIGIL_HOME (replicas on a host) each get their own;
+    models are read from ``settings.bentoml_home`` explicitly, not through BENTOML_HOME."""
+    return settings.bentoml_home / "servers" / str(settings.port)
 
 
 def run(argv: list[str], env: dict[str, str]) -> int:

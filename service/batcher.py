@@ -71,7 +71,9 @@ class MicroBatcher(Generic[T, R]):
         if self._closing:
             raise BatcherClosed("shutting down")
         loop = asyncio.get_running_loop()
-        if self._task is None:
+        if self._task is None or self._task.done():
+            if self._task is not None:  # a bug, not a request: keep serving, but say so
+                logger.error("batch loop had stopped (%r); restarting it", self._task)
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._run())
         pending = _Pending(item, self.rows(item), loop.create_future(), loop.time())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 from pydantic import ValidationError
@@ -70,9 +71,10 @@ class JsonApi:
     """ASGI middleware for the API paths, which speak JSON only.
 
     Bodies are parsed as JSON whatever the Content-Type (``curl -d`` sends a form type, which
-    BentoML would parse as a form). BentoML answers some 4xx itself (malformed JSON, a missing
-    or mistyped ``instances``: pydantic's error list; others: a JSON array); those are rewritten
-    into the contract's shape and counted. Our own error bodies pass unchanged.
+    BentoML would parse as a form). BentoML and Starlette answer some errors themselves
+    (malformed JSON, a missing or mistyped ``instances``: pydantic's error list; a wrong method:
+    plain text; a timeout or crash: ``{"error"}`` alone); those are rewritten into the
+    contract's shape, and rejected inputs are counted. Our own error bodies pass unchanged.
     """
 
     def __init__(self, app, *, paths: frozenset[str], on_reject=lambda reason: None):
@@ -90,7 +92,7 @@ class JsonApi:
         chunks: list[bytes] = []
 
         async def reshaping_send(message) -> None:
-            if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
                 held["start"] = message  # hold the head until the whole body is seen
                 return
             if "start" in held and message["type"] == "http.response.body":
@@ -122,7 +124,8 @@ _PYDANTIC_REASONS = {"json_invalid": "malformed", "missing": "missing_field"}
 
 
 def reshape(status: int, raw: bytes) -> tuple[bytes, str | None]:
-    """The body in the contract's shape, and the rejection reason (None: already ours)."""
+    """The body in the contract's shape, and the reason to count it under in
+    vigil_input_rejected_total (None: already counted, or not a rejected input)."""
     try:
         data = json.loads(raw)
     except ValueError:
@@ -130,8 +133,9 @@ def reshape(status: int, raw: bytes) -> tuple[bytes, str | None]:
     if _is_ours(data):
         return raw, None
     detail: list[dict[str, Any]] = []
-    reason = "malformed"
+    reason = None
     if isinstance(data, dict) and isinstance(data.get("detail"), list):
+        reason = "malformed"
         for item in data["detail"]:
             if not isinstance(item, dict):
                 continue
@@ -148,10 +152,19 @@ def reshape(status: int, raw: bytes) -> tuple[bytes, str | None]:
         error = summary(detail) if detail else str(data.get("error", "bad request"))
     elif isinstance(data, list) and data and isinstance(data[0], dict) and "error" in data[0]:
         error = str(data[0]["error"])
+    elif isinstance(data, dict) and "error" in data:
+        error = str(data["error"])
     else:
-        error = f"request rejected (HTTP {status})"
+        error = f"{_phrase(status)} (HTTP {status})"
     body = {"error": one_line(error), "detail": detail[:MAX_DETAIL]}
     return json.dumps(body).encode(), reason
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower()
+    except ValueError:
+        return "request failed"
 
 
 def _is_ours(data: Any) -> bool:

@@ -38,9 +38,23 @@ class Answer:
 
 
 def new_ids(n: int) -> list[str]:
-    """``n`` random 128-bit ids as 32 hex digits (uuid4's size): one urandom call per batch."""
-    raw = os.urandom(16 * n).hex()
-    return [raw[i : i + 32] for i in range(0, 32 * n, 32)]
+    """``n`` UUIDv7s as 32 hex digits: unix milliseconds first, then 74 random bits.
+
+    Time-ordered on purpose: the log's unique index on prediction_id then grows at one end, as
+    with an autoincrement key. Random ids (uuid4) scatter every batch over the whole index;
+    with a few hundred thousand rows that doubled the cost of a write.
+    """
+    ms = time.time_ns() // 1_000_000
+    raw = os.urandom(10 * n)
+    ids = []
+    for i in range(n):
+        rand = int.from_bytes(raw[10 * i : 10 * i + 10], "big")  # 80 bits, 74 used
+        value = (ms << 80) | (0x7 << 76) | ((rand >> 68) << 64) | (0b10 << 62)
+        ids.append(f"{value | (rand & _RAND_B):032x}")
+    return ids
+
+
+_RAND_B = (1 << 62) - 1
 
 
 class Predictor:

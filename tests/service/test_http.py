@@ -194,6 +194,12 @@ def test_api_key_is_required_on_predict_and_feedback(server, default_rows):
         assert httpx.get(f"{server.url}{path}").status_code == 200, path
 
 
+def test_wrong_method_is_a_json_error(server):
+    response = httpx.get(f"{server.url}/predict", headers=AUTH)
+    assert response.status_code == 405
+    assert response.json() == {"error": "method not allowed (HTTP 405)", "detail": []}
+
+
 def test_form_content_type_is_still_read_as_json(server, default_rows):
     response = httpx.post(
         f"{server.url}/predict",
@@ -205,7 +211,7 @@ def test_form_content_type_is_still_read_as_json(server, default_rows):
 
 def _worker_totals(handle: ServiceHandle, metric: str) -> dict[int, float]:
     """Each worker's own value of ``metric`` from its multiprocess file."""
-    folder = handle.home / "bentoml" / "prometheus_multiproc_dir"
+    folder = handle.home / "bentoml" / "servers" / str(handle.port) / "prometheus_multiproc_dir"
     out: dict[int, float] = {}
     for pid in handle.worker_pids():
         path = folder / f"counter_{pid}.db"

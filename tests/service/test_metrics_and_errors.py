@@ -76,7 +76,12 @@ def test_reshape_pydantic_errors_from_bentoml():
 def test_reshape_other_bentoml_bodies_and_leaves_ours_alone():
     body, reason = reshape(415, b'[{"error": "pickle is not allowed"}]')
     assert json.loads(body) == {"error": "pickle is not allowed", "detail": []}
-    body, _ = reshape(404, b"Not Found")
-    assert set(json.loads(body)) == {"error", "detail"}
+    body, reason = reshape(405, b"Method Not Allowed")
+    assert json.loads(body) == {"error": "method not allowed (HTTP 405)", "detail": []}
+    assert reason is None  # not a rejected input
+    body, _ = reshape(504, b'{"error": "Not able to process the request in 60 seconds"}')
+    assert json.loads(body)["error"].startswith("Not able to process") and "detail" in json.loads(
+        body
+    )
     ours = json.dumps({"error": "x", "detail": [{"loc": ["a"], "msg": "m"}]}).encode()
     assert reshape(400, ours) == (ours, None)

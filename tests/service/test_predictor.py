@@ -110,3 +110,34 @@ def test_one_bad_request_does_not_fail_its_batch(mixed_bundle, log):
     assert isinstance(good, Answer)
     assert isinstance(bad, ApiError) and bad.status == 500
     assert log.prediction_ids() == set(good.prediction_ids)
+
+
+def test_prediction_ids_are_unique_time_ordered_uuid7s():
+    import time
+    import uuid
+
+    from service.predictor import new_ids
+
+    first = new_ids(1000)
+    assert len(set(first)) == 1000
+    assert all(len(i) == 32 and uuid.UUID(i).version == 7 for i in first[:20])
+    time.sleep(0.002)
+    assert max(first) < min(new_ids(10))  # later batches sort after earlier ones
+
+
+def test_the_fast_frame_path_matches_the_general_one(mixed_bundle):
+    """vigil.schema.to_frame takes a short cut for plain validated records; same frame."""
+    import pandas as pd
+
+    from vigil.schema import to_frame
+
+    rows = [
+        mixed_instance(),
+        mixed_instance(age=None, region=None, income=3),  # null, and an int for a float
+        mixed_instance(plan="enterprise"),  # unseen category
+    ]
+    fast = to_frame(mixed_bundle.schema, rows)
+    general = to_frame(mixed_bundle.schema, pd.DataFrame.from_records(rows))
+    pd.testing.assert_frame_equal(fast, general)
+    # Anything else takes the general path (text in a numeric column is coerced there).
+    assert to_frame(mixed_bundle.schema, [mixed_instance(age="41")])["age"].tolist() == [41.0]

@@ -221,3 +221,20 @@ def test_unreachable_log_is_alive_but_not_ready(trained_home_template, tmp_path,
         assert httpx.get(f"{handle.url}/model", timeout=10).status_code == 503
     finally:
         handle.terminate()
+
+
+def test_two_servers_on_one_home_keep_their_own_metrics(
+    trained_home_template, tmp_path, default_rows
+):
+    """Replicas on one host share VIGIL_HOME (and the SQLite log); BentoML wipes its metrics
+    directory when a server starts, so each server has its own."""
+    home = copy_home(trained_home_template, tmp_path / "home")
+    one = {"VIGIL_WORKERS": "1"}
+    with start_service(home, free_port(), one) as first:
+        body = {"instances": default_rows[:3]}
+        assert httpx.post(f"{first.url}/predict", json=body, timeout=30).status_code == 200
+        with start_service(home, free_port(), one) as second:
+            assert httpx.post(f"{second.url}/predict", json=body, timeout=30).status_code == 200
+            assert total(scrape(first.url), "vigil_predictions_total") == 3
+            assert total(scrape(second.url), "vigil_predictions_total") == 3
+        assert len(logged_ids(home)) == 6

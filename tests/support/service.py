@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 90.0  # startup takes ~4 s; a loaded 2-core machine can take much longer
@@ -41,7 +40,7 @@ class ServiceHandle:
     proc: subprocess.Popen
     log_path: Path
     workers: int = 2
-    _known: set[int] = field(default_factory=set)
+    _known: dict[int, str] = field(default_factory=dict)  # pid -> start time, seen so far
 
     def log_text(self) -> str:
         try:
@@ -49,23 +48,18 @@ class ServiceHandle:
         except FileNotFoundError:
             return ""
 
-    def processes(self) -> list[psutil.Process]:
-        """The wrapper, the BentoML arbiter and its workers (alive ones)."""
-        found = []
-        try:
-            root = psutil.Process(self.proc.pid)
-            found = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            pass
-        self._known.update(p.pid for p in found)
+    def processes(self) -> list[int]:
+        """Pids of the wrapper, the BentoML arbiter and its workers (live ones)."""
+        found = [self.proc.pid, *descendants(self.proc.pid)] if alive(self.proc.pid) else []
+        self._known.update({pid: started(pid) for pid in found})
         return found
 
+    def _still_ours(self) -> list[int]:
+        """Known pids still alive and not reused by another process since."""
+        return [pid for pid, at in self._known.items() if alive(pid) and started(pid) == at]
+
     def worker_pids(self) -> list[int]:
-        return [
-            p.pid
-            for p in self.processes()
-            if "_bentoml_impl.worker.service" in " ".join(_cmdline(p))
-        ]
+        return [p for p in self.processes() if "_bentoml_impl.worker.service" in cmdline(p)]
 
     def terminate(self, timeout: float = 30.0) -> int | None:
         """SIGTERM as a process manager sends it (to the group); SIGKILL whatever is left after
@@ -84,7 +78,7 @@ class ServiceHandle:
         """kill -9 the wrapper's group and every process it started, workers included."""
         self.processes()
         _signal_group(self.proc.pid, signal.SIGKILL)
-        for pid in self._known:
+        for pid in self._still_ours():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -94,23 +88,60 @@ class ServiceHandle:
     def _wait_gone(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not any(psutil.pid_exists(pid) and _alive(pid) for pid in self._known):
+            if not self._still_ours():
                 return
             time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str] | None:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()  # fields after the command name
 
 
-def _cmdline(proc: psutil.Process) -> list[str]:
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def started(pid: int) -> str:
+    """When ``pid`` started (clock ticks since boot): tells a process from a later one that
+    reuses its pid."""
+    fields = _stat(pid)
+    return fields[19] if fields else ""
+
+
+def cmdline(pid: int) -> str:
     try:
-        return proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return []
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.append(child)
+                todo.append(child)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (0 once it is gone)."""
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _signal_group(pgid: int, sig: int) -> None:
