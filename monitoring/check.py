@@ -12,7 +12,7 @@ import pandas as pd
 
 from monitoring.detect import Detection, detect
 from vigil.inference_log import InferenceLog, InferenceLogError
-from vigil.registry import PREDICTION_COLUMN, NoProductionModel, Registry
+from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, NoProductionModel, Registry
 from vigil.schema import _plain, to_frame
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Checker:
             )
         else:
             self._detect(result, schema, reference, ref_pred, window)
-        self._quality(result, schema, bundle.tag)
+        self._quality(result, schema, bundle)
         return result
 
     def _detect(self, result, schema, reference, ref_pred, window) -> None:
@@ -180,11 +180,19 @@ class Checker:
         payload["report_path"] = str(outcome.path)
         result.evidently = outcome.evidently
 
-    def _quality(self, result, schema, tag) -> None:
+    def _quality(self, result, schema, bundle) -> None:
         from monitoring.quality import live_quality
 
+        labels = bundle.reference.get(LABEL_COLUMN)
         try:
-            quality = live_quality(self.log, tag, schema, self.settings.quality_window_rows)
+            quality = live_quality(
+                self.log,
+                bundle.tag,
+                schema,
+                self.settings.quality_window_rows,
+                reference_labels=labels,
+                alpha=self.settings.drift_alpha,
+            )
         except InferenceLogError as exc:
             raise CheckFailed(str(exc)) from None
         if quality is not None:

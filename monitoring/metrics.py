@@ -86,6 +86,14 @@ class MonitorMetrics:
             "Delay from prediction to label over the labeled rows",
             (*v, "quantile"),
         )
+        self.label_drift = gauge(
+            "vigil_label_drift_score",
+            "p-value of the labeled rows' class mix against the training labels",
+            v,
+        )
+        self.label_drifted = gauge(
+            "vigil_label_drifted", "1 when the labels' class mix drifted from training", v
+        )
         self.pruned = Counter(
             "vigil_inference_log_pruned_rows",
             "Inference-log rows deleted by retention",
@@ -159,9 +167,19 @@ class MonitorMetrics:
             for metric in QUALITY_METRICS:
                 if quality.get(metric) is not None:  # roc_auc is undefined on one class
                     self._set(self.quality, (version, metric), quality[metric])
+            if "label_drift" in quality:
+                self._set(self.label_drift, v, quality["label_drift"]["score"])
+                self._set(self.label_drifted, v, int(quality["label_drift"]["drifted"]))
 
     def _quality_gauges(self):
-        return (self.quality, self.labeled_rows, self.labeled_fraction, self.label_delay)
+        return (
+            self.quality,
+            self.labeled_rows,
+            self.labeled_fraction,
+            self.label_delay,
+            self.label_drift,
+            self.label_drifted,
+        )
 
     def _record_verdict(self, version: str, payload: dict) -> None:
         v = (version,)

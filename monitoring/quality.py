@@ -23,8 +23,19 @@ def _label(value: Any) -> str:
     return str(_plain(value)) if value is not None else ""
 
 
-def live_quality(log, model_version: str, schema: FeatureSchema, n: int) -> dict | None:
-    """Quality over the newest ``n`` labeled predictions; None before any label exists."""
+def live_quality(
+    log,
+    model_version: str,
+    schema: FeatureSchema,
+    n: int,
+    reference_labels: pd.Series | None = None,
+    alpha: float = 0.01,
+) -> dict | None:
+    """Quality over the newest ``n`` labeled predictions; None before any label exists.
+
+    With ``reference_labels`` (the training labels) it also tests label drift: whether the
+    class mix of the labeled rows differs from training, a chi-square test at ``alpha``.
+    """
     labeled = log.labeled_count(model_version)  # cheap; the join below walks the whole log
     if not labeled:
         return None
@@ -36,6 +47,19 @@ def live_quality(log, model_version: str, schema: FeatureSchema, n: int) -> dict
     delay = (frame["received_at"] - frame["created_at"]).to_numpy(dtype=float)
     out["label_delay_seconds_median"] = round(float(np.median(delay)), 3)
     out["label_delay_seconds_p90"] = round(float(np.quantile(delay, 0.9)), 3)
+    if reference_labels is not None and len(reference_labels):
+        from monitoring.detect import chisquare_pvalue
+
+        p_value = chisquare_pvalue(
+            reference_labels.map(_label).astype(object), frame["label"].map(_label).astype(object)
+        )
+        out["label_drift"] = {
+            "method": "chisquare",
+            "score_kind": "p_value",
+            "score": p_value,
+            "threshold": alpha,
+            "drifted": bool(p_value < alpha),
+        }
     return out
 
 
