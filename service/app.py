@@ -4,9 +4,12 @@
 Run with ``python -m service serve`` (or ``bentoml serve service.app:VigilService``). Each worker
 loads the production model and opens the inference log in ``__init__``; requests are validated
 one by one, then micro-batched (``service.batcher``) into one model call and one log write.
+A promotion or rollback is followed live (``service.reload``), without a restart.
 """
 
 # No `from __future__ import annotations`: BentoML reads the API signatures' real types.
+import asyncio
+import contextlib
 import gc
 import logging
 import threading
@@ -24,6 +27,7 @@ from service.batcher import BatcherClosed
 from service.errors import ApiError, JsonApi, one_line, quiet_bad_input_tracebacks
 from service.metrics import bound_endpoint_labels
 from service.predictor import Job
+from service.reload import Reloader
 from service.routes import make_app
 from service.runtime import Runtime
 from service.validation import feedback_labels
@@ -87,6 +91,7 @@ class VigilService:
         self.not_ready = "starting"
         self._starting = threading.Lock()
         self._last_attempt = 0.0
+        self._reloading: asyncio.Task | None = None
         self._try_start()
 
     def _try_start(self) -> bool:
@@ -108,6 +113,12 @@ class VigilService:
             gc.collect()
             gc.freeze()
             return True
+
+    @bentoml.on_startup
+    async def follow_production(self) -> None:
+        # A task on the worker's event loop; __init__ has no loop to start it on.
+        reloader = Reloader(self.settings, lambda: self.runtime)
+        self._reloading = asyncio.get_running_loop().create_task(reloader.run())
 
     def __is_ready__(self) -> bool:
         if self.runtime is None and time.monotonic() - self._last_attempt > RETRY_START_SECONDS:
@@ -135,16 +146,17 @@ class VigilService:
         """Predict classes and probabilities; every answered instance is logged first."""
         request_id = uuid.uuid4().hex
         try:
-            runtime = self._ready()
-            checked = runtime.validator.validate(instances)
-            answer = await runtime.batcher.submit(Job(request_id, checked.records, checked.unseen))
+            # One model for the whole request, even if a rollout swaps in another meanwhile.
+            model = self._ready().model
+            checked = model.validator.validate(instances)
+            answer = await model.batcher.submit(Job(request_id, checked.records, checked.unseen))
         except ApiError as exc:
             return self._error(exc)
         except BatcherClosed:
             return self._error(ApiError(503, "service is shutting down; retry"))
         return JSONResponse(
             {
-                "model_version": runtime.bundle.tag,
+                "model_version": model.bundle.tag,
                 "request_id": request_id,
                 "predictions": answer.predictions,
                 "probabilities": answer.probabilities,
@@ -184,6 +196,10 @@ class VigilService:
     @bentoml.on_shutdown
     async def shutdown(self) -> None:
         # Uvicorn has stopped accepting and waited for in-flight requests; drain anyway.
+        if self._reloading is not None:
+            self._reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloading
         if self.runtime is not None:
             await self.runtime.close()
 

@@ -80,15 +80,30 @@ class ServiceMetrics:
         # Present from the start, so rate() and alerts see a zero rather than nothing.
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)
-        self._confidence = self.confidence.labels(model_version=model_version)
+
+    def serving(self, model_version: str) -> None:
+        """A rollout: the old version's info goes to 0 (not away: livemax would keep a stale 1
+        from this worker's file), the new one to 1."""
+        if model_version != self.model_version:
+            self.model_info.labels(model_version=self.model_version).set(0)
+        self.model_info.labels(model_version=model_version).set(1)
+        self.model_version = model_version
 
     def reject(self, reason: str) -> None:
         self.rejected.labels(reason=reason if reason in REJECT_REASONS else "malformed").inc()
 
-    def predicted(self, labels: Sequence[object], confidences: Sequence[float]) -> None:
+    def predicted(
+        self,
+        labels: Sequence[object],
+        confidences: Sequence[float],
+        model_version: str | None = None,
+    ) -> None:
+        """Count a batch under the version that answered it (during a rollout the old model
+        still finishes its batches after ``serving`` moved on)."""
+        version = model_version or self.model_version
         for label, n in Tally(map(str, labels)).items():
-            self.predictions.labels(model_version=self.model_version, predicted_class=label).inc(n)
-        observe_many(self._confidence, confidences)
+            self.predictions.labels(model_version=version, predicted_class=label).inc(n)
+        observe_many(self.confidence.labels(model_version=version), confidences)
 
     def unseen_categories(self, counts: dict[str, int]) -> None:
         for feature, n in counts.items():

@@ -127,7 +127,7 @@ class Predictor:
                 return [ApiError(503, msg) for _ in jobs]
         if self.metrics is not None:
             self.metrics.log_rows.inc(len(labels))
-            self.metrics.predicted(labels, confidence)
+            self.metrics.predicted(labels, confidence, self.tag)
             for job in jobs:
                 if job.unseen:
                     self.metrics.unseen_categories(job.unseen)

@@ -1,10 +1,16 @@
-"""What one worker serves with: the production model, its validator, the inference log, metrics
-and the micro-batcher, built together from the settings and closed together at shutdown."""
+"""What one worker serves with: the production model (its validator and micro-batcher), the
+inference log and metrics, built together from the settings and closed together at shutdown.
+
+The model part is a ``Model`` that a rollout (``service.reload``) replaces whole: a request
+takes ``runtime.model`` once and is answered, logged and counted by that model even if a
+newer one takes over meanwhile.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
@@ -19,14 +25,35 @@ from vigil.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Model:
+    """One model version's serving path."""
+
+    bundle: ModelBundle
+    validator: InstanceValidator
+    batcher: MicroBatcher[Job, Answer]
+
+
 @dataclass
 class Runtime:
     settings: Settings
-    bundle: ModelBundle
     log: InferenceLog | None
     metrics: ServiceMetrics | None
-    validator: InstanceValidator
-    batcher: MicroBatcher[Job, Answer]
+    model: Model
+    _draining: set[asyncio.Task] = field(default_factory=set, repr=False)
+
+    # The current model's parts, for callers that do not care about rollouts.
+    @property
+    def bundle(self) -> ModelBundle:
+        return self.model.bundle
+
+    @property
+    def validator(self) -> InstanceValidator:
+        return self.model.validator
+
+    @property
+    def batcher(self) -> MicroBatcher[Job, Answer]:
+        return self.model.batcher
 
     @classmethod
     def start(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
@@ -46,24 +73,50 @@ class Runtime:
                 raise
             # Under `bentoml serve` values live in the multiprocess files whatever the registry.
             metrics = ServiceMetrics(registry or CollectorRegistry(), bundle.tag)
-        predictor = Predictor(bundle, log, metrics)
+        runtime = cls(settings, log, metrics, None)  # type: ignore[arg-type]
+        runtime.model = runtime.build(bundle)
+        logger.info("serving %s (log: %s)", bundle.tag, "off" if log is None else "on")
+        return runtime
+
+    def build(self, bundle: ModelBundle) -> Model:
+        """The serving path of ``bundle``; blocking (loads the pipeline), so off the loop."""
+        predictor = Predictor(bundle, self.log, self.metrics)
         batcher = MicroBatcher(
             predictor,
-            max_rows=settings.batch_max_rows,
-            wait_ms=settings.batch_wait_ms,
+            max_rows=self.settings.batch_max_rows,
+            wait_ms=self.settings.batch_wait_ms,
             rows=lambda job: len(job.records),
             name="vigil-batch",
         )
         validator = InstanceValidator(
             bundle.schema,
-            max_rows=settings.max_batch_rows,
-            strict_categories=settings.strict_categories,
+            max_rows=self.settings.max_batch_rows,
+            strict_categories=self.settings.strict_categories,
         )
-        logger.info("serving %s (log: %s)", bundle.tag, "off" if log is None else "on")
-        return cls(settings, bundle, log, metrics, validator, batcher)
+        return Model(bundle, validator, batcher)
+
+    def load(self, tag: str) -> Model:
+        """Load a saved model and build its serving path (blocking: run it in a thread)."""
+        return self.build(Registry(self.settings).load(tag))
+
+    async def swap(self, model: Model) -> None:
+        """Serve ``model`` from now on; return once the old model has answered and logged
+        everything it had taken (requests already submitted to it are not moved)."""
+        old, self.model = self.model, model
+        if self.metrics is not None:
+            self.metrics.serving(model.bundle.tag)
+        logger.info("now serving %s (was %s)", model.bundle.tag, old.bundle.tag)
+        # A task of its own, awaited again by close(): a shutdown that cancels the reloader
+        # mid-drain must not cancel the old batcher's loop with its requests.
+        drain = asyncio.ensure_future(old.batcher.close())
+        self._draining.add(drain)
+        drain.add_done_callback(self._draining.discard)
+        await asyncio.shield(drain)
 
     async def close(self) -> None:
         """Answer and log everything in flight, then release the store."""
-        await self.batcher.close()
+        if self._draining:
+            await asyncio.gather(*self._draining, return_exceptions=True)
+        await self.model.batcher.close()
         if self.log is not None:
             self.log.close()

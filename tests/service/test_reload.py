@@ -1,0 +1,102 @@
+"""Following the production pointer inside one worker, without a server: change detection,
+the swap (in-flight requests finish on the old model), metrics, and a model that fails to
+load."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from service.predictor import Job
+from service.reload import PointerWatch, Reloader
+from service.runtime import Runtime
+from tests.support.prom import total
+from vigil.registry import Registry
+from vigil.settings import get_settings
+
+
+def test_pointer_watch_sees_an_atomic_replace_not_a_mere_look(tmp_path):
+    pointer = tmp_path / "production.json"
+    watch = PointerWatch(pointer)
+    assert not watch.changed()  # missing, still missing
+    pointer.write_text('{"tag": "a"}')
+    assert watch.changed()
+    assert not watch.changed()
+    tmp = tmp_path / ".tmp"
+    tmp.write_text('{"tag": "b"}')  # same size, maybe the same mtime: the inode differs
+    os.replace(tmp, pointer)
+    assert watch.changed()
+    assert not watch.changed()
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
+    trained_home, default_rows, caplog
+):
+    settings = get_settings(home=trained_home)
+    registry = Registry(settings)
+    first = registry.load_production()
+    second = registry.save(first.pipeline, first.contract, first.reference)
+    broken = registry.save(first.pipeline, first.contract, first.reference)
+    prom = CollectorRegistry()
+    runtime = Runtime.start(settings, prom)
+    clock = Clock()
+    reloader = Reloader(settings, lambda: runtime, retry=10.0, clock=clock)
+
+    async def scenario() -> None:
+        assert not await reloader.check()  # nothing promoted since the start
+        # Requests taken by the first model, then a promotion: they finish on the first.
+        old = runtime.model
+        jobs = [
+            asyncio.ensure_future(old.batcher.submit(Job(f"r{i}", default_rows[i : i + 2])))
+            for i in range(5)
+        ]
+        await asyncio.sleep(0)  # submitted, not yet answered
+        registry.promote(second)
+        assert await reloader.check()
+        assert all(job.done() for job in jobs)  # the swap waited for them
+        await asyncio.gather(*jobs)
+        assert runtime.bundle.tag == second
+
+        # A model that cannot load: the current one keeps serving, the error is logged.
+        (registry.load(broken).path / "pipeline.joblib").write_bytes(b"not a pickle")
+        registry.promote(broken)
+        with caplog.at_level(logging.ERROR, logger="service.reload"):
+            assert not await reloader.check()
+        assert runtime.bundle.tag == second
+        assert f"cannot load production model {broken}" in caplog.text
+        clock.now += 5
+        assert not await reloader.check()  # not retried before `retry` seconds
+        # Rolled back meanwhile: followed at the next look, whatever the retry timer says.
+        registry.rollback()
+        registry.rollback()
+        assert await reloader.check()
+        assert runtime.bundle.tag == first.tag
+        answer = await runtime.model.batcher.submit(Job("after", default_rows[:1]))
+        assert len(answer.prediction_ids) == 1
+        await runtime.close()
+
+    asyncio.run(scenario())
+    assert runtime.log is not None
+    from vigil.inference_log import InferenceLog
+
+    log = InferenceLog.from_settings(settings)
+    try:
+        assert log.count(first.tag) == 10 + 1  # 5 requests of 2 rows, then one row
+        assert log.count(second) == 0
+    finally:
+        log.close()
+    text = generate_latest(prom).decode()
+    assert total(text, "vigil_model_info", model_version=first.tag) == 1
+    assert total(text, "vigil_model_info", model_version=second) == 0
+    assert total(text, "vigil_predictions_total", model_version=first.tag) == 11

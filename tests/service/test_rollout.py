@@ -1,0 +1,145 @@
+"""Rollout without downtime: a model promoted (or rolled back) with the real CLI while the
+2-worker service is under load is picked up live; no request fails, in-flight requests finish
+on the old model, and every answer, log row and metric carries the version that answered."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+from tests.support.prom import scrape, total
+from tests.support.service import ROOT, start_service
+from vigil.inference_log import InferenceLog
+from vigil.registry import Registry
+from vigil.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+CLIENTS = 6
+ROWS = 2
+MAX_REQUESTS = 1500  # a bound, whatever the machine's speed
+
+
+def promote(home, *args: str) -> None:
+    env = {**os.environ, "VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    done = subprocess.run(
+        [sys.executable, "-m", "training.promote", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def load(url: str, rows: list[dict], seconds: float, during) -> list:
+    """CLIENTS clients posting /predict for ``seconds``; ``during`` (blocking) runs in a
+    thread after a third of that. Returns (status, body or error) per request."""
+    results: list = []
+    stop = time.monotonic() + seconds
+
+    async def client(i: int) -> None:
+        async with httpx.AsyncClient(timeout=30) as http:
+            n = 0
+            while time.monotonic() < stop and len(results) < MAX_REQUESTS:
+                start = (i * 31 + n) % (len(rows) - ROWS)
+                n += 1
+                try:
+                    r = await http.post(
+                        f"{url}/predict", json={"instances": rows[start : start + ROWS]}
+                    )
+                    results.append((r.status_code, r.json() if r.status_code == 200 else r.text))
+                except httpx.HTTPError as exc:
+                    results.append((None, repr(exc)))
+
+    async def trigger() -> None:
+        await asyncio.sleep(seconds / 3)
+        await asyncio.to_thread(during)
+
+    await asyncio.gather(trigger(), *(client(i) for i in range(CLIENTS)))
+    return results
+
+
+def wait_until_served(url: str, tag: str, timeout: float = 10.0) -> None:
+    """Until 20 answers in a row (both workers, by the odds) come from ``tag``."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    with httpx.Client(timeout=10) as http:
+        while streak < 20:
+            assert time.monotonic() < deadline, f"{tag} not served after {timeout} s"
+            card = http.get(f"{url}/model").json()
+            streak = streak + 1 if card["model_version"] == tag else 0
+            time.sleep(0.02)
+
+
+def model_info(url: str, tag: str) -> float:
+    return total(scrape(url), "vigil_model_info", model_version=tag)
+
+
+def test_promotion_and_rollback_are_followed_live_under_load(trained_home, default_rows):
+    settings = get_settings(home=trained_home)
+    registry = Registry(settings)
+    first = registry.production_tag()
+    bundle = registry.load(first)
+    second = registry.save(bundle.pipeline, bundle.contract, bundle.reference)  # not promoted
+
+    with start_service(trained_home, free_port(), {"VIGIL_WORKERS": "2"}) as svc:
+        results = asyncio.run(
+            load(svc.url, default_rows, 7.0, lambda: promote(trained_home, second))
+        )
+
+        failed = [r for r in results if r[0] != 200]
+        assert not failed, f"{len(failed)} of {len(results)} failed: {failed[:3]}"
+        answered = Counter(body["model_version"] for _, body in results)
+        assert set(answered) == {first, second}, answered
+        # The last answers all come from the new model: both workers moved.
+        assert {body["model_version"] for _, body in results[-CLIENTS * 3 :]} == {second}
+        assert model_info(svc.url, second) == 1
+        assert model_info(svc.url, first) == 0
+        wait_until_served(svc.url, second, timeout=1.0)
+
+        # Every 200 is logged, under the version that answered it, and nothing else is.
+        log = InferenceLog.from_settings(settings)
+        try:
+            for tag in (first, second):
+                assert log.count(tag) == answered[tag] * ROWS, tag
+            acked = {pid for _, body in results for pid in body["prediction_ids"]}
+            assert log.prediction_ids() == acked
+        finally:
+            log.close()
+        metrics = scrape(svc.url)
+        for tag in (first, second):
+            assert total(metrics, "vigil_predictions_total", model_version=tag) == (
+                answered[tag] * ROWS
+            )
+
+        # Rollback with the real CLI: the first model is back within a few seconds.
+        promote(trained_home, "--rollback")
+        wait_until_served(svc.url, first, timeout=10.0)
+        response = httpx.post(f"{svc.url}/predict", json={"instances": default_rows[:1]})
+        assert response.status_code == 200
+        assert response.json()["model_version"] == first
+        assert model_info(svc.url, first) == 1
+        assert model_info(svc.url, second) == 0
+
+        # A production model that cannot load: logged, and the running model keeps serving.
+        broken = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+        (registry.load(broken).path / "pipeline.joblib").write_bytes(b"not a pickle")
+        promote(trained_home, broken)
+        deadline = time.monotonic() + 10
+        while svc.log_text().count(f"cannot load production model {broken}") < 2:
+            assert time.monotonic() < deadline, svc.log_text()[-3000:]
+            time.sleep(0.1)
+        wait_until_served(svc.url, first, timeout=1.0)
+        response = httpx.post(f"{svc.url}/predict", json={"instances": default_rows[:1]})
+        assert response.status_code == 200
+        assert response.json()["model_version"] == first
