@@ -299,6 +299,8 @@ def settings_defaults(settings: object) -> dict[str, object]:
         "report_base_url": f"http://{_local(s.monitor_host)}:{s.monitor_port}/reports/",
         # Three missed checks plus one interval of slack for a slow check.
         "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
+        "quality_margin": s.quality_alert_margin,
+        "quality_min_labeled_rows": s.quality_alert_min_labels,
         "retrain_url": (
             f"http://127.0.0.1:{s.retrain_trigger_port}/retrain"
             if s.retrain_trigger_enabled
@@ -311,7 +313,10 @@ def committed_files(settings: object) -> dict[Path, str]:
     """The committed rendered configs (paths relative to ``monitoring/``) for these settings."""
     local = settings_defaults(settings)
     compose = {**local, **COMPOSE_TARGETS}
-    rules_args = {k: local[k] for k in ("report_base_url", "stale_after")}
+    rules_args = {
+        k: local[k]
+        for k in ("report_base_url", "stale_after", "quality_margin", "quality_min_labeled_rows")
+    }
     prom_keys = ("service_target", "monitor_target", "alertmanager_target")
     return {
         Path("prometheus") / PROMETHEUS_FILE: render_prometheus(**{k: local[k] for k in prom_keys}),

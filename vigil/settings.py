@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # Inference-log retention applied by the monitor; unset keeps everything.
     log_retention_days: float | None = Field(default=None, gt=0)
     quality_window_rows: int = Field(default=1000, ge=1)
+    # ModelQualityDrop: fires when a live metric falls this far below its held-out value, once
+    # this many labeled rows are behind it.
+    quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
+    quality_alert_min_labels: int = Field(default=200, ge=1)
 
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
     retrain_trigger_enabled: bool = False
