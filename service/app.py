@@ -85,6 +85,8 @@ class VigilService:
         # Process-wide tweaks of BentoML, made in the worker (not at import, which the arbiter
         # and `bentoml build` also do); both act on the next request.
         quiet_bad_input_tracebacks()
+        # BentoML leaves other loggers at WARNING; which model is served belongs in the log.
+        logging.getLogger("service").setLevel(logging.INFO)
         bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/"))
         self.settings = get_settings()
         self.runtime: Runtime | None = None
