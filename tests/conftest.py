@@ -9,19 +9,24 @@ import socket
 import pytest
 
 
+def missing(reason: str):
+    """A dependency a test needs is not there: skip with the reason, but fail under ``CI=true``,
+    where the project's own files must have installed it."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def need_binary(*names: str) -> str:
-    """Path of the first binary found; skip with the reason (fail under ``CI=true``) if none is."""
+    """Path of the first binary found; ``missing`` if none is."""
     for name in names:
         path = shutil.which(name)
         if path:
             return path
-    reason = (
+    missing(
         f"needs {' or '.join(names)} on PATH "
         "(apt-get install --no-install-recommends prometheus prometheus-alertmanager)"
     )
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -70,22 +75,26 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-@pytest.fixture
-def postgres_url():
-    """PostgreSQL for tests that need it; with a unique table prefix per test, dropped after."""
+def postgres_log():
+    """An inference log on PostgreSQL under a fresh table prefix, schema created; ``missing``
+    when PostgreSQL cannot be reached. The caller drops the schema."""
     import uuid
 
     from vigil.inference_log import InferenceLog, InferenceLogError
 
-    prefix = f"t{uuid.uuid4().hex[:10]}_"
-    log = InferenceLog(POSTGRES_URL, prefix, timeout=3)
+    log = InferenceLog(POSTGRES_URL, f"t{uuid.uuid4().hex[:10]}_", timeout=3)
     try:
         log.create_schema()
     except InferenceLogError as exc:
-        reason = f"needs PostgreSQL at {POSTGRES_URL}: {exc}"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield POSTGRES_URL, prefix
+        log.close()
+        missing(f"needs PostgreSQL at {POSTGRES_URL}: {exc}")
+    return log
+
+
+@pytest.fixture
+def postgres_url():
+    """PostgreSQL for tests that need it; with a unique table prefix per test, dropped after."""
+    log = postgres_log()
+    yield POSTGRES_URL, log.table_prefix
     log.drop_schema()
     log.close()

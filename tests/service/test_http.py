@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,11 +14,11 @@ import httpx
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
-from tests.conftest import POSTGRES_URL, free_port
+from tests.conftest import POSTGRES_URL, free_port, postgres_log
 from tests.service.conftest import API_KEY, copy_home
 from tests.support.prom import label_values, scrape, total
 from tests.support.service import ServiceHandle, start_service
-from vigil.inference_log import InferenceLog, InferenceLogError
+from vigil.inference_log import InferenceLog
 from vigil.schema import to_frame
 
 pytestmark = pytest.mark.integration
@@ -48,21 +47,6 @@ class Server:
         return httpx.post(f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
 
 
-def _postgres_prefix() -> str:
-    prefix = f"t{uuid.uuid4().hex[:10]}_"
-    probe = InferenceLog(POSTGRES_URL, prefix, timeout=3)
-    try:
-        probe.create_schema()
-    except InferenceLogError as exc:
-        reason = f"needs PostgreSQL at {POSTGRES_URL}: {exc}"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    finally:
-        probe.close()
-    return prefix
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -70,9 +54,8 @@ def server(request, trained_home_template, tmp_path_factory):
     home = copy_home(trained_home_template, tmp_path_factory.mktemp("http") / "home")
     env = {"VIGIL_API_KEY": API_KEY, "VIGIL_WORKERS": "2", "VIGIL_MAX_BATCH_ROWS": str(MAX_ROWS)}
     if request.param == "postgres":
-        prefix = _postgres_prefix()
-        env.update({"VIGIL_DATABASE_URL": POSTGRES_URL, "VIGIL_TABLE_PREFIX": prefix})
-        log = InferenceLog(POSTGRES_URL, prefix)
+        log = postgres_log()
+        env.update({"VIGIL_DATABASE_URL": POSTGRES_URL, "VIGIL_TABLE_PREFIX": log.table_prefix})
     else:
         log = InferenceLog(f"sqlite:///{home / 'inference.sqlite3'}")
     try:
