@@ -50,9 +50,7 @@ def score(pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict
     binary = len(classes) == 2
     metrics = {
         "accuracy": accuracy_score(truth, predicted),
-        "f1": f1_score(
-            truth, predicted, average="binary" if binary else "macro", pos_label=classes[-1]
-        )
+        "f1": f1_score(truth, predicted, pos_label=classes[-1])
         if binary
         else f1_score(truth, predicted, average="macro", labels=classes),
         "log_loss": log_loss(truth, proba, labels=classes),
