@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.support.prom import scrape, total
+from tests.support.prom import label_values, scrape, total
 from tests.support.service import ROOT, start_service
 from vigil.inference_log import InferenceLog
 from vigil.registry import Registry
@@ -70,15 +70,21 @@ async def load(url: str, rows: list[dict], seconds: float, during) -> list:
 
 
 def wait_until_served(url: str, tag: str, timeout: float = 10.0) -> None:
-    """Until 20 answers in a row (both workers, by the odds) come from ``tag``."""
+    """Until every worker serves ``tag``: ``vigil_model_info`` is the max over live workers, so
+    it is 1 for ``tag`` alone only once no worker still serves another version. (Polling
+    ``/model`` cannot tell: BentoML may route every request of one client to one worker.)"""
     deadline = time.monotonic() + timeout
-    streak = 0
-    with httpx.Client(timeout=10) as http:
-        while streak < 20:
-            assert time.monotonic() < deadline, f"{tag} not served after {timeout} s"
-            card = http.get(f"{url}/model").json()
-            streak = streak + 1 if card["model_version"] == tag else 0
-            time.sleep(0.02)
+    while True:
+        text = scrape(url)
+        serving = {
+            version
+            for version in label_values(text, "vigil_model_info", "model_version")
+            if total(text, "vigil_model_info", model_version=version) == 1
+        }
+        if serving == {tag}:
+            return
+        assert time.monotonic() < deadline, f"{tag} not served after {timeout} s: {serving}"
+        time.sleep(0.05)
 
 
 def model_info(url: str, tag: str) -> float:
