@@ -9,6 +9,15 @@ import socket
 import pytest
 
 
+def pytest_configure(config):
+    """Tests (and the servers they start, which inherit this environment) see only the settings
+    they set themselves: no VIGIL_ variable from the shell, no developer's ``.env``."""
+    for name in list(os.environ):
+        if name.startswith("VIGIL_") and name != "VIGIL_TEST_POSTGRES_URL":
+            del os.environ[name]
+    os.environ["VIGIL_ENV_FILE"] = ""
+
+
 def missing(reason: str):
     """A dependency a test needs is not there: skip with the reason, but fail under ``CI=true``,
     where the project's own files must have installed it."""

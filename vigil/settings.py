@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 
+ENV_FILE_VARIABLE = "VIGIL_ENV_FILE"
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Read the settings now (never at import time); overrides win over the environment."""
-    return Settings(**overrides)
+    """Read the settings now (never at import time); overrides win over the environment, which
+    wins over the env file: ``VIGIL_ENV_FILE`` names it (default ``.env`` in the working
+    directory; empty for none, as the tests set so a developer's own ``.env`` stays out)."""
+    env_file = os.environ.get(ENV_FILE_VARIABLE, ".env") or None
+    return Settings(_env_file=env_file, **overrides)

@@ -36,6 +36,26 @@ def test_environment_overrides(monkeypatch):
     assert s.resolved_database_url == "postgresql://x@h/db"
 
 
+def test_env_file_is_read_from_the_working_directory_unless_told_otherwise(
+    monkeypatch, tmp_path
+):
+    monkeypatch.delenv("VIGIL_PORT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("VIGIL_PORT=4100\n")
+    other = tmp_path / "prod.env"
+    other.write_text("VIGIL_PORT=4200\n")
+
+    monkeypatch.delenv("VIGIL_ENV_FILE", raising=False)
+    assert get_settings().port == 4100
+    monkeypatch.setenv("VIGIL_ENV_FILE", str(other))
+    assert get_settings().port == 4200
+    monkeypatch.setenv("VIGIL_ENV_FILE", "")  # none at all
+    assert get_settings().port == 3000
+    monkeypatch.setenv("VIGIL_PORT", "4300")  # the environment wins over any file
+    monkeypatch.setenv("VIGIL_ENV_FILE", str(other))
+    assert get_settings().port == 4300
+
+
 def test_bad_values_are_refused(monkeypatch):
     monkeypatch.setenv("VIGIL_DRIFT_ALPHA", "2")
     with pytest.raises(ValidationError, match="drift_alpha"):
