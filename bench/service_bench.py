@@ -140,7 +140,7 @@ def _serve_and_measure(
 
 
 def _cpu_seconds(pids: list[int]) -> float:
-    from tests.support.service import cpu_seconds
+    from tests.support.processes import cpu_seconds
 
     return sum(cpu_seconds(pid) for pid in pids)
 

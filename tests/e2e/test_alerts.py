@@ -29,8 +29,9 @@ import pytest
 from grafana.dashboards import dashboard_queries
 from monitoring.render import render_configs
 from stack.traffic import Drift, drifted_features, make_rows, send
-from tests.conftest import free_port, need_binary
-from tests.e2e.conftest import Proc, Prometheus, Webhook, base_env, http_ok, wait_until
+from tests.conftest import free_port
+from tests.support.alerting import Prometheus, Webhook, start_alertmanager, start_prometheus
+from tests.support.processes import Proc, base_env, http_ok, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -87,8 +88,6 @@ class Stack:
 
 
 def _start_stack(tmp: Path, home: Path, webhook: Webhook) -> Stack:
-    prometheus_bin = need_binary("prometheus")
-    alertmanager_bin = need_binary("prometheus-alertmanager", "alertmanager")
     ports = {name: free_port() for name in ("service", "monitor", "prometheus", "alertmanager")}
     monitor_url = f"http://127.0.0.1:{ports['monitor']}"
     configs = render_configs(
@@ -135,25 +134,20 @@ def _start_stack(tmp: Path, home: Path, webhook: Webhook) -> Stack:
     def start(name: str, argv: list[str]) -> None:
         procs[name] = Proc(name, argv, logs / f"{name}.log", env)
 
-    start(
-        "alertmanager",
-        [
-            alertmanager_bin,
-            f"--config.file={configs['alertmanager']}",
-            f"--storage.path={tmp / 'alertmanager'}",
-            f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
-            "--cluster.listen-address=",
-        ],
+    procs["alertmanager"] = start_alertmanager(
+        configs["alertmanager"],
+        tmp / "alertmanager",
+        ports["alertmanager"],
+        logs / "alertmanager.log",
+        env,
     )
-    start(
-        "prometheus",
-        [
-            prometheus_bin,
-            f"--config.file={configs['prometheus']}",
-            f"--storage.tsdb.path={tmp / 'prometheus'}",
-            f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
-            "--rules.alert.resend-delay=1s",
-        ],
+    procs["prometheus"] = start_prometheus(
+        configs["prometheus"],
+        tmp / "prometheus",
+        ports["prometheus"],
+        logs / "prometheus.log",
+        "--rules.alert.resend-delay=1s",
+        env=env,
     )
     start("service", [sys.executable, "-m", "service", "serve"])
     start("monitor", [sys.executable, "-m", "monitoring.drift", "run"])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from grafana import dashboards
-from tests.conftest import free_port, need_binary
+from tests.conftest import free_port
+from tests.support.alerting import start_prometheus, wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISIONING = REPO / "grafana" / "provisioning"
@@ -126,42 +125,16 @@ def test_provisioning_matches_compose():
 @pytest.fixture
 def prometheus(tmp_path):
     """A real Prometheus with no targets: enough to parse and evaluate every query."""
-    binary = need_binary("prometheus")
     config = tmp_path / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 15s\n")
     port = free_port()
-    log = tmp_path / "prometheus.log"
-    with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_prometheus(config, tmp_path / "data", port, tmp_path / "prometheus.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"Prometheus did not become ready:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_ready(proc, base)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        proc.stop()
 
 
 @pytest.mark.integration

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import threading
-import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -17,6 +13,8 @@ import yaml
 
 from monitoring import render
 from tests.conftest import free_port, need_binary
+from tests.support.alerting import Webhook, start_alertmanager, wait_ready
+from tests.support.processes import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 AM_DIR = REPO / "monitoring" / "alertmanager"
@@ -75,103 +73,30 @@ def test_routing_grouping_and_inhibition(name, url):
     assert set(target.split('"')[1].split("|")) == INHIBITED
 
 
-class _Capture(ThreadingHTTPServer):
-    """The in-test webhook: keeps every JSON payload Alertmanager posts."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        self.payloads: list[dict] = []
-        self.lock = threading.Lock()
-
-        capture = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with capture.lock:
-                    capture.payloads.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", free_port()), Handler)
-
-    def alerts(self) -> list[tuple[str, dict]]:
-        with self.lock:
-            return [(a["status"], a["labels"]) for p in self.payloads for a in p["alerts"]]
-
-
 @pytest.fixture
 def webhook():
-    server = _Capture()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    hook = Webhook()
+    yield hook
+    hook.close()
 
 
 @pytest.fixture
 def alertmanager(tmp_path, webhook):
     """A real Alertmanager on a free port, rendered config with 1 s grouping; its base URL."""
-    binary = need_binary("prometheus-alertmanager", "alertmanager")
     config = tmp_path / "alertmanager.yml"
     config.write_text(
         render.render_alertmanager(
-            webhook_url=f"http://127.0.0.1:{webhook.server_port}/alerts",
-            group_wait="1s",
-            group_interval="1s",
-            repeat_interval="1h",
+            webhook_url=webhook.url, group_wait="1s", group_interval="1s", repeat_interval="1h"
         )
     )
     port = free_port()
-    log = tmp_path / "alertmanager.log"
-    with log.open("w") as log_file:
-        proc = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--cluster.listen-address=",
-            ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_alertmanager(config, tmp_path / "data", port, tmp_path / "alertmanager.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(lambda: _ready(base), 20, "Alertmanager /-/ready", proc, log)
+        wait_ready(proc, base, timeout=20)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
-def _ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/-/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _wait_for(check, timeout: float, what: str, proc=None, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if proc is not None and proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    detail = log.read_text()[-3000:] if log else ""
-    pytest.fail(f"timed out waiting for {what}\n{detail}")
+        proc.stop()
 
 
 def _post(base: str, alerts: list[dict]) -> None:
@@ -200,10 +125,10 @@ def test_alertmanager_delivers_groups_inhibits_and_resolves(alertmanager, webhoo
     )
 
     def received(status: str, name: str) -> bool:
-        return any(s == status and lab["alertname"] == name for s, lab in webhook.alerts())
+        return bool(webhook.alerts(name, status=status))
 
-    _wait_for(lambda: received("firing", "DataDriftDetected"), 15, "the drift notification")
-    _wait_for(lambda: received("firing", "PredictionServiceDown"), 15, "the outage notification")
+    wait_until(lambda: received("firing", "DataDriftDetected"), 15, "the drift notification")
+    wait_until(lambda: received("firing", "PredictionServiceDown"), 15, "the outage notification")
 
     with webhook.lock:
         drift_payload = next(
@@ -219,10 +144,10 @@ def test_alertmanager_delivers_groups_inhibits_and_resolves(alertmanager, webhoo
 
     # send_resolved: ending the alert produces a "resolved" notification.
     _post(alertmanager, [{**drift, "endsAt": datetime.now(UTC).isoformat()}])
-    _wait_for(lambda: received("resolved", "DataDriftDetected"), 15, "the resolved notification")
+    wait_until(lambda: received("resolved", "DataDriftDetected"), 15, "the resolved notification")
 
     # By now several group intervals have passed: the inhibited alert never arrived.
-    assert not any(lab["alertname"] in INHIBITED for _, lab in webhook.alerts())
+    assert not any(r.labels["alertname"] in INHIBITED for r in webhook.received)
 
 
 def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):

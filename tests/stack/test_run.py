@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.e2e.conftest import (
+from tests.support.processes import (
     REPO,
     Proc,
+    alive,
     base_env,
     cmdline,
     descendants,
     http_ok,
-    pid_alive,
     wait_until,
 )
 
@@ -81,7 +81,7 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
         print(f"[stack.run] trained and up in {time.monotonic() - started:.1f} s")
 
         # Every process the runner started, and theirs (bentoml's workers, ...).
-        children = descendants(runner.pid)
+        children = set(descendants(runner.pid))
         names = {pid: cmdline(pid) for pid in children}
         print(f"[stack.run] {len(children)} processes below the runner: {names}")
         assert len(children) >= (6 if alerting else 3), names
@@ -95,7 +95,7 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
         stopped_in = time.monotonic() - stop_started
         print(f"[stack.run] stopped in {stopped_in:.1f} s")
         assert code == 0, runner.describe()
-        survivors = {pid: names[pid] for pid in children if pid_alive(pid)}
+        survivors = {pid: names[pid] for pid in children if alive(pid)}
         assert not survivors, f"still running after stack.run exited: {survivors}"
         assert "[vigil] stopped service" in runner.tail()
     except BaseException:
@@ -107,8 +107,8 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
         raise
     finally:
         runner.stop(10)
-        for pid in children | descendants(runner.pid):  # only what this test started
-            if pid_alive(pid):
+        for pid in children | set(descendants(runner.pid)):  # only what this test started
+            if alive(pid):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.processes import alive, cmdline, descendants, started
+
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 90.0  # startup takes ~4 s; a loaded 2-core machine can take much longer
 STARTED_LINE = "Service vigil initialized"  # BentoML logs it once per worker
@@ -93,57 +95,6 @@ class ServiceHandle:
             time.sleep(0.05)
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()  # fields after the command name
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    fields = _stat(pid)
-    return fields is not None and fields[0] != "Z"
-
-
-def started(pid: int) -> str:
-    """When ``pid`` started (clock ticks since boot): tells a process from a later one that
-    reuses its pid."""
-    fields = _stat(pid)
-    return fields[19] if fields else ""
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid``, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (fields := _stat(int(entry.name))) is not None:
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` so far (0 once it is gone)."""
-    fields = _stat(pid)
-    if fields is None:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
@@ -154,6 +105,7 @@ def service_env(home: Path, port: int, env: dict[str, str] | None = None) -> dic
     out = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIL_", "BENTOML_"))}
     out.update(
         {
+            "VIGIL_ENV_FILE": "",  # no .env from the working directory
             "VIGIL_HOME": str(home),
             "VIGIL_HOST": "127.0.0.1",
             "VIGIL_PORT": str(port),
