@@ -1,21 +1,18 @@
 """Live model quality: the production model's latest labeled predictions scored like training.
 
-Metrics are computed the way ``training.model.score`` computes the held-out ones (binary F1,
-precision and recall on the last class; macro averages for multiclass), so the live figures
-compare like for like with ``vigil_model_quality_reference``.
+Scored by ``vigil.scoring``, as the held-out split was at training, so the live figures compare
+like for like with ``vigil_model_quality_reference``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from vigil.schema import FeatureSchema, _plain
-
-QUALITY_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+from vigil.scoring import QUALITY_METRICS, classification_metrics
 
 
 def _label(value: Any) -> str:
@@ -64,15 +61,6 @@ def live_quality(
 
 
 def score_labeled(frame: pd.DataFrame, schema: FeatureSchema) -> dict:
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        log_loss,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
-
     classes = [_label(c) for c in schema.classes]
     truth = frame["label"].map(_label)
     known = truth.isin(classes).to_numpy()
@@ -87,33 +75,4 @@ def score_labeled(frame: pd.DataFrame, schema: FeatureSchema) -> dict:
         out["unknown_labels"] = int((~known).sum())
     if not len(truth):
         return {**{m: None for m in QUALITY_METRICS}, **out}
-    binary = len(classes) == 2
-    avg = {"average": "binary", "pos_label": classes[-1]} if binary else {"average": "macro"}
-    metrics: dict[str, float | None] = {
-        "accuracy": accuracy_score(truth, predicted),
-        "f1": f1_score(truth, predicted, labels=classes, zero_division=0, **avg),
-        "precision": precision_score(truth, predicted, labels=classes, zero_division=0, **avg),
-        "recall": recall_score(truth, predicted, labels=classes, zero_division=0, **avg),
-        "log_loss": log_loss(truth, _normalised(proba), labels=classes),
-        "roc_auc": _roc_auc(roc_auc_score, truth, proba, classes),
-    }
-    rounded = {k: (None if v is None else round(float(v), 6)) for k, v in metrics.items()}
-    return {**rounded, **out}
-
-
-def _normalised(proba: np.ndarray) -> np.ndarray:
-    # Logged probabilities are rounded; sklearn wants rows that sum to one.
-    sums = proba.sum(axis=1, keepdims=True)
-    return np.where(sums > 0, proba / np.where(sums > 0, sums, 1), 1 / proba.shape[1])
-
-
-def _roc_auc(roc_auc_score, truth, proba, classes) -> float | None:
-    if len(set(truth)) < 2:
-        return None  # undefined with one class among the labels
-    try:
-        if len(classes) == 2:
-            return roc_auc_score(truth == classes[-1], proba[:, 1])
-        value = roc_auc_score(truth, proba, multi_class="ovr", average="macro", labels=classes)
-    except ValueError:
-        return None
-    return None if math.isnan(value) else value
+    return {**classification_metrics(truth, predicted, proba, classes), **out}

@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from vigil.httpserve import serve_until_interrupted
+
 MAX_BODY_BYTES = 1_000_000
 
 
@@ -124,12 +126,7 @@ def main(
         port = get_settings().webhook_port
     server = make_server(host, port)
     print(f"webhook receiver listening on http://{host}:{port}/alerts", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

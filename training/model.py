@@ -6,11 +6,11 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from vigil.schema import FeatureSchema
+from vigil.scoring import classification_metrics
 
 
 def build_pipeline(schema: FeatureSchema, *, seed: int, n_estimators: int) -> Pipeline:
@@ -41,27 +41,8 @@ def build_pipeline(schema: FeatureSchema, *, seed: int, n_estimators: int) -> Pi
     )
 
 
-def score(pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict[str, float]:
-    """Held-out accuracy, F1 (binary: positive class; multiclass: macro), ROC AUC, log loss."""
-    classes = list(pipeline.classes_)
+def score(pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict[str, float | None]:
+    """Held-out quality, as ``vigil.scoring`` computes it for live data too."""
     proba = pipeline.predict_proba(features)
     predicted = pipeline.classes_[proba.argmax(axis=1)]
-    truth = labels.to_numpy()
-    binary = len(classes) == 2
-    metrics = {
-        "accuracy": accuracy_score(truth, predicted),
-        "f1": f1_score(truth, predicted, pos_label=classes[-1])
-        if binary
-        else f1_score(truth, predicted, average="macro", labels=classes),
-        "log_loss": log_loss(truth, proba, labels=classes),
-    }
-    try:
-        if binary:
-            metrics["roc_auc"] = roc_auc_score(truth == classes[-1], proba[:, 1])
-        else:
-            metrics["roc_auc"] = roc_auc_score(
-                truth, proba, multi_class="ovr", average="macro", labels=classes
-            )
-    except ValueError:  # a class absent from the held-out split
-        metrics["roc_auc"] = float("nan")
-    return {k: round(float(v), 6) for k, v in metrics.items()}
+    return classification_metrics(labels.to_numpy(), predicted, proba, pipeline.classes_)

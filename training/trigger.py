@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from vigil.httpserve import serve_until_interrupted
+
 ROOT = Path(__file__).resolve().parents[1]
 TRIGGERS = frozenset({"DataDriftDetected", "ModelQualityDrop"})
 RETRAIN_COMMAND = [sys.executable, "-m", "training.retrain"]
@@ -98,12 +100,7 @@ def main(
     trigger = RetrainTrigger(RETRAIN_COMMAND, settings.retrain_min_interval_seconds)
     server = make_server(trigger, "127.0.0.1", port or settings.retrain_trigger_port)
     typer.echo(f"[retrain-trigger] listening on {server.server_address}")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,7 @@ def test_environment_overrides(monkeypatch):
     assert s.resolved_database_url == "postgresql://x@h/db"
 
 
-def test_env_file_is_read_from_the_working_directory_unless_told_otherwise(
-    monkeypatch, tmp_path
-):
+def test_env_file_is_read_from_the_working_directory_unless_told_otherwise(monkeypatch, tmp_path):
     monkeypatch.delenv("VIGIL_PORT", raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text("VIGIL_PORT=4100\n")
