@@ -220,6 +220,11 @@ def count_rejection(reason: str) -> None:
         runtime.metrics.reject(reason)
 
 
+def _max_body_bytes() -> int:
+    service = bentoml.get_current_service()
+    return getattr(service, "settings", _settings).max_body_bytes
+
+
 def _api_key() -> str | None:
     service = bentoml.get_current_service()
     key = getattr(service, "settings", _settings).api_key
@@ -228,7 +233,9 @@ def _api_key() -> str | None:
 
 VigilService.mount_asgi_app(make_app(current_runtime), path="/")
 # First added runs first: reshape BentoML's own 4xx bodies, then check the key.
-VigilService.add_asgi_middleware(JsonApi, paths=API_PATHS, on_reject=count_rejection)
+VigilService.add_asgi_middleware(
+    JsonApi, paths=API_PATHS, on_reject=count_rejection, max_body_bytes=_max_body_bytes
+)
 VigilService.add_asgi_middleware(
     BearerAuth, api_key=_api_key, paths=API_PATHS, on_reject=count_rejection
 )

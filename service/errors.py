@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -77,14 +77,34 @@ class JsonApi:
     contract's shape, and rejected inputs are counted. Our own error bodies pass unchanged.
     """
 
-    def __init__(self, app, *, paths: frozenset[str], on_reject=lambda reason: None):
+    def __init__(
+        self,
+        app,
+        *,
+        paths: frozenset[str],
+        on_reject=lambda reason: None,
+        max_body_bytes: Callable[[], int],
+    ):
         self.app = app
         self.paths = paths
         self.on_reject = on_reject
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
+            return
+        # Refuse an oversized body before anything reads it into memory.
+        limit = self.max_body_bytes()
+        length = _content_length(scope)
+        if length is None:  # chunked: read it here, up to the limit, then hand it on
+            body = await _read_at_most(receive, limit)
+            if body is None:
+                await self._too_large(scope, receive, send, None, limit)
+                return
+            receive = _replay(body)
+        elif length > limit:
+            await self._too_large(scope, receive, send, length, limit)
             return
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
         scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
@@ -118,6 +138,52 @@ class JsonApi:
             await send(message)
 
         await self.app(scope, receive, reshaping_send)
+
+    async def _too_large(self, scope, receive, send, length: int | None, limit: int) -> None:
+        self.on_reject("body_too_large")
+        size = f"{length} bytes" if length is not None else "more than that"
+        msg = f"request body is {size}; the limit is {limit} bytes (VIGIL_MAX_BODY_BYTES)"
+        await ApiError(413, msg, [problem(["body"], msg)]).response()(scope, receive, send)
+
+
+def _content_length(scope) -> int | None:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _read_at_most(receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it passes ``limit`` bytes."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away; the app will see an empty body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes):
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 _PYDANTIC_REASONS = {"json_invalid": "malformed", "missing": "missing_field"}

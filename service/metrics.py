@@ -22,6 +22,7 @@ REJECT_REASONS = (
     "non_finite",
     "empty",
     "too_many_rows",
+    "body_too_large",
     "unseen_category",
     "unknown_label",
     "unauthorized",

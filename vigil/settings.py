@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=1, le=64)
     api_key: SecretStr | None = None
     max_batch_rows: int = Field(default=1000, ge=1)
+    # Bodies above this are refused (413) before they are read, whatever their row count.
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     strict_categories: bool = False
     # In-worker micro-batching: most rows per model call, and the longest a request waits for
     # company before its batch runs.

@@ -24,6 +24,7 @@ from vigil.schema import to_frame
 pytestmark = pytest.mark.integration
 
 MAX_ROWS = 50
+MAX_BODY_BYTES = 100_000  # about 130 of the default rows
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 RESPONSE_KEYS = {"model_version", "request_id", "predictions", "probabilities", "prediction_ids"}
 
@@ -52,7 +53,12 @@ class Server:
 )
 def server(request, trained_home_template, tmp_path_factory):
     home = copy_home(trained_home_template, tmp_path_factory.mktemp("http") / "home")
-    env = {"VIGIL_API_KEY": API_KEY, "VIGIL_WORKERS": "2", "VIGIL_MAX_BATCH_ROWS": str(MAX_ROWS)}
+    env = {
+        "VIGIL_API_KEY": API_KEY,
+        "VIGIL_WORKERS": "2",
+        "VIGIL_MAX_BATCH_ROWS": str(MAX_ROWS),
+        "VIGIL_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+    }
     if request.param == "postgres":
         log = postgres_log()
         env.update({"VIGIL_DATABASE_URL": POSTGRES_URL, "VIGIL_TABLE_PREFIX": log.table_prefix})
@@ -137,6 +143,7 @@ def _bad_bodies(row: dict) -> list[tuple[str, object, int, list]]:
         ("-Infinity", literal("-Infinity"), 400,
          ["instances", 0, "mean radius"]),
         ("too many rows", {"instances": [row] * (MAX_ROWS + 1)}, 413, ["instances"]),
+        ("body too large", {"instances": [row] * 300}, 413, ["body"]),
     ]  # fmt: skip
 
 
@@ -161,7 +168,29 @@ def test_every_bad_input_gets_the_contract_error_body(server, default_rows):
     )
     assert rejected == len(cases)
     assert total(after, "vigil_input_rejected_total", reason="too_many_rows") >= 1
+    assert total(after, "vigil_input_rejected_total", reason="body_too_large") >= 1
     assert total(after, "vigil_input_rejected_total", reason="non_finite") >= 3
+
+
+def test_an_oversized_body_is_refused_even_without_a_length(server, default_rows):
+    big = json.dumps({"instances": default_rows[:1] * 300}).encode()
+    assert len(big) > MAX_BODY_BYTES
+
+    def chunks():  # no Content-Length: httpx sends it chunked
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = httpx.post(f"{server.url}/predict", content=chunks(), headers=headers, timeout=30)
+    assert response.status_code == 413, response.text
+    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert "VIGIL_MAX_BODY_BYTES" in response.json()["error"]
+    # A chunked body under the limit is read and answered as usual.
+    small = json.dumps({"instances": default_rows[:2]}).encode()
+    parts = iter([small[:100], small[100:]])
+    response = httpx.post(f"{server.url}/predict", content=parts, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["predictions"]) == 2
 
 
 def test_api_key_is_required_on_predict_and_feedback(server, default_rows):
