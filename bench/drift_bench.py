@@ -3,7 +3,8 @@
     python -m bench.drift_bench [--out bench-results] [--sizes 1000,10000,100000,1000000]
 
 One inference log of the largest size is filled with breast-cancer rows (resampled, one feature
-shifted by 0.5 SD); each size is the newest N rows of it. Every measurement runs in a child
+shifted by 0.5 SD), logged 100 per request as the service logs them; each size is the newest N
+rows of it. Every measurement runs in a child
 process of its own, which reports its own peak RSS (``VmHWM``):
 
 - ours: ``Checker.check()`` as the long-running monitor runs it (imports done, model loaded):
@@ -29,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (1_000, 10_000, 100_000, 1_000_000)
 SHIFTED = "mean texture"
+REQUEST_ROWS = 100  # instances per logged request, as in the service benchmark's big requests
 
 
 def _secs(result: dict) -> float:
@@ -85,7 +87,8 @@ def _prepare(sizes: str) -> dict:
 
     from training.data import load
     from training.train import train
-    from vigil.inference_log import InferenceLog
+    from vigil.inference_log import InferenceLog, LogRecord
+    from vigil.prediction_ids import new_request_id
     from vigil.settings import get_settings
 
     started = time.perf_counter()
@@ -95,32 +98,29 @@ def _prepare(sizes: str) -> dict:
     tag = train(settings, load(None, None), promote=True).model_tag
     base = load_breast_cancer(as_frame=True).frame.drop(columns="target")
     base[SHIFTED] += 0.5 * base[SHIFTED].std()
-    # Rows are resampled from the 569 of the data set: serialise each once.
-    encoded = [json.dumps(r) for r in base.to_dict("records")]
     pick = np.random.default_rng(0).integers(0, len(base), size=n)
+    rows = pd.DataFrame(base.to_numpy()[pick], columns=base.columns)
+    columns = {name: rows[name].tolist() for name in rows.columns}
     log = InferenceLog.from_settings(settings)
     log.create_schema()
     now = time.time()
-    with log.engine.begin() as conn:
-        for start in range(0, n, 50_000):
-            stop = min(n, start + 50_000)
-            conn.execute(
-                log.predictions.insert(),
-                [
-                    {
-                        "prediction_id": f"{i:032x}",
-                        "request_id": "bench",
-                        "model_version": tag,
-                        "created_at": now - (n - i) * 1e-3,
-                        "inputs": encoded[pick[i]],
-                        "prediction": "1",
-                        "probabilities": '{"0": 0.3, "1": 0.7}',
-                    }
-                    for i in range(start, stop)
-                ],
+
+    def requests():
+        # Logged as the service logs them: REQUEST_ROWS instances per request.
+        for first in range(0, n, REQUEST_ROWS):
+            size = min(REQUEST_ROWS, n - first)
+            at = now - (n - first) * 1e-3
+            yield LogRecord(
+                request_id=new_request_id(at),
+                model_version=tag,
+                created_at=at,
+                instances={k: v[first : first + size] for k, v in columns.items()},
+                predictions=[1] * size,
+                probabilities={"0": [0.3] * size, "1": [0.7] * size},
             )
+
+    log.write(requests())
     log.close()
-    rows = pd.DataFrame(base.to_numpy()[pick], columns=base.columns)
     for size in windows:  # a file each: the raw runs hold only their own rows
         rows.tail(size).to_parquet(os.environ["BENCH_ROWS"].format(n=size))
     return {"seconds": round(time.perf_counter() - started, 1)}
@@ -181,8 +181,10 @@ def _read_parts(log, tag: str, n: int, max_rows: int) -> dict:
     started = time.perf_counter()
     window = log.latest(tag, n, max_rows=max_rows)
     read = time.perf_counter() - started
-    p = log.predictions
-    stmt = sa.select(p.c.inputs).order_by(p.c.id.desc()).limit(min(n, max_rows))
+    r = log.requests
+    # The records holding the newest min(n, max_rows) rows: what an unsampled read parses.
+    records = -(-min(n, max_rows) // REQUEST_ROWS)
+    stmt = sa.select(r.c.instances).order_by(r.c.id.desc()).limit(records)
     started = time.perf_counter()
     with log.engine.connect() as conn:
         texts = list(conn.scalars(stmt))

@@ -14,7 +14,6 @@ import gc
 import logging
 import threading
 import time
-import uuid
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -32,6 +31,7 @@ from service.routes import make_app
 from service.runtime import Runtime
 from service.validation import feedback_labels
 from vigil.inference_log import InferenceLogError
+from vigil.prediction_ids import new_request_id
 from vigil.settings import get_settings
 
 logger = logging.getLogger("vigil.service")
@@ -146,7 +146,7 @@ class VigilService:
         ],
     ) -> PredictResponse:
         """Predict classes and probabilities; every answered instance is logged first."""
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()  # time-ordered: the inference log's key
         try:
             # One model for the whole request, even if a rollout swaps in another meanwhile.
             model = self._ready().model

@@ -7,7 +7,6 @@ a fresh ``CollectorRegistry``.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
 from collections.abc import Sequence
 
 import numpy as np
@@ -95,16 +94,21 @@ class ServiceMetrics:
 
     def predicted(
         self,
-        labels: Sequence[object],
-        confidences: Sequence[float],
+        classes: Sequence[str],
+        top: np.ndarray,
+        confidence: np.ndarray,
         model_version: str | None = None,
     ) -> None:
-        """Count a batch under the version that answered it (during a rollout the old model
-        still finishes its batches after ``serving`` moved on)."""
+        """Count a batch: ``top[i]`` is the index in ``classes`` of instance ``i``'s predicted
+        class, ``confidence[i]`` that class's probability. One ``inc`` per class and one per
+        histogram bucket, not per instance. Counted under the version that answered (during a
+        rollout the old model still finishes its batches after ``serving`` moved on)."""
         version = model_version or self.model_version
-        for label, n in Tally(map(str, labels)).items():
-            self.predictions.labels(model_version=version, predicted_class=label).inc(n)
-        observe_many(self.confidence.labels(model_version=version), confidences)
+        counts = np.bincount(np.asarray(top, dtype=np.int64), minlength=len(classes))
+        for label, n in zip(classes, counts.tolist(), strict=False):
+            if n:
+                self.predictions.labels(model_version=version, predicted_class=label).inc(n)
+        observe_many(self.confidence.labels(model_version=version), confidence)
 
     def unseen_categories(self, counts: dict[str, int]) -> None:
         for feature, n in counts.items():

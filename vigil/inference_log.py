@@ -1,30 +1,51 @@
-"""The inference log: every answered instance, and the ground-truth labels joined to it.
+"""The inference log: every answered request, and the ground-truth labels joined to it.
+
+One record per request, not per instance: the request's id, model version, time, row count,
+and its instances, predictions and probabilities as JSON (``vigil.log_format``: position ``i``
+of every array is the request's ``i``-th instance). A write costs one JSON encoding per column
+and one entry per index per request: a table row (and index entries) per instance cost about
+as much CPU per instance as the rest of the service. Prediction ids are the request id plus the
+instance's position (``vigil.prediction_ids``), so they need no index of their own.
 
 One code path for SQLite (WAL, the default) and PostgreSQL (several replicas): SQLAlchemy Core
-with the inputs stored as JSON text, so any model's schema fits without a migration.
+with the JSON stored as text, so any model's schema fits without a migration.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pydantic_core
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+from vigil.log_format import ColumnsBuilder, dumps, instance_columns, loads, row
+from vigil.log_window import newest_records_needed, plan_window
+from vigil.prediction_ids import (
+    MAX_REQUEST_ROWS,
+    is_request_id,
+    prediction_id,
+    prediction_ids,
+    split_prediction_id,
+)
 
 # SQLite only autoincrements a plain INTEGER primary key.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_FETCH_CHUNK = 5_000
-# One encoder for every row: json.dumps(..., allow_nan=False) builds a new one per call.
-_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+# Rows parsed from JSON at a time when reading: bounds memory, not the window's size.
+_FETCH_ROWS = 5_000
+# Rows encoded and sent at a time by one write (still one transaction).
+_WRITE_ROWS = 50_000
+_IN_CHUNK = 1_000  # values in one SQL IN (...) list
 
 
 class InferenceLogError(RuntimeError):
@@ -32,14 +53,25 @@ class InferenceLogError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class LogRow:
-    prediction_id: str
-    request_id: str
+class LogRecord:
+    """One answered request: its instances (as received, ``None`` for missing values), the
+    predicted class of each, and each class's probability for each.
+
+    ``instances`` are records (dicts), or the same already by feature (``{"age": [value of
+    instance 0, value of instance 1, ...], ...}``, as ``vigil.schema.record_columns`` makes
+    them); ``probabilities`` are by class the same way (the model's output columns).
+    """
+
+    request_id: str  # a UUIDv7 in hex (vigil.prediction_ids.new_request_id)
     model_version: str
     created_at: float  # Unix seconds
-    inputs: dict[str, Any]
-    prediction: Any
-    probabilities: dict[str, float]
+    instances: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
+    predictions: Sequence[Any]
+    probabilities: Mapping[str, Sequence[float]]
+
+    @property
+    def prediction_ids(self) -> list[str]:
+        return prediction_ids(self.request_id, len(self.predictions))
 
 
 @dataclass(frozen=True)
@@ -96,26 +128,41 @@ class InferenceLog:
                 },
             )
         md = sa.MetaData()
-        self.predictions = sa.Table(
-            f"{table_prefix}predictions",
+        self.requests = sa.Table(
+            f"{table_prefix}requests",
             md,
+            # Insertion order: windows are "the newest rows" in this order.
             sa.Column("id", _ID, primary_key=True, autoincrement=True),
-            sa.Column("prediction_id", sa.String(64), nullable=False, unique=True),
-            sa.Column("request_id", sa.String(64), nullable=False),
+            sa.Column("request_id", sa.String(32), nullable=False, unique=True),
             sa.Column("model_version", sa.String(200), nullable=False),
             sa.Column("created_at", sa.Float, nullable=False),
-            sa.Column("inputs", sa.Text, nullable=False),
-            sa.Column("prediction", sa.Text, nullable=False),
+            sa.Column("row_count", sa.Integer, nullable=False),
+            # JSON (vigil.log_format), one element per instance; the big columns last.
+            sa.Column("instances", sa.Text, nullable=False),
+            sa.Column("predictions", sa.Text, nullable=False),
             sa.Column("probabilities", sa.Text, nullable=False),
-            sa.Index(f"{table_prefix}predictions_version_id", "model_version", "id"),
-            sa.Index(f"{table_prefix}predictions_created", "created_at"),
+            # Covers a window's planning (which records, how many rows each, how old) without
+            # touching the records themselves.
+            sa.Index(
+                f"{table_prefix}requests_version_id",
+                "model_version",
+                "id",
+                "created_at",
+                "row_count",
+            ),
+            sa.Index(f"{table_prefix}requests_created", "created_at"),
         )
         self.feedback = sa.Table(
             f"{table_prefix}feedback",
             md,
             sa.Column("prediction_id", sa.String(64), primary_key=True),
+            # The prediction id split: the logged request and the instance's position in it.
+            sa.Column("request_id", sa.String(32), nullable=False),
+            sa.Column("row_offset", sa.Integer, nullable=False),
             sa.Column("label", sa.Text, nullable=False),
             sa.Column("received_at", sa.Float, nullable=False),
+            # "The newest labels" walks this backwards (request ids are time-ordered).
+            sa.Index(f"{table_prefix}feedback_request", "request_id", "row_offset"),
         )
         self.metadata = md
 
@@ -149,63 +196,65 @@ class InferenceLog:
 
     # -- writing -------------------------------------------------------------------------
 
-    def write(self, rows: Sequence[LogRow]) -> None:
-        """Store ``rows`` in one transaction; on return they are durable."""
-        if not rows:
-            return
-        params = [
-            {
-                "prediction_id": r.prediction_id,
-                "request_id": r.request_id,
-                "model_version": r.model_version,
-                "created_at": r.created_at,
-                "inputs": _json(r.inputs),
-                "prediction": _json(r.prediction),
-                "probabilities": _json(r.probabilities),
-            }
-            for r in rows
-        ]
+    def write(self, records: Iterable[LogRecord]) -> None:
+        """Store ``records`` in one transaction; on return they are durable.
+
+        Any number of records: they are encoded and sent a slice at a time, so bulk loads
+        (tests, benchmarks) stay bounded in memory.
+        """
         try:
             with self.engine.begin() as conn:
-                conn.execute(self.predictions.insert(), params)
+                params: list[dict[str, Any]] = []
+                rows = 0
+                for record in records:
+                    params.append(_params(record))
+                    rows += params[-1]["row_count"]
+                    if rows >= _WRITE_ROWS:
+                        conn.execute(self.requests.insert(), params)
+                        params, rows = [], 0
+                if params:
+                    conn.execute(self.requests.insert(), params)
         except SQLAlchemyError as exc:
             raise InferenceLogError(f"inference log write failed: {_one_line(exc)}") from exc
 
     def add_feedback(self, labels: Iterable[tuple[str, Any]]) -> tuple[int, list[str]]:
         """Join labels to logged predictions; a repeated id replaces the earlier label.
 
-        Returns the number accepted and the ids that match no logged prediction.
+        Returns the number accepted and the ids that match no logged prediction (malformed
+        ones, those of no logged request, and positions past the end of their request).
         """
         latest: dict[str, Any] = {}
-        for prediction_id, label in labels:
-            latest[prediction_id] = label  # the last of duplicates within one call wins
+        for pid, label in labels:
+            latest[pid] = label  # the last of duplicates within one call wins
         if not latest:
             return 0, []
+        wanted = {pid: split_prediction_id(pid) for pid in latest}
+        request_ids = sorted({split[0] for split in wanted.values() if split is not None})
+        r = self.requests
         now = time.time()
         try:
             with self.engine.begin() as conn:
-                known = set()
-                ids = list(latest)
-                for start in range(0, len(ids), 1000):
-                    chunk = ids[start : start + 1000]
-                    known.update(
-                        conn.scalars(
-                            sa.select(self.predictions.c.prediction_id).where(
-                                self.predictions.c.prediction_id.in_(chunk)
-                            )
-                        )
-                    )
+                sizes: dict[str, int] = {}
+                for chunk in _chunks(request_ids, _IN_CHUNK):
+                    stmt = sa.select(r.c.request_id, r.c.row_count).where(r.c.request_id.in_(chunk))
+                    sizes.update((key, size) for key, size in conn.execute(stmt))
                 rows = [
-                    {"prediction_id": i, "label": json.dumps(latest[i]), "received_at": now}
-                    for i in ids
-                    if i in known
+                    {
+                        "prediction_id": pid,
+                        "request_id": split[0],
+                        "row_offset": split[1],
+                        "label": json.dumps(latest[pid]),
+                        "received_at": now,
+                    }
+                    for pid, split in wanted.items()
+                    if split is not None and split[1] < sizes.get(split[0], 0)
                 ]
                 if rows:
                     conn.execute(self._upsert_feedback(), rows)
         except SQLAlchemyError as exc:
             raise InferenceLogError(f"feedback write failed: {_one_line(exc)}") from exc
-        unknown = [i for i in ids if i not in known]
-        return len(rows), unknown
+        accepted = {row["prediction_id"] for row in rows}
+        return len(rows), [pid for pid in latest if pid not in accepted]
 
     def _upsert_feedback(self):
         if self.engine.dialect.name == "postgresql":
@@ -219,34 +268,43 @@ class InferenceLog:
         )
 
     def prune(self, older_than: float) -> int:
-        """Delete predictions (and their labels) logged before ``older_than`` (Unix seconds)."""
-        p, f = self.predictions, self.feedback
+        """Delete requests (and their labels) logged before ``older_than`` (Unix seconds);
+        returns the number of predictions deleted."""
+        r, f = self.requests, self.feedback
+        old = r.c.created_at < older_than
         try:
             with self.engine.begin() as conn:
-                old = sa.select(p.c.prediction_id).where(p.c.created_at < older_than)
-                conn.execute(f.delete().where(f.c.prediction_id.in_(old)))
-                return conn.execute(p.delete().where(p.c.created_at < older_than)).rowcount
+                removed = conn.scalar(
+                    sa.select(sa.func.coalesce(sa.func.sum(r.c.row_count), 0)).where(old)
+                )
+                conn.execute(
+                    f.delete().where(f.c.request_id.in_(sa.select(r.c.request_id).where(old)))
+                )
+                conn.execute(r.delete().where(old))
+                return int(removed)
         except SQLAlchemyError as exc:
             raise InferenceLogError(f"inference log prune failed: {_one_line(exc)}") from exc
 
     # -- reading -------------------------------------------------------------------------
 
     def count(self, model_version: str | None = None) -> int:
-        stmt = sa.select(sa.func.count()).select_from(self.predictions)
+        """Logged predictions (instances, not requests)."""
+        r = self.requests
+        stmt = sa.select(sa.func.coalesce(sa.func.sum(r.c.row_count), 0))
         if model_version is not None:
-            stmt = stmt.where(self.predictions.c.model_version == model_version)
+            stmt = stmt.where(r.c.model_version == model_version)
         with self._reading() as conn:
             return int(conn.scalar(stmt))
 
     def labeled_count(self, model_version: str) -> int:
         """How many predictions of ``model_version`` have a ground-truth label."""
-        p, f = self.predictions, self.feedback
-        # Driven from the labels (EXISTS): a join lets SQLite walk every prediction instead.
+        r, f = self.requests, self.feedback
+        # Driven from the labels (EXISTS): there are far fewer of them than requests.
         stmt = (
             sa.select(sa.func.count())
             .where(
                 sa.exists().where(
-                    p.c.prediction_id == f.c.prediction_id, p.c.model_version == model_version
+                    r.c.request_id == f.c.request_id, r.c.model_version == model_version
                 )
             )
             .select_from(f)
@@ -255,8 +313,10 @@ class InferenceLog:
             return int(conn.scalar(stmt))
 
     def prediction_ids(self) -> set[str]:
+        r = self.requests
         with self._reading() as conn:
-            return set(conn.scalars(sa.select(self.predictions.c.prediction_id)))
+            rows = conn.execute(sa.select(r.c.request_id, r.c.row_count)).tuples()
+            return {pid for request_id, n in rows for pid in prediction_ids(request_id, n)}
 
     def latest(
         self,
@@ -271,74 +331,166 @@ class InferenceLog:
         first, as a frame of the logged inputs plus ``prediction_id``, ``created_at`` and
         ``prediction``. Memory stays bounded: a window larger than ``max_rows`` is read as a
         uniform sample of ``max_rows`` of its rows, and ``sampled`` says so."""
-        p = self.predictions
-        cond = p.c.model_version == model_version
+        r = self.requests
+        cond = r.c.model_version == model_version
         if since is not None:
-            cond = sa.and_(cond, p.c.created_at >= since)
+            cond = sa.and_(cond, r.c.created_at >= since)
         with self._reading() as conn:
-            ids = np.fromiter(
-                conn.scalars(sa.select(p.c.id).where(cond).order_by(p.c.id.desc()).limit(n)),
-                dtype=np.int64,
-            )
-            total = len(ids)
-            sampled = max_rows is not None and total > max_rows
-            if sampled:
-                ids = np.random.default_rng(seed).choice(ids, size=max_rows, replace=False)
-            ids = np.sort(ids)
-            pieces = []
-            cols = [p.c.id, p.c.prediction_id, p.c.created_at, p.c.inputs, p.c.prediction]
-            for start in range(0, len(ids), _FETCH_CHUNK):
-                chunk = ids[start : start + _FETCH_CHUNK].tolist()
-                # A range scan on the primary key, then a filter: cheaper than a huge IN list.
-                stmt = (
-                    sa.select(*cols)
-                    .where(p.c.id.between(chunk[0], chunk[-1]))
-                    .where(cond)
-                    .order_by(p.c.id)
+            ids, sizes = self._newest_records(conn, cond, n)
+            plan = plan_window(sizes, n, max_rows, seed)
+            if plan.total_rows == 0:
+                return Window(frame=pd.DataFrame(), total_rows=0, sampled=False)
+            # The records holding a row of the window, each with the positions wanted from it.
+            first = np.flatnonzero(np.diff(plan.records, prepend=-1)).tolist()
+            offsets = plan.offsets.tolist()
+            records = plan.records[first]
+            wanted = [
+                (key, size, offsets[start:stop])
+                for key, size, start, stop in zip(
+                    ids[records].tolist(),
+                    sizes[records].tolist(),
+                    first,
+                    [*first[1:], len(offsets)],
+                    strict=True,
                 )
-                wanted = set(chunk) if sampled else None
-                rows = [r for r in conn.execute(stmt) if wanted is None or r.id in wanted]
-                # Parsed chunk by chunk: the whole window's JSON text and dicts (several times
-                # the frame's size) never live at once.
-                pieces.append(_to_frame(rows))
+            ]
+            cols = [r.c.id, r.c.request_id, r.c.created_at, r.c.instances, r.c.predictions]
+            # Parsed chunk by chunk: the whole window's JSON text and values (several times
+            # the frame's size) never live at once.
+            with _no_gc():
+                pieces = [
+                    _window_frame(chunk, found)
+                    for chunk, found in self._records(
+                        conn, r.c.id, wanted, cols, every=None if plan.sampled else cond
+                    )
+                ]
+        pieces = [piece for piece in pieces if len(piece)]
         if len(pieces) > 1:
             frame = pd.concat(pieces, ignore_index=True, sort=False)
         else:
             frame = pieces[0] if pieces else pd.DataFrame()
-        return Window(frame=frame, total_rows=total, sampled=sampled)
+        return Window(frame=frame, total_rows=plan.total_rows, sampled=plan.sampled)
+
+    def _newest_records(self, conn: Connection, cond, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and row counts, oldest first, of the fewest newest records matching ``cond``
+        that hold ``n`` rows (all of them if fewer): read from the covering index, a page at
+        a time, each page sized by the rows per record seen so far."""
+        r = self.requests
+        ids: list[int] = []
+        sizes: list[int] = []
+        limit = min(n, 1_000)
+        while n > 0:
+            stmt = sa.select(r.c.id, r.c.row_count).where(cond)
+            if ids:
+                stmt = stmt.where(r.c.id < ids[-1])
+            page = conn.execute(stmt.order_by(r.c.id.desc()).limit(limit)).all()
+            ids.extend(row[0] for row in page)
+            sizes.extend(row[1] for row in page)
+            held = sum(sizes)
+            if len(page) < limit or held >= n:
+                break
+            # Each record holds at least one row: never more than n - held records to go.
+            per_record = held / len(ids)
+            limit = min(n - held, int((n - held) / per_record * 1.25) + 100)
+        keep = newest_records_needed(np.asarray(sizes, dtype=np.int64), n) if sizes else 0
+        return (
+            np.asarray(ids[:keep], dtype=np.int64)[::-1],
+            np.asarray(sizes[:keep], dtype=np.int64)[::-1],
+        )
 
     def labeled(self, model_version: str | None, n: int) -> pd.DataFrame:
         """The newest ``n`` labeled predictions of ``model_version`` (of every version when
-        None), oldest first: inputs, ``prediction``, ``probabilities`` (dict), ``label``,
-        ``model_version``, ``created_at``, ``received_at``."""
-        p, f = self.predictions, self.feedback
-        stmt = (
-            sa.select(
-                p.c.id,
-                p.c.prediction_id,
-                p.c.created_at,
-                p.c.inputs,
-                p.c.prediction,
-                p.c.probabilities,
-                p.c.model_version,
-                f.c.label,
-                f.c.received_at,
-            )
-            .join(f, f.c.prediction_id == p.c.prediction_id)
-            .order_by(p.c.id.desc())
-            .limit(n)
+        None), oldest first: inputs, ``prediction_id``, ``prediction``, ``probabilities``
+        (dict), ``label``, ``model_version``, ``created_at``, ``received_at``."""
+        r, f = self.requests, self.feedback
+        # Driven from the labels, newest first (request ids are time-ordered), so that it stops
+        # after n of them: a join filtered on the version lets SQLite walk every request of it.
+        stmt = sa.select(
+            f.c.prediction_id, f.c.request_id, f.c.row_offset, f.c.label, f.c.received_at
         )
         if model_version is not None:
-            stmt = stmt.where(p.c.model_version == model_version)
+            stmt = stmt.where(
+                sa.exists().where(
+                    r.c.request_id == f.c.request_id, r.c.model_version == model_version
+                )
+            )
+        stmt = stmt.order_by(f.c.request_id.desc(), f.c.row_offset.desc()).limit(n)
+        meta = [r.c.request_id, r.c.model_version, r.c.created_at, r.c.row_count]
+        cols = [r.c.request_id, r.c.instances, r.c.predictions, r.c.probabilities]
         with self._reading() as conn:
-            records = list(conn.execute(stmt))[::-1]
-        frame = _to_frame(records)
-        if records:
-            frame["probabilities"] = [json.loads(r.probabilities) for r in records]
-            frame["label"] = [json.loads(r.label) for r in records]
-            frame["model_version"] = [r.model_version for r in records]
-            frame["received_at"] = [r.received_at for r in records]
-        return frame
+            labels = conn.execute(stmt).all()[::-1]  # sorted by request, then position
+            groups: dict[str, list] = {}
+            for label in labels:
+                groups.setdefault(label.request_id, []).append(label)
+            requests = {}
+            for keys in _chunks(list(groups), _IN_CHUNK):
+                requests.update(
+                    (row.request_id, row)
+                    for row in conn.execute(sa.select(*meta).where(r.c.request_id.in_(keys)))
+                )
+            wanted = [
+                (key, requests[key].row_count, [label.row_offset for label in group])
+                for key, group in groups.items()
+                if key in requests  # else pruned since the labels were read
+            ]
+            builder = ColumnsBuilder()
+            kept, predictions, probabilities, versions, created = [], [], [], [], []
+            with _no_gc():
+                for chunk, found in self._records(conn, r.c.request_id, wanted, cols):
+                    for key, size, offsets in chunk:
+                        record = found.get(key)
+                        if record is None:
+                            continue  # pruned meanwhile
+                        builder.add(loads(record.instances), offsets, size)
+                        preds, probs = loads(record.predictions), loads(record.probabilities)
+                        predictions.extend(preds[o] for o in offsets)
+                        probabilities.extend(row(probs, o) for o in offsets)
+                        kept.extend(groups[key])
+                        versions.extend([requests[key].model_version] * len(offsets))
+                        created.extend([requests[key].created_at] * len(offsets))
+        if not kept:
+            return pd.DataFrame()
+        return builder.frame(
+            [
+                ("prediction_id", [label.prediction_id for label in kept]),
+                ("created_at", created),
+                ("prediction", predictions),
+                ("probabilities", probabilities),
+                ("label", [json.loads(label.label) for label in kept]),
+                ("model_version", versions),
+                ("received_at", [label.received_at for label in kept]),
+            ]
+        )
+
+    def _records(
+        self,
+        conn: Connection,
+        key,
+        wanted: Sequence[tuple[Any, int, list[int]]],
+        cols,
+        every=None,
+    ) -> Iterator[tuple[list, dict]]:
+        """``(key, row_count, offsets)`` items in chunks of about ``_FETCH_ROWS`` rows, each
+        with its records (``cols``, looked up by ``key``) by key. With ``every`` (a condition),
+        the items are every record matching it in their key range: read by range scans, which
+        cost less than long IN lists (a window of one-row requests has many records)."""
+        start = 0
+        while start < len(wanted):
+            stop, rows = start, 0
+            while stop < len(wanted) and (stop == start or rows < _FETCH_ROWS):
+                rows += wanted[stop][1]
+                stop += 1
+            chunk = wanted[start:stop]
+            found = {}
+            if every is not None:
+                stmt = sa.select(*cols).where(every, key.between(chunk[0][0], chunk[-1][0]))
+                found.update((row[0], row) for row in conn.execute(stmt))
+            else:
+                for keys in _chunks([item[0] for item in chunk], _IN_CHUNK):
+                    stmt = sa.select(*cols).where(key.in_(keys))
+                    found.update((row[0], row) for row in conn.execute(stmt))
+            yield chunk, found
+            start = stop
 
     def _reading(self):
         return _Reading(self.engine)
@@ -364,29 +516,63 @@ class _Reading:
         return False
 
 
-def _to_frame(records: list) -> pd.DataFrame:
-    if not records:
-        return pd.DataFrame()
-    # pydantic_core's parser gives the same values as json.loads, about 3x faster: parsing
-    # is most of the cost of reading a drift window.
-    inputs = pd.DataFrame.from_records([pydantic_core.from_json(r.inputs) for r in records])
-    inputs["prediction_id"] = [r.prediction_id for r in records]
-    inputs["created_at"] = [r.created_at for r in records]
-    inputs["prediction"] = [pydantic_core.from_json(r.prediction) for r in records]
-    return inputs
+def _params(record: LogRecord) -> dict[str, Any]:
+    n = len(record.predictions)
+    if not is_request_id(record.request_id):
+        raise ValueError(f"request id {record.request_id!r} is not 32 lowercase hex digits")
+    if not 0 < n <= MAX_REQUEST_ROWS:
+        raise ValueError(f"a logged request holds 1 to {MAX_REQUEST_ROWS} instances, not {n}")
+    columns = instance_columns(record.instances)
+    if set(map(len, chain(columns.values(), record.probabilities.values()))) - {n}:
+        raise ValueError("instances, predictions and probabilities differ in length")
+    return {
+        "request_id": record.request_id,
+        "model_version": record.model_version,
+        "created_at": record.created_at,
+        "row_count": n,
+        "instances": dumps(columns),
+        "predictions": dumps(record.predictions),
+        "probabilities": dumps(record.probabilities),
+    }
 
 
-def _json(value: Any) -> str:
-    """JSON text as ``json.dumps(value, allow_nan=False)`` would write it (NaN and infinities
-    raise ValueError), but through pydantic_core's encoder: about four times faster for a row
-    of floats, and the service writes three of these per answered instance."""
+def _window_frame(chunk: list[tuple[int, int, list[int]]], found: dict) -> pd.DataFrame:
+    """The window's rows from one chunk of records: the wanted positions of each."""
+    builder = ColumnsBuilder()
+    pids: list[str] = []
+    created: list[float] = []
+    predictions: list[Any] = []
+    for record_id, size, offsets in chunk:
+        record = found.get(record_id)
+        if record is None:
+            continue  # pruned since the window was planned
+        builder.add(loads(record.instances), offsets, size)
+        preds = loads(record.predictions)
+        predictions.extend(preds if len(offsets) == size else [preds[o] for o in offsets])
+        pids.extend(prediction_id(record.request_id, o) for o in offsets)
+        created.extend([record.created_at] * len(offsets))
+    return builder.frame(
+        [("prediction_id", pids), ("created_at", created), ("prediction", predictions)]
+    )
+
+
+@contextmanager
+def _no_gc():
+    """The cyclic garbage collector paused while parsing: parsing makes no cycles, but with
+    small requests it makes dozens of containers per row, and the collector walking them (and
+    everything else the process holds) over and over tripled the cost of a read."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        out = pydantic_core.to_json(value)
-    except (pydantic_core.PydanticSerializationError, ValueError):
-        return _STRICT_JSON.encode(value)
-    if b"NaN" in out or b"Infinity" in out:  # a non-finite number, or just such a string
-        return _STRICT_JSON.encode(value)
-    return out.decode()
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _one_line(exc: BaseException) -> str:

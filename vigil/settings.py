@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vigil.prediction_ids import MAX_REQUEST_ROWS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -29,7 +31,8 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     workers: int = Field(default=2, ge=1, le=64)
     api_key: SecretStr | None = None
-    max_batch_rows: int = Field(default=1000, ge=1)
+    # At most 65536: a prediction id numbers its request's instances with four hex digits.
+    max_batch_rows: int = Field(default=1000, ge=1, le=MAX_REQUEST_ROWS)
     # Bodies above this are refused (413) before they are read, whatever their row count.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     strict_categories: bool = False

@@ -9,7 +9,6 @@ reference sample (which would share rows with it and look more alike than new da
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -96,10 +95,13 @@ def fill_log(
     *,
     model_version: str | None = None,
     created_at: float | None = None,
+    request_rows: int = 100,
 ) -> list[str]:
-    """Log ``features`` as answered by ``bundle``'s model (real predictions and probabilities);
-    returns the prediction ids. Missing values are logged as JSON null, as the service does."""
-    from vigil.inference_log import LogRow
+    """Log ``features`` as answered by ``bundle``'s model (real predictions and probabilities),
+    ``request_rows`` instances per request; returns the prediction ids. Missing values are
+    logged as JSON null, as the service does."""
+    from vigil.inference_log import LogRecord
+    from vigil.prediction_ids import new_request_id
     from vigil.schema import to_frame
 
     schema = bundle.schema
@@ -107,22 +109,26 @@ def fill_log(
     proba = bundle.pipeline.predict_proba(model_input)
     classes = [c.item() if hasattr(c, "item") else c for c in bundle.pipeline.classes_]
     records = features.astype(object).where(features.notna(), None).to_dict("records")
+    instances = [{k: _plain(v) for k, v in record.items()} for record in records]
+    predictions = [classes[i] for i in proba.argmax(axis=1).tolist()]
+    proba = proba.round(6)
     now = created_at if created_at is not None else time.time()
-    request = uuid.uuid4().hex
-    rows = [
-        LogRow(
-            prediction_id=uuid.uuid4().hex,
-            request_id=request,
-            model_version=model_version or bundle.tag,
-            created_at=now,
-            inputs={k: _plain(v) for k, v in record.items()},
-            prediction=classes[int(np.argmax(p))],
-            probabilities={str(c): round(float(x), 6) for c, x in zip(classes, p, strict=True)},
+    logged = []
+    for start in range(0, len(instances), request_rows):
+        rows = slice(start, start + request_rows)
+        by_class = zip(classes, proba[rows].T, strict=True)
+        logged.append(
+            LogRecord(
+                request_id=new_request_id(now),
+                model_version=model_version or bundle.tag,
+                created_at=now,
+                instances=instances[rows],
+                predictions=predictions[rows],
+                probabilities={str(c): p.tolist() for c, p in by_class},
+            )
         )
-        for record, p in zip(records, proba, strict=True)
-    ]
-    log.write(rows)
-    return [r.prediction_id for r in rows]
+    log.write(logged)
+    return [pid for record in logged for pid in record.prediction_ids]
 
 
 def _plain(value):

@@ -180,33 +180,35 @@ def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(store):
     assert proc.returncode == 0
 
 
-def _bulk_log(settings, model_version: str, rows, n: int) -> None:
-    """``n`` log rows cycling through ``rows``, inserted in bulk (InferenceLog.write would take
-    minutes for a million): the same table and JSON the service writes."""
-    import json
+def _bulk_log(settings, model_version: str, rows, n: int, request_rows: int = 100) -> None:
+    """``n`` logged instances cycling through ``rows``, ``request_rows`` per request, as the
+    service logs them (``write`` sends a bulk load a slice at a time)."""
+    from vigil.inference_log import LogRecord
+    from vigil.prediction_ids import new_request_id
+    from vigil.schema import record_columns
 
     log = InferenceLog.from_settings(settings)
     log.create_schema()
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
-    inputs = [json.dumps(r) for r in records]
+    # Twice over, so that any request's rows are one slice of each column.
+    columns = record_columns(records + records[:request_rows])
     now = time.time()
-    with log.engine.begin() as conn:
-        for start in range(0, n, 50_000):
-            conn.execute(
-                log.predictions.insert(),
-                [
-                    {
-                        "prediction_id": f"{i:032x}",
-                        "request_id": "bulk",
-                        "model_version": model_version,
-                        "created_at": now - (n - i) * 1e-3,
-                        "inputs": inputs[i % len(inputs)],
-                        "prediction": "1",
-                        "probabilities": '{"0": 0.4, "1": 0.6}',
-                    }
-                    for i in range(start, min(n, start + 50_000))
-                ],
+
+    def requests():
+        for first in range(0, n, request_rows):
+            size = min(request_rows, n - first)
+            at = now - (n - first) * 1e-3
+            start = first % len(records)
+            yield LogRecord(
+                request_id=new_request_id(at),
+                model_version=model_version,
+                created_at=at,
+                instances={name: values[start : start + size] for name, values in columns.items()},
+                predictions=[1] * size,
+                probabilities={"0": [0.4] * size, "1": [0.6] * size},
             )
+
+    log.write(requests())
     log.close()
 
 

@@ -14,6 +14,7 @@ from service.predictor import Answer, Job, Predictor
 from tests.service.conftest import mixed_instance
 from tests.support.prom import total
 from vigil.inference_log import InferenceLog
+from vigil.prediction_ids import new_request_id
 
 
 @pytest.fixture
@@ -33,8 +34,8 @@ def test_a_batch_is_predicted_logged_and_counted(mixed_bundle, log):
     metrics = ServiceMetrics(registry, mixed_bundle.tag)
     predictor = Predictor(mixed_bundle, log, metrics)
     jobs = [
-        Job("req-a", [mixed_instance(), mixed_instance(age=None, region=None)]),
-        Job("req-b", [mixed_instance(plan="enterprise")], unseen={"plan": 1}),
+        Job(new_request_id(), [mixed_instance(), mixed_instance(age=None, region=None)]),
+        Job(new_request_id(), [mixed_instance(plan="enterprise")], unseen={"plan": 1}),
     ]
     answers = predictor(jobs)
 
@@ -49,14 +50,25 @@ def test_a_batch_is_predicted_logged_and_counted(mixed_bundle, log):
     ids = [i for a in answers for i in a.prediction_ids]
     assert len(set(ids)) == 3
     assert log.prediction_ids() == set(ids)
+    # A prediction id is its request's id and its position in the request.
+    assert answers[0].prediction_ids == [jobs[0].request_id + "0000", jobs[0].request_id + "0001"]
+    assert answers[1].prediction_ids == [jobs[1].request_id + "0000"]
 
-    # The missing values are logged as missing (null), not as an imputed number.
+    # One record per request, its instances by feature; missing values are logged as missing
+    # (null), not as an imputed number.
     with sqlite3.connect(log.url.split(":///", 1)[1]) as conn:
-        rows = dict(conn.execute("SELECT prediction_id, inputs FROM vigil_predictions"))
-        requests = {r for (r,) in conn.execute("SELECT request_id FROM vigil_predictions")}
-    logged = json.loads(rows[answers[0].prediction_ids[1]])
-    assert logged["age"] is None and logged["region"] is None
-    assert requests == {"req-a", "req-b"}
+        records = {
+            request_id: (rows, json.loads(instances), json.loads(predictions))
+            for request_id, rows, instances, predictions in conn.execute(
+                "SELECT request_id, row_count, instances, predictions FROM vigil_requests"
+            )
+        }
+    assert set(records) == {job.request_id for job in jobs}
+    rows, instances, predictions = records[jobs[0].request_id]
+    assert rows == 2 and predictions == answers[0].predictions
+    assert instances["age"][1] is None and instances["region"][1] is None
+    assert instances["age"][0] == mixed_instance()["age"]
+    assert records[jobs[1].request_id][1]["plan"] == ["enterprise"]
 
     text = metrics_text(registry)
     assert total(text, "vigil_predictions_total", model_version=mixed_bundle.tag) == 3
@@ -67,7 +79,7 @@ def test_a_batch_is_predicted_logged_and_counted(mixed_bundle, log):
 
 
 def test_integer_classes_stay_integers(default_bundle, default_rows, log):
-    answer = Predictor(default_bundle, log, None)([Job("r", default_rows[:5])])[0]
+    answer = Predictor(default_bundle, log, None)([Job(new_request_id(), default_rows[:5])])[0]
     assert all(type(p) is int for p in answer.predictions)
     assert all(set(p) == {"0", "1"} for p in answer.probabilities)
 
@@ -78,7 +90,12 @@ def test_a_failed_write_answers_503_for_every_request_and_counts_it(mixed_bundle
     locker = sqlite3.connect(log.url.split(":///", 1)[1], isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     try:
-        answers = predictor([Job("a", [mixed_instance()] * 2), Job("b", [mixed_instance()])])
+        answers = predictor(
+            [
+                Job(new_request_id(), [mixed_instance()] * 2),
+                Job(new_request_id(), [mixed_instance()]),
+            ]
+        )
     finally:
         locker.execute("ROLLBACK")
         locker.close()
@@ -106,23 +123,15 @@ def test_one_bad_request_does_not_fail_its_batch(mixed_bundle, log):
 
     predictor = Predictor(mixed_bundle, log, None)
     predictor.pipeline = Picky(predictor.pipeline)
-    good, bad = predictor([Job("g", [mixed_instance()]), Job("b", [mixed_instance(income=13)])])
+    good, bad = predictor(
+        [
+            Job(new_request_id(), [mixed_instance()]),
+            Job(new_request_id(), [mixed_instance(income=13)]),
+        ]
+    )
     assert isinstance(good, Answer)
     assert isinstance(bad, ApiError) and bad.status == 500
     assert log.prediction_ids() == set(good.prediction_ids)
-
-
-def test_prediction_ids_are_unique_time_ordered_uuid7s():
-    import time
-    import uuid
-
-    from service.predictor import new_ids
-
-    first = new_ids(1000)
-    assert len(set(first)) == 1000
-    assert all(len(i) == 32 and uuid.UUID(i).version == 7 for i in first[:20])
-    time.sleep(0.002)
-    assert max(first) < min(new_ids(10))  # later batches sort after earlier ones
 
 
 def test_the_fast_frame_path_matches_the_general_one(mixed_bundle):

@@ -14,6 +14,7 @@ from service.predictor import Job
 from service.reload import PointerWatch, Reloader
 from service.runtime import Runtime
 from tests.support.prom import total
+from vigil.prediction_ids import new_request_id
 from vigil.registry import Registry
 from vigil.settings import get_settings
 
@@ -58,7 +59,9 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
         # Requests taken by the first model, then a promotion: they finish on the first.
         old = runtime.model
         jobs = [
-            asyncio.ensure_future(old.batcher.submit(Job(f"r{i}", default_rows[i : i + 2])))
+            asyncio.ensure_future(
+                old.batcher.submit(Job(new_request_id(), default_rows[i : i + 2]))
+            )
             for i in range(5)
         ]
         await asyncio.sleep(0)  # submitted, not yet answered
@@ -82,7 +85,7 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
         registry.rollback()
         assert await reloader.check()
         assert runtime.bundle.tag == first.tag
-        answer = await runtime.model.batcher.submit(Job("after", default_rows[:1]))
+        answer = await runtime.model.batcher.submit(Job(new_request_id(), default_rows[:1]))
         assert len(answer.prediction_ids) == 1
         await runtime.close()
 

@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ from sklearn.datasets import load_breast_cancer
 
 from training.model import score
 from training.retrain import NotEnoughLabels, retrain
-from vigil.inference_log import InferenceLog, LogRow
+from vigil.inference_log import InferenceLog, LogRecord
+from vigil.prediction_ids import new_request_id
 from vigil.registry import Registry
 from vigil.schema import to_frame
 from vigil.settings import get_settings
@@ -36,12 +36,17 @@ def drifted_traffic(n: int, seed: int = 0):
 def log_with_labels(settings, version: str, rows, labels) -> None:
     log = InferenceLog.from_settings(settings)
     log.create_schema()
-    logged = [
-        LogRow(str(uuid.uuid4()), "r", version, time.time(), row, 0, {"0": 1.0, "1": 0.0})
-        for row in rows.to_dict(orient="records")
-    ]
-    log.write(logged)
-    log.add_feedback([(r.prediction_id, int(y)) for r, y in zip(logged, labels, strict=True)])
+    n = len(rows)
+    logged = LogRecord(
+        request_id=new_request_id(),
+        model_version=version,
+        created_at=time.time(),
+        instances=rows.to_dict(orient="records"),
+        predictions=[0] * n,
+        probabilities={"0": [1.0] * n, "1": [0.0] * n},
+    )
+    log.write([logged])
+    log.add_feedback([(i, int(y)) for i, y in zip(logged.prediction_ids, labels, strict=True)])
     log.close()
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 
 import pytest
 
-from vigil.inference_log import InferenceLog, InferenceLogError, LogRow
+from vigil.inference_log import InferenceLog, InferenceLogError, LogRecord
+from vigil.prediction_ids import new_request_id, prediction_id
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -23,79 +23,200 @@ def log(request, tmp_path):
     store.close()
 
 
-def rows(n: int, version: str = "vigil-model:a", start: float = 1_000.0, **inputs) -> list[LogRow]:
-    return [
-        LogRow(
-            prediction_id=str(uuid.uuid4()),
-            request_id="req",
-            model_version=version,
-            created_at=start + i,
-            inputs={"x": float(i), "colour": "red", "gap": None, **inputs},
-            prediction=i % 2,
-            probabilities={"0": 0.25, "1": 0.75},
-        )
-        for i in range(n)
-    ]
+def record(
+    n: int, version: str = "vigil-model:a", at: float = 1_000.0, first: int = 0, **inputs
+) -> LogRecord:
+    """A request of ``n`` instances whose ``x`` counts up from ``first``."""
+    return LogRecord(
+        request_id=new_request_id(at),
+        model_version=version,
+        created_at=at,
+        instances=[
+            {"x": float(first + i), "colour": "red", "gap": None, **inputs} for i in range(n)
+        ],
+        predictions=[(first + i) % 2 for i in range(n)],
+        probabilities={"0": [0.25] * n, "1": [0.75] * n},
+    )
+
+
+def requests(sizes: list[int], version: str = "vigil-model:a", at: float = 1_000.0):
+    """Consecutive requests (one second apart) whose ``x`` values count up across them."""
+    out, first = [], 0
+    for i, n in enumerate(sizes):
+        out.append(record(n, version, at + i, first))
+        first += n
+    return out
 
 
 def test_write_and_read_latest_window(log):
-    log.write(rows(30, "vigil-model:a") + rows(5, "vigil-model:b", start=5_000))
+    log.write(requests([10, 10, 10]) + [record(5, "vigil-model:b", 5_000)])
     assert log.count() == 35 and log.count("vigil-model:b") == 5
     window = log.latest("vigil-model:a", 10)
     assert window.total_rows == 10 and not window.sampled
     assert window.frame["x"].tolist() == [float(i) for i in range(20, 30)]  # newest, oldest first
     assert window.frame["gap"].isna().all()
     assert set(window.frame.columns) >= {"x", "colour", "prediction_id", "created_at", "prediction"}
+    assert window.frame["prediction"].tolist() == [i % 2 for i in range(20, 30)]
+
+
+def test_a_window_may_cut_a_request_keeping_its_newest_rows(log):
+    older, newer = requests([100, 100])
+    log.write([older, newer])
+    window = log.latest("vigil-model:a", 150)
+    assert window.total_rows == 150 and len(window.frame) == 150
+    assert window.frame["x"].tolist() == [float(i) for i in range(50, 200)]
+    ids = older.prediction_ids[50:] + newer.prediction_ids
+    assert window.frame["prediction_id"].tolist() == ids
+    assert window.frame["created_at"].tolist() == [older.created_at] * 50 + [newer.created_at] * 100
+    # Fewer rows than asked: all of them.
+    assert log.latest("vigil-model:a", 1_000).total_rows == 200
 
 
 def test_window_by_time_and_only_one_version(log):
     log.write(
-        rows(10, "vigil-model:a") + rows(10, "vigil-model:b") + rows(10, "vigil-model:a", 2_000)
+        [record(10, "vigil-model:a"), record(10, "vigil-model:b"), record(10, "vigil-model:a", 2e3)]
     )
     window = log.latest("vigil-model:a", 100, since=1_500.0)
     assert window.total_rows == 10
     assert window.frame["created_at"].min() >= 2_000
+    assert log.latest("vigil-model:c", 100).frame.empty
 
 
 def test_big_window_is_sampled_and_says_so(log):
-    log.write(rows(500))
+    log.write(requests([1] * 50 + [50] * 9))  # 500 rows: small requests, then bigger ones
     window = log.latest("vigil-model:a", 400, max_rows=50)
     assert window.sampled and window.total_rows == 400 and len(window.frame) == 50
     assert window.frame["x"].min() >= 100  # drawn only from the newest 400
+    assert window.frame["x"].is_monotonic_increasing  # oldest first
+    assert window.frame["prediction_id"].is_unique
     assert window.frame["created_at"].is_monotonic_increasing
+    again = log.latest("vigil-model:a", 400, max_rows=50)
+    assert again.frame["x"].tolist() == window.frame["x"].tolist()  # seeded: reproducible
+
+
+def test_prediction_ids_are_the_request_id_and_a_position(log):
+    logged = record(3)
+    log.write([logged])
+    assert logged.prediction_ids == [prediction_id(logged.request_id, i) for i in range(3)]
+    assert [i[:32] for i in logged.prediction_ids] == [logged.request_id] * 3
+    assert [i[32:] for i in logged.prediction_ids] == ["0000", "0001", "0002"]
+    assert log.prediction_ids() == set(logged.prediction_ids)
 
 
 def test_feedback_joins_labels_and_reports_unknown_ids(log):
-    logged = rows(3)
-    log.write(logged)
+    logged = record(3)
+    log.write([logged])
+    ids = logged.prediction_ids
+    past_the_end = prediction_id(logged.request_id, 3)
+    no_request = prediction_id(new_request_id(), 0)
+    malformed = ["missing", ids[0].upper(), ids[0] + "0", ids[0][:-1] + "g", " " + ids[0][1:]]
     accepted, unknown = log.add_feedback(
-        [(logged[0].prediction_id, 1), ("missing", 0), (logged[1].prediction_id, 0)]
+        [(ids[0], 1), (past_the_end, 0), (no_request, 1), (ids[1], 0)]
+        + [(bad, 1) for bad in malformed]
     )
-    assert accepted == 2 and unknown == ["missing"]
-    log.add_feedback([(logged[0].prediction_id, 0)])  # a repeated id replaces the label
+    assert accepted == 2 and unknown == [past_the_end, no_request, *malformed]
+    log.add_feedback([(ids[0], 0)])  # a repeated id replaces the label
     labeled = log.labeled("vigil-model:a", 10)
     assert dict(zip(labeled["prediction_id"], labeled["label"], strict=True)) == {
-        logged[0].prediction_id: 0,
-        logged[1].prediction_id: 0,
+        ids[0]: 0,
+        ids[1]: 0,
     }
+    assert labeled["x"].tolist() == [0.0, 1.0]
+    assert labeled["prediction"].tolist() == [0, 1]
     assert labeled["probabilities"].iloc[0] == {"0": 0.25, "1": 0.75}
+    assert set(labeled["model_version"]) == {"vigil-model:a"}
+    assert log.labeled_count("vigil-model:a") == 2 and log.labeled_count("vigil-model:b") == 0
 
 
-def test_prune_removes_old_rows_and_their_labels(log):
-    old, new = rows(5, start=100), rows(5, start=10_000)
-    log.write(old + new)
-    log.add_feedback([(old[0].prediction_id, 1), (new[0].prediction_id, 1)])
-    assert log.prune(older_than=5_000) == 5
-    assert log.count() == 5
-    assert log.labeled("vigil-model:a", 10)["prediction_id"].tolist() == [new[0].prediction_id]
+def test_labeled_reads_the_newest_labels_of_one_or_every_version(log):
+    a1, b, a2 = record(4, at=1_000), record(4, "vigil-model:b", 2_000), record(4, at=3_000, first=4)
+    log.write([a1, b, a2])
+    log.add_feedback(
+        [(a1.prediction_ids[1], 1), (b.prediction_ids[0], 0)]
+        + [(pid, 1) for pid in a2.prediction_ids[1:]]
+    )
+    newest = log.labeled("vigil-model:a", 2)
+    assert newest["prediction_id"].tolist() == a2.prediction_ids[2:]  # oldest first
+    every = log.labeled(None, 10)
+    assert every["prediction_id"].tolist() == (
+        [a1.prediction_ids[1], b.prediction_ids[0]] + a2.prediction_ids[1:]
+    )
+    assert (
+        every["model_version"].tolist()
+        == ["vigil-model:a", "vigil-model:b"] + ["vigil-model:a"] * 3
+    )
+    assert every["x"].tolist() == [1.0, 0.0, 5.0, 6.0, 7.0]
 
 
-def test_duplicate_prediction_id_fails_the_whole_batch(log):
-    batch = rows(3)
-    log.write(batch[:1])
+def test_prune_removes_old_requests_and_their_labels(log):
+    old, new = record(5, at=100), record(4, at=10_000)
+    log.write([old, new])
+    log.add_feedback([(old.prediction_ids[0], 1), (new.prediction_ids[0], 1)])
+    assert log.prune(older_than=5_000) == 5  # predictions, not requests
+    assert log.count() == 4
+    assert log.labeled("vigil-model:a", 10)["prediction_id"].tolist() == [new.prediction_ids[0]]
+    assert log.add_feedback([(old.prediction_ids[1], 1)]) == (0, [old.prediction_ids[1]])
+    assert log.prune(older_than=5_000) == 0
+
+
+def test_instances_with_different_keys_are_logged_with_gaps(log):
+    logged = LogRecord(
+        request_id=new_request_id(),
+        model_version="vigil-model:a",
+        created_at=time.time(),
+        instances=[{"x": 1.0, "colour": "red"}, {"x": 2.0}, {"colour": "blue", "y": 3}],
+        predictions=[0, 1, 0],
+        probabilities={"0": [1.0, 0.0, 1.0], "1": [0.0, 1.0, 0.0]},
+    )
+    log.write([logged])
+    frame = log.latest("vigil-model:a", 10).frame
+    assert frame["x"].tolist()[:2] == [1.0, 2.0] and frame["x"].isna().tolist()[2]
+    assert frame["colour"].tolist() == ["red", None, "blue"]
+
+
+def test_instances_may_be_given_by_feature(log):
+    by_feature = LogRecord(
+        request_id=new_request_id(),
+        model_version="vigil-model:a",
+        created_at=time.time(),
+        instances={"x": [1.0, 2.0], "colour": ["red", None]},
+        predictions=[0, 1],
+        probabilities={"0": [1.0, 0.0], "1": [0.0, 1.0]},
+    )
+    log.write([by_feature])
+    frame = log.latest("vigil-model:a", 10).frame
+    assert frame["x"].tolist() == [1.0, 2.0] and frame["colour"].tolist() == ["red", None]
+
+
+def test_malformed_records_are_refused_before_anything_is_written(log):
+    good = record(2)
+    with pytest.raises(ValueError, match="request id"):
+        log.write([good, LogRecord("req-1", "v", 0.0, [{"x": 1}], [0], {"0": [1.0]})])
+    short = LogRecord(new_request_id(), "v", 0.0, [{"x": 1}, {"x": 2}], [0], {"0": [1.0]})
+    with pytest.raises(ValueError, match="differ in length"):
+        log.write([short])
+    with pytest.raises(ValueError):
+        log.write([LogRecord(new_request_id(), "v", 0.0, [{"x": float("nan")}], [0], {})])
+    assert log.count() == 0
+
+
+def test_duplicate_request_id_fails_the_whole_batch(log):
+    first = record(2)
+    log.write([first])
     with pytest.raises(InferenceLogError):
-        log.write(batch)
-    assert log.count() == 1
+        log.write([record(3), first])
+    assert log.count() == 2
+
+
+def test_a_bulk_write_is_sent_in_slices_but_is_one_transaction(log):
+    bulk = requests([20_000] * 4)  # more than one slice of _WRITE_ROWS
+    with pytest.raises(InferenceLogError):
+        log.write([*bulk, record(1), bulk[0]])  # the last one fails: nothing is written
+    assert log.count() == 0
+    log.write(bulk)
+    assert log.count() == 80_000
+    window = log.latest("vigil-model:a", 30_000, max_rows=1_000)
+    assert window.sampled and len(window.frame) == 1_000 and window.frame["x"].min() >= 50_000
 
 
 def test_locked_sqlite_store_raises_instead_of_hanging(tmp_path):
@@ -107,13 +228,24 @@ def test_locked_sqlite_store_raises_instead_of_hanging(tmp_path):
     try:
         started = time.monotonic()
         with pytest.raises(InferenceLogError, match="locked"):
-            store.write(rows(1))
+            store.write([record(1)])
         assert time.monotonic() - started < 5
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-    store.write(rows(1))
+    store.write([record(1)])
     assert store.count() == 1
+
+
+def test_table_prefix_is_respected(tmp_path):
+    store = InferenceLog(f"sqlite:///{tmp_path / 'log.sqlite3'}", "other_")
+    store.create_schema()
+    store.write([record(2)])
+    with sqlite3.connect(tmp_path / "log.sqlite3") as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"other_requests", "other_feedback"} <= tables
+    assert not any(name.startswith("vigil_") for name in tables)
+    store.close()
 
 
 def test_unreachable_store_raises():

@@ -58,6 +58,11 @@ def test_bad_values_are_refused(monkeypatch):
     monkeypatch.setenv("VIGIL_DRIFT_ALPHA", "2")
     with pytest.raises(ValidationError, match="drift_alpha"):
         get_settings()
+    monkeypatch.delenv("VIGIL_DRIFT_ALPHA")
+    # Prediction ids number a request's instances with four hex digits.
+    monkeypatch.setenv("VIGIL_MAX_BATCH_ROWS", "65537")
+    with pytest.raises(ValidationError, match="max_batch_rows"):
+        get_settings()
 
 
 def test_env_example_names_only_real_settings():
