@@ -33,7 +33,7 @@ def live_quality(
     With ``reference_labels`` (the training labels) it also tests label drift: whether the
     class mix of the labeled rows differs from training, a chi-square test at ``alpha``.
     """
-    labeled = log.labeled_count(model_version)  # cheap; the join below walks the whole log
+    labeled = log.labeled_count(model_version)
     if not labeled:
         return None
     frame = log.labeled(model_version, n)
