@@ -14,8 +14,6 @@ from typer.testing import CliRunner
 from monitoring.drift import app
 from tests.conftest import free_port
 from tests.monitoring.generators import breast_cancer_rows, breast_cancer_sd, fill_log
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
 from vigil.settings import get_settings
 
 CONTRACT_KEYS = [
@@ -28,12 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def logged(trained_home):
+def logged(production):
     """Log rows for the production model: ``logged(n, shift_features=0)``."""
-    settings = get_settings()
-    log = InferenceLog.from_settings(settings)
-    log.create_schema()
-    bundle = Registry(settings).load_production()
+    _, log, bundle = production
 
     def write(n: int, shift: int = 0, seed: int = 0):
         rows = breast_cancer_rows(n, seed)
@@ -41,8 +36,7 @@ def logged(trained_home):
             rows[name] += breast_cancer_sd(name)
         return fill_log(log, bundle, rows)
 
-    yield write
-    log.close()
+    return write
 
 
 def _invoke(*args: str):

@@ -20,19 +20,9 @@ from monitoring.monitor import Monitor
 from tests.conftest import free_port
 from tests.monitoring.generators import breast_cancer_rows, breast_cancer_sd, fill_log
 from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
 from vigil.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def store(trained_home):
-    settings = get_settings()
-    log = InferenceLog.from_settings(settings)
-    log.create_schema()
-    yield settings, log, Registry(settings).load_production()
-    log.close()
 
 
 def test_fresh_store_without_tables_is_an_empty_window(trained_home):
@@ -41,8 +31,8 @@ def test_fresh_store_without_tables_is_an_empty_window(trained_home):
     assert "only 0 logged rows" in p["message"]
 
 
-def test_rows_of_other_versions_do_not_count(store):
-    settings, log, bundle = store
+def test_rows_of_other_versions_do_not_count(production):
+    settings, log, bundle = production
     other = breast_cancer_rows(600, seed=21)
     for name in other.columns:
         other[name] += 2 * breast_cancer_sd(name)  # drifted, but not production's rows
@@ -54,8 +44,8 @@ def test_rows_of_other_versions_do_not_count(store):
     assert p["drifted_features"] == [] and p["drift_detected"] is False
 
 
-def test_time_window_keeps_only_recent_rows(store):
-    settings, log, bundle = store
+def test_time_window_keeps_only_recent_rows(production):
+    settings, log, bundle = production
     fill_log(log, bundle, breast_cancer_rows(500, seed=23), created_at=time.time() - 7200)
     fill_log(log, bundle, breast_cancer_rows(150, seed=24))
     settings = get_settings(drift_window_minutes=30)
@@ -63,8 +53,8 @@ def test_time_window_keeps_only_recent_rows(store):
     assert p["window_rows"] == 150 and p["drift_detected"] is not None
 
 
-def test_large_window_is_sampled_and_says_so(store):
-    settings, log, bundle = store
+def test_large_window_is_sampled_and_says_so(production):
+    settings, log, bundle = production
     rows = breast_cancer_rows(3000, seed=25)
     rows["mean radius"] += 0.5 * breast_cancer_sd("mean radius")
     fill_log(log, bundle, rows)
@@ -75,8 +65,8 @@ def test_large_window_is_sampled_and_says_so(store):
     assert p["drifted_features"] == ["mean radius"]
 
 
-def test_missing_feature_key_counts_as_missing(store):
-    settings, log, bundle = store
+def test_missing_feature_key_counts_as_missing(production):
+    settings, log, bundle = production
     rows = breast_cancer_rows(300, seed=26)
     rows["mean radius"] = None
     fill_log(log, bundle, rows)
@@ -84,8 +74,8 @@ def test_missing_feature_key_counts_as_missing(store):
     assert (f["score"], f["drifted"], f["missing_share"]) == (None, True, 1.0)
 
 
-def test_a_failing_store_counts_an_error_and_the_next_run_recovers(store):
-    settings, log, bundle = store
+def test_a_failing_store_counts_an_error_and_the_next_run_recovers(production):
+    settings, log, bundle = production
     fill_log(log, bundle, breast_cancer_rows(200, seed=27))
     log.close()
     db = Path(settings.resolved_database_url.split(":///", 1)[1])
@@ -102,8 +92,8 @@ def test_a_failing_store_counts_an_error_and_the_next_run_recovers(store):
     assert monitor.metrics.runs.labels("ok")._value.get() == 1
 
 
-def test_retention_prunes_old_rows_each_run(store):
-    settings, log, bundle = store
+def test_retention_prunes_old_rows_each_run(production):
+    settings, log, bundle = production
     fill_log(log, bundle, breast_cancer_rows(120, seed=28), created_at=time.time() - 3 * 86400)
     fill_log(log, bundle, breast_cancer_rows(110, seed=29))
     settings = get_settings(log_retention_days=1)
@@ -168,8 +158,8 @@ def test_run_survives_errors_and_stops_on_sigint(vigil_home):
     assert "no production model" in proc.stdout.read()
 
 
-def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(store):
-    settings, log, bundle = store
+def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(production):
+    settings, log, bundle = production
     fill_log(log, bundle, breast_cancer_rows(200, seed=30))
     proc, url = _start_monitor({"VIGIL_DRIFT_INTERVAL_SECONDS": "3600"})
     text = _wait_for(proc, url, 'vigil_drift_runs_total{outcome="ok"} 1.0')

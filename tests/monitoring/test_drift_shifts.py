@@ -23,15 +23,6 @@ from vigil.registry import Registry
 from vigil.settings import get_settings
 
 
-@pytest.fixture
-def production(trained_home):
-    settings = get_settings()
-    log = InferenceLog.from_settings(settings)
-    log.create_schema()
-    yield settings, log, Registry(settings).load_production()
-    log.close()
-
-
 def _check(settings, log, **kw):
     return Checker(settings, report=False, log=log).check(**kw).payload
 

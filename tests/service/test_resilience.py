@@ -16,7 +16,14 @@ import pytest
 from tests.conftest import free_port
 from tests.service.conftest import copy_home
 from tests.support.prom import scrape, total
-from tests.support.service import ROOT, launch, service_env, start_service, wait_ready
+from tests.support.service import (
+    ROOT,
+    ServiceHandle,
+    launch,
+    service_env,
+    start_service,
+    wait_ready,
+)
 from vigil.inference_log import InferenceLog
 
 pytestmark = pytest.mark.integration
@@ -89,21 +96,29 @@ def logged_ids(home) -> set[str]:
         log.close()
 
 
-def test_kill_9_under_load_loses_nothing_acknowledged(
-    trained_home_template, tmp_path, default_rows
-):
-    home = copy_home(trained_home_template, tmp_path / "home")
+def stopped_under_load(home, rows, stop) -> tuple[Load, ServiceHandle]:
+    """A 2-worker service on ``home`` under load: once 300 requests are acknowledged,
+    ``stop(handle)`` runs while the load goes on; whatever happens, nothing is left running."""
     handle = launch(home, free_port(), {"VIGIL_WORKERS": "2"})
     try:
         wait_ready(handle)
-        load = Load(handle.url, default_rows)
+        load = Load(handle.url, rows)
         try:
             load.wait_for(acked=300)
-            handle.kill()  # the wrapper, the arbiter and both workers, mid-load
+            stop(handle)
         finally:
             load.finish()
     finally:
         handle.kill()
+    return load, handle
+
+
+def test_kill_9_under_load_loses_nothing_acknowledged(
+    trained_home_template, tmp_path, default_rows
+):
+    home = copy_home(trained_home_template, tmp_path / "home")
+    # The wrapper, the arbiter and both workers, mid-load.
+    load, _ = stopped_under_load(home, default_rows, lambda handle: handle.kill())
     assert load.errors, "the kill should have cut some requests off"
     assert not load.bad_bodies
 
@@ -159,18 +174,8 @@ def test_sigterm_under_load_finishes_in_flight_requests(
     trained_home_template, tmp_path, default_rows
 ):
     home = copy_home(trained_home_template, tmp_path / "home")
-    handle = launch(home, free_port(), {"VIGIL_WORKERS": "2"})
-    try:
-        wait_ready(handle)
-        load = Load(handle.url, default_rows)
-        try:
-            load.wait_for(acked=300)
-            code = handle.terminate(timeout=60)
-        finally:
-            load.finish()
-    finally:
-        handle.kill()
-    assert code == 0, handle.log_text()[-3000:]
+    load, handle = stopped_under_load(home, default_rows, lambda handle: handle.terminate(60))
+    assert handle.proc.returncode == 0, handle.log_text()[-3000:]
     assert not load.bad_bodies, load.bad_bodies[:3]
     cut = [e for e in load.errors if "complete message body" in e or "incomplete" in e.lower()]
     assert not cut, cut[:3]  # refused or never answered is fine; half an answer is not
