@@ -6,7 +6,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.prediction_ids import MAX_REQUEST_ROWS
@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
     retrain_trigger_enabled: bool = False
     retrain_trigger_port: int = Field(default=9096, ge=1, le=65535)
+    # The bearer token Alertmanager must send; required when the trigger is enabled.
+    retrain_trigger_token: SecretStr | None = None
     retrain_min_interval_seconds: float = Field(default=3600, ge=0)
 
     # Alerting.
@@ -75,6 +77,16 @@ class Settings(BaseSettings):
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     alertmanager_port: int = Field(default=9093, ge=1, le=65535)
     webhook_port: int = Field(default=9095, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _trigger_has_a_token(self) -> Settings:
+        token = self.retrain_trigger_token
+        if self.retrain_trigger_enabled and (token is None or len(token.get_secret_value()) < 16):
+            raise ValueError(
+                "VIGIL_RETRAIN_TRIGGER_ENABLED needs VIGIL_RETRAIN_TRIGGER_TOKEN (at least 16 "
+                "characters, e.g. from `openssl rand -hex 32`)"
+            )
+        return self
 
     @cached_property
     def home_dir(self) -> Path:
