@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from training import holdout
 from training.data import BadData, Dataset, load
 
 HOLDOUT_SHARE = 0.2
@@ -91,7 +92,12 @@ def train(
         n_estimators=n_estimators,
         promote=promote,
         gate=gate,
-        contract={"dataset_sha256": dataset.sha256, "dataset_source": dataset.source},
+        contract={
+            "dataset_sha256": dataset.sha256,
+            "dataset_source": dataset.source,
+            # Retraining gates on it: rows no caller of /feedback can choose.
+            holdout.CONTRACT_KEY: holdout.to_contract(x_test, y_test, seed),
+        },
     )
 
 
