@@ -24,6 +24,7 @@ from typing import Annotated
 import typer
 
 from vigil.httpserve import SOCKET_TIMEOUT_SECONDS, BodyError, read_body, serve_until_interrupted
+from vigil.settings import MIN_TOKEN_CHARS
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIGGERS = frozenset({"DataDriftDetected", "ModelQualityDrop"})
@@ -31,7 +32,6 @@ RETRAIN_COMMAND = [sys.executable, "-m", "training.retrain"]
 PATH = "/retrain"
 # Alertmanager's notification for a group of alerts; far above what it sends for Vigil's rules.
 MAX_BODY_BYTES = 1_000_000
-MIN_TOKEN_CHARS = 16
 
 
 class RetrainTrigger:

@@ -11,6 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.prediction_ids import MAX_REQUEST_ROWS
 
+# Shortest bearer token accepted for the retraining trigger.
+MIN_TOKEN_CHARS = 16
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -81,10 +84,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _trigger_has_a_token(self) -> Settings:
         token = self.retrain_trigger_token
-        if self.retrain_trigger_enabled and (token is None or len(token.get_secret_value()) < 16):
+        short = token is None or len(token.get_secret_value()) < MIN_TOKEN_CHARS
+        if self.retrain_trigger_enabled and short:
             raise ValueError(
-                "VIGIL_RETRAIN_TRIGGER_ENABLED needs VIGIL_RETRAIN_TRIGGER_TOKEN (at least 16 "
-                "characters, e.g. from `openssl rand -hex 32`)"
+                f"VIGIL_RETRAIN_TRIGGER_ENABLED needs VIGIL_RETRAIN_TRIGGER_TOKEN (at least "
+                f"{MIN_TOKEN_CHARS} characters, e.g. from `openssl rand -hex 32`)"
             )
         return self
 
