@@ -2,7 +2,8 @@
 
 ``/reports/latest`` serves the newest report itself (alerts link to it), ``/reports/`` lists
 them, ``/reports/<name>`` serves one. Only names of saved reports are served, so no path from a
-request ever reaches the file system.
+request ever reaches the file system. Reports go out under ``REPORT_POLICY`` (sandboxed
+scripts), every other answer under ``PAGE_POLICY`` (no script), all with ``nosniff``.
 """
 
 from __future__ import annotations
