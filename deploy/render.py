@@ -74,7 +74,9 @@ def generated_files() -> dict[Path, bytes]:
 def stale_files() -> list[Path]:
     """Generated files that are missing, differ, or no longer have a source."""
     files = generated_files()
-    stale = [path for path, data in files.items() if not path.is_file() or path.read_bytes() != data]
+    stale = [
+        path for path, data in files.items() if not path.is_file() or path.read_bytes() != data
+    ]
     extra = [p for p in DASHBOARDS_DIR.glob("*.json") if p not in files]
     return sorted(stale + extra)
 
