@@ -174,7 +174,7 @@ def test_compose_job_matches_docker_compose(ci):
         "${GRAFANA_ADMIN_PASSWORD:?"
         in compose["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
     )
-    assert "docker compose up -d" in runs and "docker compose down" in runs
+    assert "docker compose up -d --build" in runs and "docker compose down" in runs
     assert f"python3 {SMOKE.relative_to(REPO)}" in runs
 
     smoke = _smoke_constants()

@@ -21,7 +21,8 @@ GRAFANA = "http://127.0.0.1:3001"
 # Scrape jobs of monitoring/prometheus/prometheus.compose.yml.
 JOBS = {"vigil-service", "vigil-monitor"}
 DASHBOARDS = {"vigil-drift", "vigil-service"}
-DEADLINE_SECONDS = 180
+# Training the default model and starting the service come first.
+DEADLINE_SECONDS = 300
 
 
 def fetch(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> object:
