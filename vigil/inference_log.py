@@ -8,13 +8,18 @@ as much CPU per instance as the rest of the service. Prediction ids are the requ
 instance's position (``vigil.prediction_ids``), so they need no index of their own.
 
 One code path for SQLite (WAL, the default) and PostgreSQL (several replicas): SQLAlchemy Core
-with the JSON stored as text, so any model's schema fits without a migration.
+with the JSON stored as text, so any model's schema fits without a migration. The tables are
+made and versioned by Alembic (``vigil.migrations``, ``python -m vigil.db``). On PostgreSQL the
+requests table is partitioned by day (``vigil.log_partitions``): retention drops partitions,
+and reads bound ``created_at`` so that only the partitions that can hold their rows are read.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import logging
+import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from vigil import log_partitions, migrations
 from vigil.log_format import ColumnsBuilder, dumps, instance_columns, loads, row
 from vigil.log_window import newest_records_needed, plan_window
 from vigil.prediction_ids import (
@@ -46,10 +52,26 @@ _FETCH_ROWS = 5_000
 # Rows encoded and sent at a time by one write (still one transaction).
 _WRITE_ROWS = 50_000
 _IN_CHUNK = 1_000  # values in one SQL IN (...) list
+# Requests deleted per transaction by retention: each transaction holds SQLite's write lock for
+# milliseconds, far below the busy timeout that writers wait for.
+_PRUNE_BATCH = 500
+# A request's created_at is when its batch ran, a little after its id's timestamp (receipt):
+# lookups by id read the partitions within this much of the id's time (then all, for misses).
+_ID_TIME_MARGIN = 3_600.0
+# How far back a window looks first, then next, before reading every partition.
+_WINDOW_TIERS = (log_partitions.DAY, 7 * log_partitions.DAY)
+# How often a writer checks that today's and the next days' partitions exist.
+_PARTITIONS_EVERY = 600.0
+logger = logging.getLogger(__name__)
 
 
 class InferenceLogError(RuntimeError):
     """The store could not be reached or could not write."""
+
+
+class LogSchemaError(InferenceLogError):
+    """The database's schema is not this build's; the message names the command to run and
+    holds no connection details (it may reach callers of ``/readyz``)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +118,32 @@ def _sqlite_pragmas(timeout: float):
     return on_connect
 
 
+def postgres_connect_args(timeout: float) -> dict[str, Any]:
+    """libpq settings that bound every wait by about ``timeout`` seconds: connecting, a lock, a
+    statement (``statement_timeout``: the server cancels it), and a peer that has gone silent
+    (TCP keepalives and ``tcp_user_timeout``: without them a network partition leaves a query
+    waiting on a dead socket for the kernel's default of about two hours)."""
+    seconds = max(1, math.ceil(timeout))
+    idle, interval, count = seconds, max(1, math.ceil(timeout / 2)), 3
+    ms = int(timeout * 1000)
+    return {
+        "connect_timeout": seconds,
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+        "tcp_user_timeout": (idle + interval * count) * 1000,
+        # A write blocked by a lock fails (503) instead of hanging the request; so does a
+        # statement that runs too long.
+        "options": f"-c lock_timeout={ms} -c statement_timeout={ms}",
+    }
+
+
+def _id_time(request_id: str) -> float:
+    """The Unix time in a request id (a UUIDv7's first 48 bits are milliseconds)."""
+    return int(request_id[:12], 16) / 1000
+
+
 def _normalise_url(url: str) -> str:
     # Plain postgresql:// would pick psycopg2, which we do not ship.
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -118,22 +166,18 @@ class InferenceLog:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas(timeout))
         else:
             self.engine = sa.create_engine(
-                url,
-                pool_pre_ping=True,
-                pool_size=4,
-                connect_args={
-                    "connect_timeout": int(max(1, timeout)),
-                    # A write blocked by a lock fails (503) instead of hanging the request.
-                    "options": f"-c lock_timeout={int(timeout * 1000)}",
-                },
+                url, pool_pre_ping=True, pool_size=4, connect_args=postgres_connect_args(timeout)
             )
+        self.partitioned = self.engine.dialect.name == "postgresql"
+        self._partitions_checked = -math.inf
+        # The tables as queried; their DDL (keys, partitions) is in vigil/migrations.
         md = sa.MetaData()
         self.requests = sa.Table(
             f"{table_prefix}requests",
             md,
             # Insertion order: windows are "the newest rows" in this order.
             sa.Column("id", _ID, primary_key=True, autoincrement=True),
-            sa.Column("request_id", sa.String(32), nullable=False, unique=True),
+            sa.Column("request_id", sa.String(32), nullable=False),
             sa.Column("model_version", sa.String(200), nullable=False),
             sa.Column("created_at", sa.Float, nullable=False),
             sa.Column("row_count", sa.Integer, nullable=False),
@@ -175,21 +219,64 @@ class InferenceLog:
         )
 
     def create_schema(self) -> None:
-        # Processes starting together (the service's workers, the monitor) race to create the
-        # tables; the loser gets "already exists", and on a second look the tables are there.
-        for attempt in range(3):
-            try:
-                self.metadata.create_all(self.engine)
-                return
-            except SQLAlchemyError as exc:
-                error = exc
-                time.sleep(0.1 * (attempt + 1))
-        raise InferenceLogError(
-            f"cannot create the inference log schema: {_one_line(error)}"
-        ) from error
+        """Create the schema on an empty database (at this build's version), then check it:
+        ``LogSchemaError`` for an older or newer one, which only ``python -m vigil.db upgrade``
+        changes. Processes starting together create it once (``vigil.migrations.upgrade``)."""
+        try:
+            migrations.upgrade(self.engine, self.table_prefix, only_if_empty=True)
+        except migrations.SchemaError as exc:
+            raise LogSchemaError(str(exc)) from None
+        except SQLAlchemyError as exc:
+            raise InferenceLogError(
+                f"cannot create the inference log schema: {_one_line(exc)}"
+            ) from exc
+        self.check_schema()
+
+    def schema_state(self) -> migrations.SchemaState:
+        try:
+            with self.engine.connect() as conn:
+                return migrations.state(conn, self.table_prefix)
+        except SQLAlchemyError as exc:
+            raise InferenceLogError(f"inference log unreachable: {_one_line(exc)}") from exc
+
+    def check_schema(self) -> None:
+        """``LogSchemaError`` unless the schema is at this build's version; on PostgreSQL,
+        also makes sure today's partitions exist."""
+        problem = self.schema_state().problem
+        if problem is not None:
+            raise LogSchemaError(problem)
+        self._ensure_partitions(time.time(), strict=True)
 
     def drop_schema(self) -> None:
-        self.metadata.drop_all(self.engine)
+        """Drop every table of this prefix (tests): the log's, its partitions, the version."""
+        with self.engine.begin() as conn:
+            names = [
+                name
+                for name in sa.inspect(conn).get_table_names()
+                if name.startswith(self.table_prefix)
+            ]
+            cascade = " CASCADE" if self.partitioned else ""
+            for name in names:
+                conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"{cascade}')
+
+    def _ensure_partitions(self, now: float, *, strict: bool = False) -> None:
+        """Today's and the next days' partitions, checked at most every few minutes. A failure
+        never fails a write (rows without a partition go to the default one): logged."""
+        if not self.partitioned or now - self._partitions_checked < _PARTITIONS_EVERY:
+            return
+        self._partitions_checked = now
+        try:
+            with self.engine.begin() as conn:
+                made = log_partitions.ensure(conn, self.table_prefix, now)
+        except SQLAlchemyError as exc:
+            if strict:
+                raise InferenceLogError(
+                    f"cannot create the log's partitions: {_one_line(exc)}"
+                ) from exc
+            logger.warning("inference log partitions not created: %s", _one_line(exc))
+            return
+        if made:
+            logger.info("inference log partitions created: %s", ", ".join(made))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -202,6 +289,7 @@ class InferenceLog:
         Any number of records: they are encoded and sent a slice at a time, so bulk loads
         (tests, benchmarks) stay bounded in memory.
         """
+        self._ensure_partitions(time.time())
         try:
             with self.engine.begin() as conn:
                 params: list[dict[str, Any]] = []
@@ -234,10 +322,8 @@ class InferenceLog:
         now = time.time()
         try:
             with self.engine.begin() as conn:
-                sizes: dict[str, int] = {}
-                for chunk in _chunks(request_ids, _IN_CHUNK):
-                    stmt = sa.select(r.c.request_id, r.c.row_count).where(r.c.request_id.in_(chunk))
-                    sizes.update((key, size) for key, size in conn.execute(stmt))
+                found = self._find_requests(conn, [r.c.request_id, r.c.row_count], request_ids)
+                sizes = {key: row.row_count for key, row in found.items()}
                 rows = [
                     {
                         "prediction_id": pid,
@@ -267,23 +353,66 @@ class InferenceLog:
             set_={"label": stmt.excluded.label, "received_at": stmt.excluded.received_at},
         )
 
+    def _find_requests(self, conn: Connection, cols, request_ids: Sequence[str]) -> dict:
+        """Rows (``cols``, the first being ``request_id``) of the requests with these ids, by
+        id. Partitioned, each lookup reads only the partitions near its ids' timestamps; the
+        ids it did not find there (a request logged long after it came, or none) are looked
+        up in every partition."""
+        r = self.requests
+        found: dict[str, Any] = {}
+        for chunk in _chunks(sorted(request_ids), _IN_CHUNK):
+            stmt = sa.select(*cols).where(r.c.request_id.in_(chunk))
+            if self.partitioned:
+                lo, hi = _id_time(chunk[0]), _id_time(chunk[-1])
+                near = r.c.created_at.between(lo - _ID_TIME_MARGIN, hi + _ID_TIME_MARGIN)
+                found.update((row[0], row) for row in conn.execute(stmt.where(near)))
+                missing = [key for key in chunk if key not in found]
+                if not missing:
+                    continue
+                stmt = sa.select(*cols).where(r.c.request_id.in_(missing))
+            found.update((row[0], row) for row in conn.execute(stmt))
+        return found
+
     def prune(self, older_than: float) -> int:
         """Delete requests (and their labels) logged before ``older_than`` (Unix seconds);
-        returns the number of predictions deleted."""
-        r, f = self.requests, self.feedback
-        old = r.c.created_at < older_than
+        returns the number of predictions deleted.
+
+        On PostgreSQL the day partitions wholly older are dropped; what is left (rows of the
+        day ``older_than`` falls in, and of the default partition) is deleted like on SQLite:
+        ``_PRUNE_BATCH`` requests per short transaction, oldest first, so no transaction holds
+        the write lock long enough to time a writer out."""
+        removed = 0
         try:
-            with self.engine.begin() as conn:
-                removed = conn.scalar(
-                    sa.select(sa.func.coalesce(sa.func.sum(r.c.row_count), 0)).where(old)
-                )
-                conn.execute(
-                    f.delete().where(f.c.request_id.in_(sa.select(r.c.request_id).where(old)))
-                )
-                conn.execute(r.delete().where(old))
-                return int(removed)
+            if self.partitioned:
+                with self.engine.begin() as conn:
+                    removed += log_partitions.drop_before(
+                        conn, self.table_prefix, older_than, self.feedback.name
+                    )
+            while True:
+                deleted, rows = self._prune_batch(older_than)
+                removed += rows
+                if deleted < _PRUNE_BATCH:
+                    return removed
         except SQLAlchemyError as exc:
             raise InferenceLogError(f"inference log prune failed: {_one_line(exc)}") from exc
+
+    def _prune_batch(self, older_than: float) -> tuple[int, int]:
+        """Delete the oldest ``_PRUNE_BATCH`` requests logged before ``older_than`` and their
+        labels, in one transaction; returns (requests, predictions) deleted."""
+        r, f = self.requests, self.feedback
+        with self.engine.begin() as conn:
+            batch = conn.execute(
+                sa.select(r.c.id, r.c.request_id, r.c.row_count)
+                .where(r.c.created_at < older_than)
+                .order_by(r.c.created_at)
+                .limit(_PRUNE_BATCH)
+            ).all()
+            if not batch:
+                return 0, 0
+            ids = [row.id for row in batch]
+            conn.execute(f.delete().where(f.c.request_id.in_([row.request_id for row in batch])))
+            conn.execute(r.delete().where(r.c.id.in_(ids), r.c.created_at < older_than))
+            return len(batch), sum(row.row_count for row in batch)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -332,11 +461,16 @@ class InferenceLog:
         ``prediction``. Memory stays bounded: a window larger than ``max_rows`` is read as a
         uniform sample of ``max_rows`` of its rows, and ``sampled`` says so."""
         r = self.requests
-        cond = r.c.model_version == model_version
-        if since is not None:
-            cond = sa.and_(cond, r.c.created_at >= since)
         with self._reading() as conn:
-            ids, sizes = self._newest_records(conn, cond, n)
+            # Partitioned, the newest day is read first, then the week, then everything: a
+            # window that the recent rows fill reads only their partitions.
+            for bound in self._window_bounds(since):
+                cond = r.c.model_version == model_version
+                if bound is not None:
+                    cond = sa.and_(cond, r.c.created_at >= bound)
+                ids, sizes = self._newest_records(conn, cond, n)
+                if sizes.sum() >= n:
+                    break
             plan = plan_window(sizes, n, max_rows, seed)
             if plan.total_rows == 0:
                 return Window(frame=pd.DataFrame(), total_rows=0, sampled=False)
@@ -361,7 +495,7 @@ class InferenceLog:
                 pieces = [
                     _window_frame(chunk, found)
                     for chunk, found in self._records(
-                        conn, r.c.id, wanted, cols, every=None if plan.sampled else cond
+                        conn, r.c.id, wanted, cols, every=None if plan.sampled else cond, near=cond
                     )
                 ]
         pieces = [piece for piece in pieces if len(piece)]
@@ -370,6 +504,14 @@ class InferenceLog:
         else:
             frame = pieces[0] if pieces else pd.DataFrame()
         return Window(frame=frame, total_rows=plan.total_rows, sampled=plan.sampled)
+
+    def _window_bounds(self, since: float | None) -> list[float | None]:
+        """The ``created_at`` lower bounds a window tries in turn, the last one ``since``."""
+        if not self.partitioned:
+            return [since]
+        now = time.time()
+        tiers = [now - age for age in _WINDOW_TIERS if since is None or now - age > since]
+        return [*tiers, since]
 
     def _newest_records(self, conn: Connection, cond, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Ids and row counts, oldest first, of the fewest newest records matching ``cond``
@@ -422,12 +564,7 @@ class InferenceLog:
             groups: dict[str, list] = {}
             for label in labels:
                 groups.setdefault(label.request_id, []).append(label)
-            requests = {}
-            for keys in _chunks(list(groups), _IN_CHUNK):
-                requests.update(
-                    (row.request_id, row)
-                    for row in conn.execute(sa.select(*meta).where(r.c.request_id.in_(keys)))
-                )
+            requests = self._find_requests(conn, meta, list(groups))
             wanted = [
                 (key, requests[key].row_count, [label.row_offset for label in group])
                 for key, group in groups.items()
@@ -436,7 +573,9 @@ class InferenceLog:
             builder = ColumnsBuilder()
             kept, predictions, probabilities, versions, created = [], [], [], [], []
             with _no_gc():
-                for chunk, found in self._records(conn, r.c.request_id, wanted, cols):
+                for chunk, found in self._records(
+                    conn, r.c.request_id, wanted, cols, near=self._near(requests.values())
+                ):
                     for key, size, offsets in chunk:
                         record = found.get(key)
                         if record is None:
@@ -469,11 +608,13 @@ class InferenceLog:
         wanted: Sequence[tuple[Any, int, list[int]]],
         cols,
         every=None,
+        near=None,
     ) -> Iterator[tuple[list, dict]]:
         """``(key, row_count, offsets)`` items in chunks of about ``_FETCH_ROWS`` rows, each
         with its records (``cols``, looked up by ``key``) by key. With ``every`` (a condition),
         the items are every record matching it in their key range: read by range scans, which
-        cost less than long IN lists (a window of one-row requests has many records)."""
+        cost less than long IN lists (a window of one-row requests has many records).
+        ``near``, a condition every record meets, lets PostgreSQL skip other partitions."""
         start = 0
         while start < len(wanted):
             stop, rows = start, 0
@@ -488,9 +629,18 @@ class InferenceLog:
             else:
                 for keys in _chunks([item[0] for item in chunk], _IN_CHUNK):
                     stmt = sa.select(*cols).where(key.in_(keys))
+                    if near is not None:
+                        stmt = stmt.where(near)
                     found.update((row[0], row) for row in conn.execute(stmt))
             yield chunk, found
             start = stop
+
+    def _near(self, requests) -> Any:
+        """A ``created_at`` range holding these request rows (None when not partitioned)."""
+        times = [row.created_at for row in requests]
+        if not self.partitioned or not times:
+            return None
+        return self.requests.c.created_at.between(min(times), max(times))
 
     def _reading(self):
         return _Reading(self.engine)

@@ -1,0 +1,97 @@
+"""``python -m vigil.db``: the inference log's schema version, and migrating it.
+
+    python -m vigil.db upgrade         # apply every migration this build has (the usual one)
+    python -m vigil.db current         # the database's revision and this build's head
+    python -m vigil.db check           # exit 1 unless the schema is this build's
+    python -m vigil.db downgrade REV   # back to an older revision
+
+It acts on ``VIGIL_DATABASE_URL`` (SQLite under ``VIGIL_HOME`` by default) and the tables of
+``VIGIL_TABLE_PREFIX``. A database made by Vigil d8d9393 (no version table) is stamped as
+``0001_baseline`` and upgraded from there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+
+
+def _log():
+    from vigil.inference_log import InferenceLog
+    from vigil.settings import get_settings
+
+    return InferenceLog.from_settings(get_settings())
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Migrate the inference log's tables to REVISION (default: this build's head)."""
+    from vigil import migrations
+    from vigil.inference_log import InferenceLogError
+
+    log = _log()
+    try:
+        before = log.schema_state()
+        migrations.upgrade(log.engine, log.table_prefix, revision)
+        after = log.schema_state()
+    except (migrations.SchemaError, InferenceLogError) as exc:
+        _fail(str(exc))
+    finally:
+        log.close()
+    was = before.revision or before.state
+    typer.echo(f"inference log schema ({log.table_prefix}*): {was} -> {after.revision}")
+
+
+@app.command()
+def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'")]) -> None:
+    """Migrate the inference log's tables back to REVISION ('base' drops them)."""
+    from vigil import migrations
+
+    log = _log()
+    try:
+        migrations.downgrade(log.engine, log.table_prefix, revision)
+        typer.echo(f"inference log schema ({log.table_prefix}*): now {revision}")
+    finally:
+        log.close()
+
+
+@app.command()
+def current() -> None:
+    """Print the database's revision (or state) and this build's head."""
+    log = _log()
+    try:
+        found = log.schema_state()
+    finally:
+        log.close()
+    typer.echo(f"database: {found.revision or found.state}\nthis build: {found.head}")
+
+
+@app.command()
+def check() -> None:
+    """Exit 0 when the schema is this build's; otherwise say what to run and exit 1."""
+    from vigil.inference_log import InferenceLogError
+
+    log = _log()
+    try:
+        problem = log.schema_state().problem
+    except InferenceLogError as exc:
+        _fail(str(exc))
+    finally:
+        log.close()
+    if problem is not None:
+        _fail(problem)
+    typer.echo("inference log schema is current")
+
+
+if __name__ == "__main__":
+    app()
