@@ -28,6 +28,10 @@ install: $(VENV)/.synced ## Create .venv and install the locked dependencies
 run: $(VENV)/.synced ## Train if needed, then run the service, monitor, Prometheus and Alertmanager
 	$(PY) -m stack.run $(ARGS)
 
+.PHONY: migrate
+migrate: $(VENV)/.synced ## Migrate the inference log's schema to this build's (python -m vigil.db upgrade)
+	$(PY) -m vigil.db upgrade $(ARGS)
+
 .PHONY: train
 train: $(VENV)/.synced ## Train the default model and promote it if it passes the gates
 	$(PY) -m training.train --promote $(ARGS)

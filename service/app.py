@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 import bentoml
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from service.auth import BearerAuth
@@ -30,7 +31,7 @@ from service.reload import Reloader
 from service.routes import make_app
 from service.runtime import Runtime
 from service.validation import feedback_labels
-from vigil.inference_log import InferenceLogError
+from vigil.inference_log import InferenceLogError, LogSchemaError
 from vigil.prediction_ids import new_request_id
 from vigil.settings import get_settings
 
@@ -91,6 +92,7 @@ class VigilService:
         self.settings = get_settings()
         self.runtime: Runtime | None = None
         self.not_ready = "starting"
+        self.schema_problem: str | None = None  # safe to show: names the command to run
         self._starting = threading.Lock()
         self._last_attempt = 0.0
         self._reloading: asyncio.Task | None = None
@@ -105,7 +107,12 @@ class VigilService:
             self._last_attempt = time.monotonic()
             try:
                 self.runtime = Runtime.start(self.settings)
+            except LogSchemaError as exc:
+                self.not_ready = self.schema_problem = str(exc)
+                logger.error("service not ready: %s", exc)
+                return False
             except Exception as exc:
+                self.schema_problem = None
                 self.not_ready = one_line(f"{type(exc).__name__}: {exc}")
                 logger.exception("service not ready: %s", self.not_ready)
                 return False
@@ -125,6 +132,8 @@ class VigilService:
     def __is_ready__(self) -> bool:
         if self.runtime is None and time.monotonic() - self._last_attempt > RETRY_START_SECONDS:
             self._try_start()
+        if self.runtime is None and self.schema_problem is not None:
+            raise HTTPException(503, detail=f"service not ready: {self.schema_problem}")
         return self.runtime is not None
 
     def _ready(self) -> Runtime:

@@ -81,6 +81,26 @@ def ensure_model(settings) -> None:
         raise typer.Exit(result.returncode)
 
 
+def upgrade_log(settings) -> None:
+    """Migrate the embedded SQLite log to this build's schema (``python -m vigil.db upgrade``);
+    a PostgreSQL log is migrated by its operator, with the same command."""
+    if not settings.resolved_database_url.startswith("sqlite"):
+        return
+    from vigil import migrations
+    from vigil.inference_log import InferenceLog
+
+    log = InferenceLog.from_settings(settings)
+    try:
+        before = migrations.upgrade(log.engine, log.table_prefix)
+    except migrations.SchemaError as exc:
+        typer.echo(f"[vigil] inference log: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        log.close()
+    if before != "current":
+        typer.echo(f"[vigil] inference log schema upgraded (was {before})")
+
+
 def alerting(settings, children: list[Child]) -> None:
     prometheus, alertmanager = _which(PROMETHEUS), _which(ALERTMANAGER)
     if not (prometheus and alertmanager):
@@ -142,6 +162,7 @@ def main() -> None:
 
     settings = get_settings()
     settings.apply_bentoml_env()
+    upgrade_log(settings)
     ensure_model(settings)
     children: list[Child] = []
     stopping = False

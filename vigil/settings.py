@@ -60,8 +60,9 @@ class Settings(BaseSettings):
     # Largest window read into memory; bigger windows are sampled uniformly (said in the output).
     drift_max_rows: int = Field(default=100_000, ge=1)
     reports_keep: int = Field(default=20, ge=1)
-    # Inference-log retention applied by the monitor; unset keeps everything.
-    log_retention_days: float | None = Field(default=None, gt=0)
+    # Inference-log retention applied by the monitor (0 keeps everything). On PostgreSQL whole
+    # day partitions are dropped; SQLite deletes in short batches.
+    log_retention_days: float = Field(default=30, ge=0)
     quality_window_rows: int = Field(default=1000, ge=1)
     # ModelQualityDrop: fires when a live metric falls this far below its held-out value, once
     # this many labeled rows are behind it.

@@ -6,6 +6,7 @@ import sqlite3
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from vigil.inference_log import InferenceLog, InferenceLogError, LogRecord
 from vigil.prediction_ids import new_request_id, prediction_id
@@ -252,3 +253,118 @@ def test_unreachable_store_raises():
     store = InferenceLog("postgresql://nobody@127.0.0.1:1/none", timeout=1)
     with pytest.raises(InferenceLogError):
         store.count()
+
+
+def test_prune_deletes_in_short_batches(log, monkeypatch):
+    """Each retention transaction deletes a bounded batch: one DELETE of everything old would
+    hold SQLite's write lock past the busy timeout that writers wait for."""
+    import vigil.inference_log as module
+
+    monkeypatch.setattr(module, "_PRUNE_BATCH", 50)
+    log.write([record(1, at=100 + i) for i in range(230)] + [record(1, at=10_000)])
+    deletes: list[int] = []
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("DELETE") and "requests" in statement:
+            deletes.append(cursor.rowcount)
+
+    sa.event.listen(log.engine, "after_cursor_execute", after)
+    commits: list[int] = []
+    sa.event.listen(log.engine, "commit", lambda conn: commits.append(1))
+    assert log.prune(older_than=5_000) == 230
+    assert log.count() == 1
+    assert max(deletes) <= 50 and sum(deletes) == 230
+    assert len(commits) >= 5
+
+
+def test_retention_is_on_by_default():
+    from vigil.settings import Settings
+
+    assert Settings(_env_file=None).log_retention_days == 30
+
+
+@pytest.mark.postgres
+def test_postgres_connections_time_out_and_keep_alive(postgres_url):
+    url, prefix = postgres_url
+    store = InferenceLog(url, prefix, timeout=1)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "1s"
+        info = conn.connection.dbapi_connection.info
+        params = info.get_parameters()
+        assert params["keepalives"] == "1"
+        assert int(params["keepalives_idle"]) >= 1 and int(params["keepalives_count"]) == 3
+        assert int(params["keepalives_interval"]) >= 1 and int(params["connect_timeout"]) >= 1
+        assert int(params["tcp_user_timeout"]) > 0
+    started = time.monotonic()
+    with pytest.raises(InferenceLogError), store._reading() as conn:
+        conn.exec_driver_sql("SELECT pg_sleep(10)")
+    assert time.monotonic() - started < 5
+    store.close()
+
+
+def _day_requests(days: int, per_day: int, now: float) -> list[LogRecord]:
+    return [
+        record(2, at=now - (days - 1 - day) * 86_400 + i, first=2 * (day * per_day + i))
+        for day in range(days)
+        for i in range(per_day)
+    ]
+
+
+@pytest.mark.postgres
+def test_postgres_window_reads_only_recent_partitions(postgres_url):
+    from vigil import log_partitions
+
+    url, prefix = postgres_url
+    store = InferenceLog(url, prefix, timeout=5)
+    now = time.time() - 60
+    with store.engine.begin() as conn:  # day partitions for the last ten days
+        today = int(now // 86_400)
+        log_partitions.create(conn, prefix, list(range(today - 9, today + 1)))
+    store.write(_day_requests(10, 20, now))
+    window = store.latest("vigil-model:a", 30)
+    assert window.frame["x"].tolist() == [float(i) for i in range(370, 400)]
+    # The query a window's planning runs, as EXPLAIN sees it: only today's partitions (and the
+    # default and those ahead, empty) are scanned.
+    r = store.requests
+    stmt = (
+        sa.select(r.c.id, r.c.row_count)
+        .where(r.c.model_version == "vigil-model:a", r.c.created_at >= now - 86_400)
+        .order_by(r.c.id.desc())
+        .limit(1000)
+    )
+    with store.engine.connect() as conn:
+        compiled = stmt.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(conn.exec_driver_sql(f"EXPLAIN {compiled}").scalars())
+        scanned = {p.name for p in log_partitions.partitions(conn, prefix) if p.name in plan}
+    old = {log_partitions.day_partition(prefix, today - k).name for k in range(2, 10)}
+    assert scanned and not scanned & old, plan
+    # The whole history is still one window away.
+    assert store.latest("vigil-model:a", 10_000).total_rows == 400
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_retention_drops_whole_partitions(postgres_url):
+    from vigil import log_partitions
+
+    url, prefix = postgres_url
+    store = InferenceLog(url, prefix, timeout=5)
+    now = time.time() - 60
+    today = int(now // 86_400)
+    with store.engine.begin() as conn:
+        log_partitions.create(conn, prefix, list(range(today - 4, today + 1)))
+    logged = _day_requests(5, 10, now)
+    store.write(logged)
+    store.add_feedback([(logged[0].prediction_ids[0], 1), (logged[-1].prediction_ids[0], 0)])
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    # Three whole days are older than the cutoff: dropped, not deleted.
+    assert store.prune(older_than=(today - 1) * 86_400) == 60
+    assert sum("DROP TABLE" in s for s in statements) == 3
+    with store.engine.connect() as conn:
+        names = {p.name for p in log_partitions.partitions(conn, prefix)}
+    assert log_partitions.day_partition(prefix, today - 2).name not in names
+    assert log_partitions.day_partition(prefix, today - 1).name in names
+    assert store.count() == 40
+    assert store.labeled(None, 10)["prediction_id"].tolist() == [logged[-1].prediction_ids[0]]
+    store.close()
