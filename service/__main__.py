@@ -35,14 +35,20 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the production model: /predict, /feedback, /model, /metrics, /livez, /readyz."""
-    from vigil.registry import Registry
+    from vigil.registry import Registry, RegistryError
     from vigil.settings import get_settings
 
     overrides = {"host": host, "port": port, "workers": workers}
     settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
-    if Registry(settings).production_tag() is None:
+    # The registry is in the database (VIGIL_DATABASE_URL): an empty VIGIL_HOME is fine.
+    try:
+        tag = Registry(settings).production_tag()
+    except RegistryError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if tag is None:
         typer.echo(
-            f"error: no production model in {settings.home_dir}; "
+            "error: no production model in the registry; "
             "run `make train` (python -m training.train --promote) first",
             err=True,
         )
