@@ -44,8 +44,10 @@ def serve(
     try:
         tag = Registry(settings).production_tag()
     except RegistryError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        # Unreachable now: start anyway, alive but not ready; the workers retry (a database
+        # that comes back is a service that becomes ready, without a restart loop).
+        typer.echo(f"warning: {exc}; starting, not ready until it answers", err=True)
+        tag = ""
     if tag is None:
         typer.echo(
             "error: no production model in the registry; "
