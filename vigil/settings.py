@@ -106,10 +106,6 @@ class Settings(BaseSettings):
         return self.home_dir / "reports"
 
     @property
-    def production_pointer(self) -> Path:
-        return self.home_dir / "production.json"
-
-    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

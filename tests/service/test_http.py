@@ -17,9 +17,13 @@ from prometheus_client.mmap_dict import MmapedDict
 from tests.conftest import POSTGRES_URL, free_port, postgres_log
 from tests.service.conftest import API_KEY, copy_home
 from tests.support.prom import label_values, scrape, total
+from tests.support.registry import publish
 from tests.support.service import ServiceHandle, start_service
 from vigil.inference_log import InferenceLog
+from vigil.registry import Registry
+from vigil.registry_schema import drop_registry_schema
 from vigil.schema import to_frame
+from vigil.settings import get_settings
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +66,8 @@ def server(request, trained_home_template, tmp_path_factory):
     if request.param == "postgres":
         log = postgres_log()
         env.update({"VIGIL_DATABASE_URL": POSTGRES_URL, "VIGIL_TABLE_PREFIX": log.table_prefix})
+        registry = get_settings(home=home, database_url=POSTGRES_URL, table_prefix=log.table_prefix)
+        publish(get_settings(home=home), registry)  # the registry lives in PostgreSQL too
     else:
         log = InferenceLog(f"sqlite:///{home / 'inference.sqlite3'}")
     try:
@@ -70,6 +76,7 @@ def server(request, trained_home_template, tmp_path_factory):
     finally:
         if request.param == "postgres":
             log.drop_schema()
+            drop_registry_schema(Registry(registry).engine, log.table_prefix)
         log.close()
 
 
