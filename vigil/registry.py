@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,13 @@ class ModelBundle:
             self._pipeline = joblib.load(self.path / _PIPELINE_FILE)
         return self._pipeline
 
+    def artifact_path(self, name: str) -> Path:
+        """The local file of an artifact saved with the model; ``KeyError`` when it has none."""
+        path = self.path / name
+        if "/" in name or name.startswith(".") or not path.is_file():
+            raise KeyError(f"{self.tag} has no artifact {name!r}")
+        return path
+
     @property
     def reference(self) -> pd.DataFrame:
         """Training features plus ``__label__`` and ``__prediction__``."""
@@ -84,8 +92,14 @@ class Registry:
         pipeline: Any,
         contract: dict[str, Any],
         reference: pd.DataFrame,
+        artifacts: Mapping[str, bytes] | None = None,
     ) -> str:
-        """Save a model with its contract (which must hold ``schema``); returns its tag."""
+        """Save a model with its contract (which must hold ``schema``) and extra files
+        (``artifacts``: file name -> content, e.g. ``model.onnx``); returns its tag."""
+        reserved = {_PIPELINE_FILE, _CONTRACT_FILE, _REFERENCE_FILE}
+        for name in artifacts or {}:
+            if "/" in name or name.startswith(".") or name in reserved:
+                raise ValueError(f"bad artifact name {name!r}")
         import bentoml
 
         summary = {
@@ -99,6 +113,8 @@ class Registry:
             path = Path(model.path)
             joblib.dump(pipeline, path / _PIPELINE_FILE)
             reference.to_parquet(path / _REFERENCE_FILE, index=False)
+            for name, content in (artifacts or {}).items():
+                (path / name).write_bytes(content)
             tag = str(model.tag)
             (path / _CONTRACT_FILE).write_text(json.dumps({**contract, "tag": tag}, indent=2))
         return tag
