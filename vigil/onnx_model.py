@@ -57,7 +57,8 @@ class OnnxModel:
 
     def predict_proba(self, columns: Mapping[str, Sequence[Any]], rows: int) -> np.ndarray:
         (proba,) = self.session.run(self._output, self.feed(columns, rows))
-        return proba.astype(np.float64)
+        # Float32 sums can land an ULP above 1 (or below 0); scikit-learn's metrics refuse that.
+        return np.clip(proba.astype(np.float64), 0.0, 1.0)
 
     def predict_proba_frame(self, frame) -> np.ndarray:
         """For training's check: a ``vigil.schema.to_frame`` frame (NaN for missing)."""
