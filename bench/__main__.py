@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "drift")
+SECTIONS = ("service", "inference", "drift")
 
 
 def main(
