@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "drift", "log", "registry")
+SECTIONS = ("service", "inference", "drift", "log", "registry")
 
 
 def main(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     # Bodies above this are refused (413) before they are read, whatever their row count.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     strict_categories: bool = False
+    # auto: ONNX Runtime when the model has a verified ONNX artifact, else scikit-learn;
+    # onnx: not ready without one; sklearn: always scikit-learn.
+    inference: Literal["auto", "onnx", "sklearn"] = "auto"
     # In-worker micro-batching: most rows per model call, and the longest a request waits for
     # company before its batch runs.
     batch_max_rows: int = Field(default=2000, ge=1)

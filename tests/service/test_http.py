@@ -53,11 +53,14 @@ class Server:
 
 
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    scope="module",
+    # The default (auto) serves ONNX; the suite also runs once with scikit-learn.
+    params=["sqlite", "sqlite-sklearn", pytest.param("postgres", marks=pytest.mark.postgres)],
 )
 def server(request, trained_home_template, tmp_path_factory):
     home = copy_home(trained_home_template, tmp_path_factory.mktemp("http") / "home")
     env = {
+        "VIGIL_INFERENCE": "sklearn" if request.param.endswith("-sklearn") else "auto",
         "VIGIL_API_KEY": API_KEY,
         "VIGIL_WORKERS": "2",
         "VIGIL_MAX_BATCH_ROWS": str(MAX_ROWS),
@@ -72,7 +75,7 @@ def server(request, trained_home_template, tmp_path_factory):
         log = InferenceLog(f"sqlite:///{home / 'inference.sqlite3'}")
     try:
         with start_service(home, free_port(), env) as handle:
-            yield Server(handle, log, request.param)
+            yield Server(handle, log, request.param.removesuffix("-sklearn"))
     finally:
         if request.param == "postgres":
             log.drop_schema()
