@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import free_port
 from tests.service.conftest import copy_home, mixed_frame
 from tests.support.prom import scrape, total
+from tests.support.registry import corrupt_artifact
 from tests.support.service import launch, start_service, wait_ready
 from training.data import load
 from training.train import train
@@ -27,8 +28,8 @@ CHUNK = 200
 
 def _pipeline_file(home) -> None:
     """Make the pickle unloadable: an ONNX server must never read it."""
-    bundle = Registry(get_settings(home=home)).load_production()
-    (bundle.path / "pipeline.joblib").write_bytes(b"not a pickle")
+    settings = get_settings(home=home)
+    corrupt_artifact(settings, Registry(settings).production_tag())
 
 
 @contextlib.contextmanager
