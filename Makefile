@@ -19,7 +19,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: install
 install: $(VENV)/.synced ## Create .venv and install the locked dependencies
@@ -65,9 +65,19 @@ bench: $(VENV)/.synced ## Benchmark the service and the drift check; writes benc
 	$(PY) -m bench $(ARGS)
 
 .PHONY: lint
-lint: $(VENV)/.synced ## Ruff lint and format check
+lint: $(VENV)/.synced ## Ruff lint and format check, actionlint on the workflows, hadolint on the Dockerfile
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+	$(VENV)/bin/hadolint Dockerfile
+
+.PHONY: k8s
+k8s: $(VENV)/.synced ## Render and validate the Kubernetes overlays (deploy/k8s), no cluster needed
+	$(PY) -m deploy.render --check
+	@for overlay in deploy/k8s/overlays/*/; do \
+	  echo "kubectl kustomize $$overlay"; kubectl kustomize "$$overlay" >/dev/null || exit 1; \
+	done
+	$(PY) -m pytest tests/deploy -q $(ARGS)
 
 .PHONY: configs
 configs: $(VENV)/.synced ## Render Prometheus and Alertmanager configs from the templates

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "drift", "log")
+SECTIONS = ("service", "inference", "drift", "log", "registry")
 
 
 def main(
@@ -22,7 +22,8 @@ def main(
         list[str] | None, typer.Option(help=f"Run only these sections: {', '.join(SECTIONS)}")
     ] = None,
 ) -> None:
-    """Benchmark the prediction service and the drift check."""
+    """Benchmark the prediction service, the drift check, the inference log and the registry
+    fetch."""
     import importlib
 
     out.mkdir(parents=True, exist_ok=True)

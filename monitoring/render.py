@@ -8,6 +8,7 @@ and the committed files under ``monitoring/`` are these templates rendered with 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -182,7 +183,13 @@ _RETRAIN_RECEIVER = """  - name: vigil-retrain
     webhook_configs:
       - url: URL
         send_resolved: false
+        http_config:
+          authorization:
+            type: Bearer
+            credentials_file: TOKEN_FILE
 """
+# Written next to alertmanager.yml, readable by its owner only; the config names only the file.
+RETRAIN_TOKEN_FILE = Path("retrain_token")
 
 
 def render_alertmanager(
@@ -192,15 +199,21 @@ def render_alertmanager(
     group_interval: str = "5m",
     repeat_interval: str = "4h",
     retrain_url: str | None = None,
+    retrain_token_file: Path | None = None,
 ) -> str:
-    """``retrain_url``: also send drift and quality alerts to the retraining trigger."""
+    """``retrain_url``: also send drift and quality alerts to the retraining trigger, with the
+    bearer token read from ``retrain_token_file`` (an absolute path)."""
     for name, url in (("webhook_url", webhook_url), ("retrain_url", retrain_url or "http://")):
         if not re.match(r"^https?://", url):
             raise ValueError(f"{name} must be an http(s) URL, got {url!r}")
+    if retrain_url and not (retrain_token_file and Path(retrain_token_file).is_absolute()):
+        raise ValueError("retrain_url needs retrain_token_file, an absolute path")
     values = {
         "RETRAIN_ROUTE": _RETRAIN_ROUTE if retrain_url else "",
         "RETRAIN_RECEIVER": (
-            _RETRAIN_RECEIVER.replace("URL", json.dumps(_link("retrain_url", retrain_url)))
+            _RETRAIN_RECEIVER.replace("URL", json.dumps(_link("retrain_url", retrain_url))).replace(
+                "TOKEN_FILE", json.dumps(str(retrain_token_file))
+            )
             if retrain_url
             else ""
         ),
@@ -237,11 +250,21 @@ def render_configs(
     report_base_url: str = "http://127.0.0.1:9108/reports/",
     runbook_url: str = "docs/runbook.md",
     retrain_url: str | None = None,
+    retrain_token: str | None = None,
 ) -> dict[str, Path]:
-    """Write prometheus.yml, rules/vigil.rules.yml and alertmanager.yml into ``out_dir``.
+    """Write prometheus.yml, rules/vigil.rules.yml and alertmanager.yml into ``out_dir`` (and,
+    with ``retrain_url``, the trigger's token as ``retrain_token``, mode 0600).
 
     Returns their paths under the keys ``prometheus``, ``rules`` and ``alertmanager``.
     """
+    token_file = (Path(out_dir) / RETRAIN_TOKEN_FILE).resolve() if retrain_url else None
+    if token_file is not None:
+        if not retrain_token:
+            raise ValueError("retrain_url needs retrain_token (VIGIL_RETRAIN_TRIGGER_TOKEN)")
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(retrain_token)
     texts = {
         "prometheus": (
             PROMETHEUS_FILE,
@@ -276,6 +299,7 @@ def render_configs(
                 group_interval=group_interval,
                 repeat_interval=repeat_interval,
                 retrain_url=retrain_url,
+                retrain_token_file=token_file,
             ),
         ),
     }
@@ -305,6 +329,9 @@ def settings_defaults(settings: object) -> dict[str, object]:
             f"http://127.0.0.1:{s.retrain_trigger_port}/retrain"
             if s.retrain_trigger_enabled
             else None
+        ),
+        "retrain_token": (
+            s.retrain_trigger_token.get_secret_value() if s.retrain_trigger_token else None
         ),
     }
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from monitoring.detect import CHISQUARE, KS, Detection, column_pvalue
+from monitoring.report_html import plain_page, safe_evidently_page
 from monitoring.report_store import prune_reports, report_name
 from vigil.schema import FeatureSchema
 
@@ -127,7 +128,7 @@ def write_report(
             )
         )
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    body = ""
+    body: str | None = None
     evidently: dict[str, dict] = {}
     _MEMO.clear()
     if metrics:
@@ -140,9 +141,8 @@ def write_report(
             body = snapshot.get_html_str(as_iframe=False)
         evidently = _value_drifts(snapshot.dict())
         _MEMO.clear()
-    else:  # nothing testable: the table alone
-        body = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body></body></html>"
-    page = body.replace("<body>", "<body>" + summary_table(summary, schema), 1)
+    banner = summary_table(summary, schema)  # with nothing testable, the table alone
+    page = plain_page(banner) if body is None else safe_evidently_page(body, banner)
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / report_name(summary["model_version"], time.time())
     fd, tmp = tempfile.mkstemp(dir=reports_dir, prefix=".tmp-", suffix=".html")
@@ -173,14 +173,15 @@ def _value_drifts(snapshot: dict) -> dict[str, dict]:
 
 
 def summary_table(summary: dict, schema: FeatureSchema) -> str:
-    e = html.escape
+    def e(value) -> str:  # names, notes and versions come from data
+        return html.escape(str(value))
 
     def num(value) -> str:
         return "—" if value is None else f"{value:.3g}"
 
     rows = "".join(
         f"<tr{' style=background:#fde2e1' if f['drifted'] else ''}><td>{e(name)}</td>"
-        f"<td>{schema[name].kind}</td><td>{e(f['method'])}</td><td>{e(f['score_kind'])}</td>"
+        f"<td>{e(schema[name].kind)}</td><td>{e(f['method'])}</td><td>{e(f['score_kind'])}</td>"
         f"<td>{num(f['score'])}</td><td>{num(f['threshold'])}</td>"
         f"<td>{'yes' if f['drifted'] else 'no'}</td><td>{f['missing_share']:.1%}</td>"
         f"<td>{e(f.get('note') or '')}</td></tr>"

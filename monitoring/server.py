@@ -2,7 +2,8 @@
 
 ``/reports/latest`` serves the newest report itself (alerts link to it), ``/reports/`` lists
 them, ``/reports/<name>`` serves one. Only names of saved reports are served, so no path from a
-request ever reaches the file system.
+request ever reaches the file system. Reports go out under ``REPORT_POLICY`` (sandboxed
+scripts), every other answer under ``PAGE_POLICY`` (no script), all with ``nosniff``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from monitoring.report_html import PAGE_POLICY, REPORT_POLICY
 from monitoring.report_store import is_report_name, latest_report, list_reports
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,8 @@ class MonitorServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: MonitorServer
+    policy = PAGE_POLICY
+    timeout = 30  # a client that stops sending mid-request frees its thread
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path = self.path.split("?", 1)[0]
@@ -97,6 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         with fh:
             size = os.fstat(fh.fileno()).st_size
             self.send_response(200)
+            self.policy = REPORT_POLICY
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(size))
             self.send_header("Content-Location", f"/reports/{path.name}")
@@ -109,6 +114,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.policy = PAGE_POLICY  # http.server's own errors (400, 501...) get it too
+        super().send_response(code, message)
+
+    def end_headers(self) -> None:
+        # A report shows logged values: whatever slipped through escaping runs sandboxed.
+        self.send_header("Content-Security-Policy", self.policy)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        super().end_headers()
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (the base class's name)
         log.debug("%s " + format, self.address_string(), *args)

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from vigil.httpserve import serve_until_interrupted
+from vigil.httpserve import SOCKET_TIMEOUT_SECONDS, BodyError, read_body, serve_until_interrupted
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -51,14 +51,18 @@ def format_notification(payload: dict) -> list[str]:
 class _Handler(BaseHTTPRequestHandler):
     server: _ReceiverServer
 
+    timeout = SOCKET_TIMEOUT_SECONDS
+
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._reply(413, "payload too large")
+        try:
+            body = read_body(self, MAX_BODY_BYTES)
+        except BodyError as exc:
+            self.close_connection = True  # what was not read is not a next request
+            self._reply(exc.status, exc.message)
             return
         try:
-            lines = format_notification(json.loads(self.rfile.read(length) or b"null"))
-        except (ValueError, AttributeError) as exc:
+            lines = format_notification(json.loads(body or b"null"))
+        except (ValueError, AttributeError, RecursionError) as exc:
             self._reply(400, f"not an Alertmanager webhook payload: {exc}")
             return
         self.server.emit_lines(lines)

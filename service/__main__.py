@@ -35,14 +35,22 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the production model: /predict, /feedback, /model, /metrics, /livez, /readyz."""
-    from vigil.registry import Registry
+    from vigil.registry import Registry, RegistryError
     from vigil.settings import get_settings
 
     overrides = {"host": host, "port": port, "workers": workers}
     settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
-    if Registry(settings).production_tag() is None:
+    # The registry is in the database (VIGIL_DATABASE_URL): an empty VIGIL_HOME is fine.
+    try:
+        tag = Registry(settings).production_tag()
+    except RegistryError as exc:
+        # Unreachable now: start anyway, alive but not ready; the workers retry (a database
+        # that comes back is a service that becomes ready, without a restart loop).
+        typer.echo(f"warning: {exc}; starting, not ready until it answers", err=True)
+        tag = ""
+    if tag is None:
         typer.echo(
-            f"error: no production model in {settings.home_dir}; "
+            "error: no production model in the registry; "
             "run `make train` (python -m training.train --promote) first",
             err=True,
         )

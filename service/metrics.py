@@ -30,12 +30,15 @@ CONFIDENCE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
 class ServiceMetrics:
-    def __init__(self, registry: CollectorRegistry | None, model_version: str):
+    def __init__(
+        self, registry: CollectorRegistry | None, model_version: str, runtime: str = "sklearn"
+    ):
         self.model_version = model_version
+        self.runtime = runtime
         self.model_info = Gauge(
             "vigil_model_info",
-            "1 for the model version this worker serves",
-            ["model_version"],
+            "1 for the model version this worker serves, and the runtime serving it",
+            ["model_version", "runtime"],
             registry=registry,
             # No pid label, and a dead worker's value does not linger.
             multiprocess_mode="livemax",
@@ -76,18 +79,19 @@ class ServiceMetrics:
         self.feedback = Counter(
             "vigil_feedback_labels", "Ground-truth labels accepted", registry=registry
         )
-        self.model_info.labels(model_version=model_version).set(1)
+        self.model_info.labels(model_version=model_version, runtime=runtime).set(1)
         # Present from the start, so rate() and alerts see a zero rather than nothing.
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)
 
-    def serving(self, model_version: str) -> None:
+    def serving(self, model_version: str, runtime: str | None = None) -> None:
         """A rollout: the old version's info goes to 0 (not away: livemax would keep a stale 1
         from this worker's file), the new one to 1."""
-        if model_version != self.model_version:
-            self.model_info.labels(model_version=self.model_version).set(0)
-        self.model_info.labels(model_version=model_version).set(1)
-        self.model_version = model_version
+        runtime = runtime or self.runtime
+        if (model_version, runtime) != (self.model_version, self.runtime):
+            self.model_info.labels(model_version=self.model_version, runtime=self.runtime).set(0)
+        self.model_info.labels(model_version=model_version, runtime=runtime).set(1)
+        self.model_version, self.runtime = model_version, runtime
 
     def reject(self, reason: str) -> None:
         self.rejected.labels(reason=reason if reason in REJECT_REASONS else "malformed").inc()

@@ -1,4 +1,4 @@
-"""One batch of requests: one ``predict_proba``, one inference-log transaction, then answers.
+"""One batch of requests: one model call, one inference-log transaction, then answers.
 
 Runs in the batcher's thread. A request is answered only from here, and only after its rows are
 durably logged: if the write fails every request of the batch gets a 503 instead of a 200.
@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from service.errors import ApiError
+from service.inference import OnnxInference, SklearnInference
 from service.metrics import ServiceMetrics
 from vigil.inference_log import InferenceLog, InferenceLogError, LogRecord
 from vigil.prediction_ids import prediction_ids
 from vigil.registry import ModelBundle
-from vigil.schema import columns_to_frame, record_columns
+from vigil.schema import record_columns
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +44,24 @@ class Predictor:
         bundle: ModelBundle,
         log: InferenceLog | None,
         metrics: ServiceMetrics | None,
+        inference: SklearnInference | OnnxInference | None = None,
     ):
         self.tag = bundle.tag
         self.schema = bundle.schema
-        self.pipeline = bundle.pipeline
-        self.classes: list[Any] = self.pipeline.classes_.tolist()  # numpy ints -> Python ints
+        self.inference = inference or SklearnInference(bundle)
+        self.classes: list[Any] = self.inference.classes
         self.keys = [str(c) for c in self.classes]
         self.log = log  # None only with VIGIL_UNSAFE_DISABLE_LOGGING (the benchmark)
         self.metrics = metrics
+
+    @property
+    def pipeline(self) -> Any:
+        """The scikit-learn pipeline, when scikit-learn serves (None with ONNX)."""
+        return getattr(self.inference, "pipeline", None)
+
+    @pipeline.setter
+    def pipeline(self, value: Any) -> None:
+        self.inference.pipeline = value
 
     def __call__(self, jobs: list[Job]) -> list[Answer | ApiError]:
         records = [r for job in jobs for r in job.records]
@@ -75,12 +86,12 @@ class Predictor:
             return ApiError(500, "prediction failed; see the server log")
 
     def _predict(self, columns: dict[str, list[Any]], rows: int) -> np.ndarray:
-        return self.pipeline.predict_proba(columns_to_frame(self.schema, columns, rows))
+        return self.inference.predict_proba(columns, rows)
 
     def _answer(
         self, jobs: list[Job], columns: dict[str, list[Any]], proba: np.ndarray
     ) -> list[Answer | ApiError]:
-        top = proba.argmax(axis=1)
+        top = self.inference.top(proba)
         labels = [self.classes[i] for i in top.tolist()]
         rounded = proba.round(6)
         probabilities = [dict(zip(self.keys, row, strict=True)) for row in rounded.tolist()]

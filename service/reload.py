@@ -1,22 +1,21 @@
-"""Follow the production pointer: a promotion or rollback reaches a running worker without a
-restart.
+"""Follow the production pointer: a promotion or rollback made on any machine reaches a running
+worker without a restart.
 
-Once a second each worker stats ``production.json`` (cheap: no read, no parse). The registry
-replaces the file with ``os.replace``, so a promotion shows as a new inode. On a change the
-worker reads the tag and, if it differs from the one it serves, loads that model in a thread
-(the event loop keeps answering with the old one) and swaps it in (``Runtime.swap``). A model
-that fails to load leaves the old one serving, is logged, and is retried every ``retry``
-seconds until the pointer moves again or the load works.
+Once a second each worker reads the registry's pointer row (one small row: a primary-key
+look-up, in a thread so that a slow database never blocks the event loop). Every promotion or
+rollback bumps its revision. On a new revision the worker compares the tag with the one it
+serves and, if it differs, loads that model in a thread (the event loop keeps answering with
+the old one; the artifacts are fetched, verified by sha256 and unpickled there) and swaps it in
+(``Runtime.swap``). A model that fails to load or to verify leaves the old one serving, is
+logged, and is retried every ``retry`` seconds until the pointer moves again or the load works.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from service.runtime import Runtime
 from vigil.registry import Registry
@@ -28,24 +27,25 @@ RETRY_SECONDS = 10.0
 
 
 class PointerWatch:
-    """Tells whether a file was replaced or rewritten since the last look."""
+    """Tells whether the pointer's revision moved since the last look (a blocking read)."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._seen = self._stamp()
-
-    def _stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self._seen: int | None = None
+        self._unreachable = False
 
     def changed(self) -> bool:
-        stamp = self._stamp()
-        if stamp == self._seen:
+        try:
+            revision = self.registry.pointer().revision
+        except Exception as exc:
+            if not self._unreachable:  # once per outage, not once a second
+                logger.warning("cannot read the production pointer (%s); still serving", exc)
+            self._unreachable = True
             return False
-        self._seen = stamp
+        self._unreachable = False
+        if revision == self._seen:
+            return False
+        self._seen = revision
         return True
 
 
@@ -65,7 +65,7 @@ class Reloader:
         self.current = current
         self.retry = retry
         self.clock = clock
-        self.watch = PointerWatch(self.registry.pointer)
+        self.watch = PointerWatch(self.registry)
         # Compare tags once at the start: the pointer may have moved since the model loaded.
         self._due: float | None = clock()
 
@@ -80,7 +80,7 @@ class Reloader:
     async def check(self) -> bool:
         """One look; True when a new model was swapped in."""
         now = self.clock()
-        if self.watch.changed():
+        if await asyncio.to_thread(self.watch.changed):
             self._due = now
         runtime = self.current()
         if self._due is None or now < self._due or runtime is None:
@@ -88,7 +88,7 @@ class Reloader:
         serving = runtime.model.bundle.tag
         tag = None
         try:
-            tag = self.registry.production_tag()
+            tag = await asyncio.to_thread(self.registry.production_tag)
             if tag is None or tag == serving:
                 self._due = None
                 return False

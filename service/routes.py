@@ -11,7 +11,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 
-def model_card(contract: dict[str, Any], tag: str) -> dict[str, Any]:
+def model_card(
+    contract: dict[str, Any], tag: str, inference: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Tag, feature schema, held-out metrics and data fingerprint (plus the rest of the
     model's saved contract: parameters, versions, lineage)."""
     return {
@@ -21,6 +23,8 @@ def model_card(contract: dict[str, Any], tag: str) -> dict[str, Any]:
         "schema": contract.get("schema"),
         "metrics": contract.get("metrics", {}),
         "dataset_sha256": contract.get("dataset_sha256"),
+        # The runtime serving it now (VIGIL_INFERENCE), not only what training decided.
+        "inference": inference or contract.get("inference"),
     }
 
 
@@ -33,6 +37,9 @@ def make_app(current: Callable[[], Any]) -> Starlette:
             runtime = current()
         except ApiError as exc:
             return exc.response()
-        return JSONResponse(model_card(runtime.bundle.contract, runtime.bundle.tag))
+        model = runtime.model  # one model, even if a rollout swaps it meanwhile
+        return JSONResponse(
+            model_card(model.bundle.contract, model.bundle.tag, model.inference_card())
+        )
 
     return Starlette(routes=[Route("/model", model, methods=["GET"])])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from service.batcher import MicroBatcher
+from service.inference import OnnxInference, SklearnInference, load_inference
 from service.metrics import ServiceMetrics
 from service.predictor import Answer, Job, Predictor
 from service.validation import InstanceValidator
@@ -32,6 +33,10 @@ class Model:
     bundle: ModelBundle
     validator: InstanceValidator
     batcher: MicroBatcher[Job, Answer]
+    inference: SklearnInference | OnnxInference
+
+    def inference_card(self) -> dict[str, str | None]:
+        return {"runtime": self.inference.runtime, "reason": self.inference.reason}
 
 
 @dataclass
@@ -60,7 +65,8 @@ class Runtime:
         """Load the production model (``NoProductionModel`` if none) and open the log
         (``InferenceLogError`` if unreachable); ``registry`` defaults to a fresh one."""
         bundle = Registry(settings).load_production()
-        _ = bundle.pipeline  # load now, not on the first request
+        # Load now, not on the first request; NotServable when VIGIL_INFERENCE cannot be met.
+        inference = load_inference(bundle, settings.inference)
         log = metrics = None
         if settings.unsafe_disable_logging:
             logger.warning("VIGIL_UNSAFE_DISABLE_LOGGING: predictions are NOT logged")
@@ -72,15 +78,23 @@ class Runtime:
                 log.close()
                 raise
             # Under `bentoml serve` values live in the multiprocess files whatever the registry.
-            metrics = ServiceMetrics(registry or CollectorRegistry(), bundle.tag)
+            metrics = ServiceMetrics(
+                registry or CollectorRegistry(), bundle.tag, runtime=inference.runtime
+            )
         runtime = cls(settings, log, metrics, None)  # type: ignore[arg-type]
-        runtime.model = runtime.build(bundle)
-        logger.info("serving %s (log: %s)", bundle.tag, "off" if log is None else "on")
+        runtime.model = runtime.build(bundle, inference)
+        logger.info(
+            "serving %s with %s (%s; log: %s)",
+            bundle.tag, inference.runtime, inference.reason, "off" if log is None else "on",
+        )  # fmt: skip
         return runtime
 
-    def build(self, bundle: ModelBundle) -> Model:
-        """The serving path of ``bundle``; blocking (loads the pipeline), so off the loop."""
-        predictor = Predictor(bundle, self.log, self.metrics)
+    def build(
+        self, bundle: ModelBundle, inference: SklearnInference | OnnxInference | None = None
+    ) -> Model:
+        """The serving path of ``bundle``; blocking (loads the model), so off the loop."""
+        inference = inference or load_inference(bundle, self.settings.inference)
+        predictor = Predictor(bundle, self.log, self.metrics, inference)
         batcher = MicroBatcher(
             predictor,
             max_rows=self.settings.batch_max_rows,
@@ -93,7 +107,7 @@ class Runtime:
             max_rows=self.settings.max_batch_rows,
             strict_categories=self.settings.strict_categories,
         )
-        return Model(bundle, validator, batcher)
+        return Model(bundle, validator, batcher, inference)
 
     def load(self, tag: str) -> Model:
         """Load a saved model and build its serving path (blocking: run it in a thread)."""
@@ -104,8 +118,11 @@ class Runtime:
         everything it had taken (requests already submitted to it are not moved)."""
         old, self.model = self.model, model
         if self.metrics is not None:
-            self.metrics.serving(model.bundle.tag)
-        logger.info("now serving %s (was %s)", model.bundle.tag, old.bundle.tag)
+            self.metrics.serving(model.bundle.tag, model.inference.runtime)
+        logger.info(
+            "now serving %s with %s (was %s)",
+            model.bundle.tag, model.inference.runtime, old.bundle.tag,
+        )  # fmt: skip
         # A task of its own, awaited again by close(): a shutdown that cancels the reloader
         # mid-drain must not cancel the old batcher's loop with its requests.
         drain = asyncio.ensure_future(old.batcher.close())

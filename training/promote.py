@@ -1,4 +1,5 @@
-"""Make a saved model production, or roll back to the previous production model.
+"""Make a saved model production, or roll back to the previous production model, in the
+registry every replica reads (they follow within seconds).
 
 python -m training.promote vigil-model:<version>
 python -m training.promote --rollback
@@ -20,25 +21,25 @@ def main(
     ] = False,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
-    from vigil.registry import NoProductionModel, Registry
+    from vigil.registry import InvalidTag, NoProductionModel, Registry, RegistryError, UnknownModel
     from vigil.settings import get_settings
 
     if (tag is None) == (not rollback):
         typer.echo("error: give a TAG or --rollback, not both", err=True)
         raise typer.Exit(2)
     registry = Registry(get_settings())
-    previous = registry.production_tag()
     try:
+        # One locked transaction each: concurrent promotions and rollbacks cannot interleave.
         if rollback:
             tag = registry.rollback()
         else:
             registry.promote(tag)
-    except NoProductionModel as exc:
+        history = registry.history()
+    except (NoProductionModel, InvalidTag, UnknownModel, RegistryError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    except Exception as exc:  # BentoML's NotFound and friends: an unknown tag
-        typer.echo(f"error: {tag}: {exc}", err=True)
-        raise typer.Exit(2) from None
+    last = history[-1] if history else None
+    previous = last.previous if last is not None and last.tag == tag else None
     typer.echo(json.dumps({"production": tag, "previous": previous}))
 
 

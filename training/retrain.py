@@ -2,9 +2,15 @@
 
     python -m training.retrain [--window-rows N] [--holdout-share F] [--min-labels N]
 
-The candidate and the production model are scored on the same holdout of recent labeled rows
-(the data the model now faces), so a model that learned the new distribution wins and one that
-did not is kept out. Lineage (parent model, data windows, fingerprints) goes into the contract.
+Whoever can post ``/feedback`` labels chooses the recent traffic, so the gate does not rest on it
+alone. The candidate must beat (or equal) production on two holdouts, neither trained on:
+
+- the trusted holdout stored with the production model (``training.holdout``: the original
+  training split, carried unchanged from model to model), where it may lose at most
+  ``trusted_tolerance`` of accuracy or F1 (the world may have moved away from it a little);
+- a share of the recent labeled rows held out from training (the data the model now faces).
+
+Lineage (parent model, data windows, fingerprints) goes into the contract.
 """
 
 from __future__ import annotations
@@ -16,10 +22,18 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from training import holdout
 from training.train import DEFAULT_GATE, Gate, Outcome, fit_and_decide, normalise_labels
+
+# Accuracy or F1 a candidate may lose on the trusted holdout and still be promoted.
+TRUSTED_TOLERANCE = 0.05
 
 
 class NotEnoughLabels(RuntimeError):
+    pass
+
+
+class NoTrustedHoldout(RuntimeError):
     pass
 
 
@@ -39,6 +53,7 @@ def retrain(
     n_estimators: int = 100,
     promote: bool = True,
     gate: Gate = DEFAULT_GATE,
+    trusted_tolerance: float = TRUSTED_TOLERANCE,
 ) -> Outcome:
     from sklearn.model_selection import train_test_split
 
@@ -49,6 +64,12 @@ def retrain(
     registry = Registry(settings)
     parent = registry.load_production()
     old_schema = parent.schema
+    trusted = holdout.from_contract(parent.contract)
+    if trusted is None:
+        raise NoTrustedHoldout(
+            f"{parent.tag} was saved without a trusted holdout (an earlier build): train a model "
+            "with `make train` (python -m training.train --promote), then retrain"
+        )
     log = InferenceLog.from_settings(settings)
     try:
         log.create_schema()  # a fresh home has no log yet: that is "no labels", not an error
@@ -89,21 +110,54 @@ def retrain(
         },
         "recent_sha256": _fingerprint(recent_x),
     }
-    return fit_and_decide(
+    candidate = fit_and_decide(
         settings,
         schema,
         (train_x, train_y),
         (to_frame(schema, holdout_x), holdout_y),
         seed=seed,
         n_estimators=n_estimators,
-        promote=promote,
+        promote=False,  # the gate below decides, on both holdouts
         gate=gate,
         contract={
             "dataset_sha256": _fingerprint(pd.concat([ref_x, recent_x], ignore_index=True)),
             "dataset_source": f"retrain of {parent.tag}",
             "lineage": lineage,
+            holdout.CONTRACT_KEY: parent.contract[holdout.CONTRACT_KEY],  # passed on unchanged
         },
     )
+    if not candidate.gate_passed:
+        return candidate
+    trusted_x, trusted_y = trusted
+    holdouts = {
+        "trusted holdout": (trusted_x, normalise_labels(trusted_y), trusted_tolerance),
+        "recent holdout": (holdout_x, holdout_y, 0.0),
+    }
+    worse = _worse_than(registry.load(candidate.model_tag), parent, holdouts)
+    promoted = promote and worse is None
+    if promoted:
+        registry.promote(candidate.model_tag)
+    reason = worse if promote else "not asked to promote (--promote)"
+    return Outcome(candidate.model_tag, candidate.metrics, promoted, reason, gate_passed=True)
+
+
+def _worse_than(candidate, production, holdouts: dict) -> str | None:
+    """Why ``candidate`` loses to ``production`` on one of ``holdouts`` (name: features,
+    labels, tolerance), each read in each model's own schema; None when it does not."""
+    from training.model import score
+    from vigil.schema import to_frame
+
+    for name, (features, labels, tolerance) in holdouts.items():
+        ours = score(candidate.pipeline, to_frame(candidate.schema, features), labels)
+        theirs = score(production.pipeline, to_frame(production.schema, features), labels)
+        for metric in ("accuracy", "f1"):
+            if (ours[metric] or 0.0) < (theirs[metric] or 0.0) - tolerance:
+                return (
+                    f"not better than production {production.tag} on the {name}: {metric} "
+                    f"{ours[metric]:.4f} < {theirs[metric]:.4f}"
+                    + (f" - {tolerance}" if tolerance else "")
+                )
+    return None
 
 
 def _as_class(classes: tuple) -> Any:
@@ -120,6 +174,10 @@ def main(
     min_labels: Annotated[int, typer.Option(min=2, help="Fewest labeled rows to retrain")] = 50,
     seed: Annotated[int, typer.Option(help="Random seed")] = 42,
     promote: Annotated[bool, typer.Option(help="Promote the candidate if it wins")] = True,
+    trusted_tolerance: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Accuracy/F1 it may lose on the trusted holdout"),
+    ] = TRUSTED_TOLERANCE,
 ) -> None:
     """Train a candidate on reference + recent labeled data; promote it if it beats production."""
     from vigil.inference_log import InferenceLogError
@@ -134,8 +192,9 @@ def main(
             min_labels=min_labels,
             seed=seed,
             promote=promote,
+            trusted_tolerance=trusted_tolerance,
         )
-    except (NotEnoughLabels, NoProductionModel, InferenceLogError) as exc:
+    except (NotEnoughLabels, NoTrustedHoldout, NoProductionModel, InferenceLogError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(outcome.to_json())

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from training import holdout
 from training.data import BadData, Dataset, load
 
 HOLDOUT_SHARE = 0.2
@@ -70,6 +71,7 @@ def train(
     n_estimators: int = 100,
     promote: bool = False,
     gate: Gate = DEFAULT_GATE,
+    build=None,
 ) -> Outcome:
     from sklearn.model_selection import train_test_split
 
@@ -91,7 +93,13 @@ def train(
         n_estimators=n_estimators,
         promote=promote,
         gate=gate,
-        contract={"dataset_sha256": dataset.sha256, "dataset_source": dataset.source},
+        contract={
+            "dataset_sha256": dataset.sha256,
+            "dataset_source": dataset.source,
+            # Retraining gates on it: rows no caller of /feedback can choose.
+            holdout.CONTRACT_KEY: holdout.to_contract(x_test, y_test, seed),
+        },
+        build=build,
     )
 
 
@@ -106,26 +114,34 @@ def fit_and_decide(
     promote: bool,
     gate: Gate,
     contract: dict[str, Any],
+    build=None,
 ) -> Outcome:
     """Fit on ``train_split``, score on ``holdout``, save with the contract, maybe promote.
 
     Promotion needs the quality gate passed and no loss against production on ``holdout``.
+    ``build`` replaces ``training.model.build_pipeline`` (same signature).
     """
-    from training.model import build_pipeline, score
+    from training.model import build_pipeline, score_proba
+    from training.onnx_export import export
     from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 
     x_train, y_train = train_split
     x_test, y_test = holdout
-    pipeline = build_pipeline(schema, seed=seed, n_estimators=n_estimators)
+    pipeline = (build or build_pipeline)(schema, seed=seed, n_estimators=n_estimators)
     pipeline.fit(x_train, y_train)
-    metrics = score(pipeline, x_test, y_test)
     baseline = float(y_test.value_counts(normalize=True).max())
 
     reference = x_train.sample(
         n=min(len(x_train), REFERENCE_MAX_ROWS), random_state=seed
     ).sort_index()
+    features = reference[schema.names]
+    # Compiled and checked here; metrics and reference predictions are the served runtime's.
+    exported = export(pipeline, schema, {"holdout": x_test, "reference": features})
+    proba, top = exported.predict(pipeline, x_test)
+    metrics = score_proba(proba, top, pipeline.classes_, y_test)
+    _, reference_top = exported.predict(pipeline, features)
     reference[LABEL_COLUMN] = y_train.loc[reference.index].astype(str)
-    reference[PREDICTION_COLUMN] = pipeline.predict(reference[schema.names]).astype(str)
+    reference[PREDICTION_COLUMN] = pipeline.classes_[reference_top].astype(str)
 
     contract = {
         "schema": schema.to_dict(),
@@ -142,10 +158,13 @@ def fit_and_decide(
         "versions": _versions(),
         "git_commit": _git_commit(),
         "lineage": {},
+        **exported.contract(),
         **contract,
     }
     registry = Registry(settings)
-    tag = registry.save(pipeline, contract, reference.reset_index(drop=True))
+    tag = registry.save(
+        pipeline, contract, reference.reset_index(drop=True), artifacts=exported.artifacts()
+    )
 
     failed = gate.check(metrics, baseline)
     if failed:

@@ -1,46 +1,136 @@
-"""The model store: models saved to BentoML's store with their contract, and the production
-pointer.
+"""The model registry: every saved model with its contract and artifacts, and the production
+pointer with its history, in the same database as the inference log.
 
-A model directory holds the fitted pipeline (``pipeline.joblib``), its contract
-(``contract.json``: feature schema, metrics, parameters, data fingerprint, versions, lineage)
-and the reference sample (``reference.parquet``: training features plus ``__label__`` and
-``__prediction__``). BentoML freezes a model's labels at save, so which model is production is
-kept in one small file of our own, replaced atomically: exactly one production model, and a
-history to roll back to.
+With ``VIGIL_DATABASE_URL=postgresql://...`` every replica, monitor and training job shares
+one registry; by default it is the SQLite file under ``VIGIL_HOME``. Both run through this
+code and the tables of ``vigil.registry_schema``.
+
+- A model's artifacts (``pipeline.joblib``, ``reference.parquet``, ``contract.json`` and any
+  others, such as an ONNX export) are stored content-addressed by sha256
+  (``vigil.artifacts``), cached under ``VIGIL_HOME/artifacts`` and verified on every read: a
+  model whose bytes are not what was saved is refused, never unpickled.
+- Training also saves each model to BentoML's model store under ``vigil-model`` (the tag is
+  BentoML's), but serving reads only the registry: a replica with an empty ``VIGIL_HOME``
+  serves the production model.
+- Exactly one model is production. A promotion or rollback is one transaction that locks the
+  pointer row (``SELECT ... FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so
+  concurrent ones cannot interleave; each bumps the pointer's revision, which replicas poll.
+- Only ``vigil-model:<version>`` tags are accepted, checked before any lookup.
 """
 
 from __future__ import annotations
 
+import getpass
+import io
 import json
 import os
-import tempfile
+import re
+import socket
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from vigil.artifacts import ArtifactIntegrityError, ArtifactStore
+from vigil.registry_schema import (
+    POINTER_ID,
+    RegistryError,
+    create_registry_schema,
+    registry_engine,
+    registry_tables,
+)
 from vigil.schema import FeatureSchema
+
+__all__ = [
+    "ArtifactIntegrityError",
+    "InvalidTag",
+    "ModelBundle",
+    "NoProductionModel",
+    "Registry",
+    "RegistryError",
+    "UnknownModel",
+]
 
 MODEL_NAME = "vigil-model"
 LABEL_COLUMN = "__label__"
 PREDICTION_COLUMN = "__prediction__"
-_PIPELINE_FILE = "pipeline.joblib"
-_CONTRACT_FILE = "contract.json"
-_REFERENCE_FILE = "reference.parquet"
+PIPELINE = "pipeline.joblib"
+CONTRACT = "contract.json"
+REFERENCE = "reference.parquet"
+_TAG = re.compile(rf"^{MODEL_NAME}:[a-z0-9][a-z0-9_.-]{{0,63}}$")
+_ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_schema_ready: set[tuple[str, str]] = set()
 
 
 class NoProductionModel(LookupError):
-    """No model has been promoted to production yet."""
+    """No model has been promoted to production yet (or none to roll back to)."""
+
+
+class UnknownModel(LookupError):
+    """No model with this tag in the registry."""
+
+
+class InvalidTag(ValueError):
+    """Not a ``vigil-model:<version>`` tag."""
+
+
+def check_tag(tag: object) -> str:
+    """``tag`` if it is a ``vigil-model:<version>`` tag; ``InvalidTag`` otherwise."""
+    if not isinstance(tag, str) or not _TAG.match(tag):
+        raise InvalidTag(
+            f"{str(tag)[:100]!r} is not a model tag: only {MODEL_NAME}:<version> is accepted"
+        )
+    return tag
+
+
+@dataclass(frozen=True)
+class Pointer:
+    tag: str | None
+    revision: int  # +1 at every promotion or rollback
+    changed_at: float | None
+    previous: tuple[str, ...]  # what rollbacks return to, most recent last
+
+
+@dataclass(frozen=True)
+class Promotion:
+    revision: int
+    action: str  # promote | rollback
+    tag: str
+    previous: str | None
+    at: float
+    by: str
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A saved model as the registry lists it (no artifact bytes read)."""
+
+    tag: str
+    created_at: float
+    contract: dict[str, Any]
+    metrics: dict[str, Any]
+    dataset_sha256: str | None
+    git_commit: str | None
+    parent: str | None
+    artifacts: dict[str, dict[str, Any]]  # name -> {"sha256", "size"}
 
 
 @dataclass
 class ModelBundle:
+    """A model to serve. Its contract is read (and verified) at load; the pipeline and the
+    reference sample only on first use, each after its bytes are verified."""
+
     tag: str
-    path: Path
     contract: dict[str, Any]
+    artifacts: Mapping[str, str]  # name -> sha256
+    store: ArtifactStore = field(repr=False)
     _pipeline: Any = field(default=None, repr=False)
     _reference: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -52,26 +142,75 @@ class ModelBundle:
     def metrics(self) -> dict[str, float]:
         return self.contract.get("metrics", {})
 
+    def artifact_bytes(self, name: str) -> bytes:
+        """The verified bytes of artifact ``name`` (``KeyError`` when the model has none)."""
+        return self.store.read(self.artifacts[name], f"artifact {name} of {self.tag}")
+
+    def artifact_path(self, name: str) -> Path:
+        """A local file with the verified bytes of artifact ``name`` (``KeyError`` when the
+        model has none). Content-addressed: never written to, shared by models."""
+        return self.store.path(self.artifacts[name], f"artifact {name} of {self.tag}")
+
     @property
     def pipeline(self) -> Any:
         if self._pipeline is None:
-            self._pipeline = joblib.load(self.path / _PIPELINE_FILE)
+            import joblib
+
+            # Unpickled from the bytes just verified, not from a file that could change after.
+            self._pipeline = joblib.load(io.BytesIO(self.artifact_bytes(PIPELINE)))
         return self._pipeline
 
     @property
     def reference(self) -> pd.DataFrame:
         """Training features plus ``__label__`` and ``__prediction__``."""
         if self._reference is None:
-            self._reference = pd.read_parquet(self.path / _REFERENCE_FILE)
+            self._reference = pd.read_parquet(io.BytesIO(self.artifact_bytes(REFERENCE)))
         return self._reference
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"[:200]
 
 
 class Registry:
     def __init__(self, settings):
         self.settings = settings
-        self.pointer = Path(settings.production_pointer)
+        self.url = settings.resolved_database_url
+        self.prefix = settings.table_prefix
+        self.engine = registry_engine(self.url, settings.log_timeout_seconds)
+        self.tables = registry_tables(self.prefix)
+        self.store = ArtifactStore(self.engine, self.tables, settings.home_dir / "artifacts")
 
-    def _store(self):
+    # -- database access -----------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        create_registry_schema(self.engine, self.prefix)
+        _schema_ready.add((self.url, self.prefix))
+
+    @contextmanager
+    def _transaction(self, *, lock: bool = False) -> Iterator[Connection]:
+        """One transaction; ``lock`` takes the write lock at its start on SQLite (PostgreSQL
+        locks the pointer row with FOR UPDATE where it is read)."""
+        if (self.url, self.prefix) not in _schema_ready:
+            self.create_schema()
+        try:
+            with self.engine.connect() as conn:
+                if lock:
+                    conn = conn.execution_options(sqlite_immediate=True)
+                with conn.begin():
+                    yield conn
+        except SQLAlchemyError as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise RegistryError(f"model registry unavailable: {_one_line(exc)}") from exc
+
+    # -- models --------------------------------------------------------------------------
+
+    def _bentoml_store(self):
         from bentoml._internal.models.model import ModelStore
 
         # An explicit store rather than BENTOML_HOME: BentoML caches that path per process.
@@ -84,79 +223,216 @@ class Registry:
         pipeline: Any,
         contract: dict[str, Any],
         reference: pd.DataFrame,
+        artifacts: Mapping[str, bytes] | None = None,
     ) -> str:
-        """Save a model with its contract (which must hold ``schema``); returns its tag."""
+        """Save a model with its contract (which must hold ``schema``) and any further
+        artifacts (name -> bytes, e.g. an ONNX export); returns its tag."""
         import bentoml
+        import joblib
+
+        extra = dict(artifacts or {})
+        for name, data in extra.items():
+            if not _ARTIFACT_NAME.match(name) or name in (PIPELINE, CONTRACT, REFERENCE):
+                raise ValueError(f"artifact name {name!r} is reserved or not a plain file name")
+            if not isinstance(data, bytes | bytearray | memoryview):
+                raise TypeError(f"artifact {name!r} must be bytes, not {type(data).__name__}")
+        buffer = io.BytesIO()
+        joblib.dump(pipeline, buffer)
+        files = {PIPELINE: buffer.getvalue(), REFERENCE: _parquet(reference)}
+        files.update({name: bytes(data) for name, data in extra.items()})
 
         summary = {
             k: contract[k]
             for k in ("metrics", "dataset_sha256", "git_commit")
             if contract.get(k) is not None  # BentoML metadata rejects None
         }
+        # The BentoML store keeps a copy (and names the version); serving reads the registry.
         with bentoml.models.create(
-            MODEL_NAME, metadata=summary, _model_store=self._store()
+            MODEL_NAME, metadata=summary, _model_store=self._bentoml_store()
         ) as model:
-            path = Path(model.path)
-            joblib.dump(pipeline, path / _PIPELINE_FILE)
-            reference.to_parquet(path / _REFERENCE_FILE, index=False)
-            tag = str(model.tag)
-            (path / _CONTRACT_FILE).write_text(json.dumps({**contract, "tag": tag}, indent=2))
+            tag = check_tag(str(model.tag))
+            for name, data in files.items():
+                (Path(model.path) / name).write_bytes(data)
+            full = {**contract, "tag": tag}
+            files[CONTRACT] = json.dumps(full, indent=2, default=str).encode()
+            (Path(model.path) / CONTRACT).write_bytes(files[CONTRACT])
+
+        lineage = full.get("lineage") or {}
+        t = self.tables
+        with self._transaction() as conn:
+            digests = {name: self.store.put(conn, data) for name, data in files.items()}
+            conn.execute(
+                t.models.insert().values(
+                    tag=tag,
+                    created_at=time.time(),
+                    contract=files[CONTRACT].decode(),
+                    metrics=json.dumps(full.get("metrics") or {}),
+                    dataset_sha256=_short(full.get("dataset_sha256")),
+                    git_commit=_short(full.get("git_commit")),
+                    parent=lineage.get("parent"),
+                )
+            )
+            conn.execute(
+                t.artifacts.insert(),
+                [
+                    {"tag": tag, "name": name, "sha256": digests[name], "size": len(data)}
+                    for name, data in files.items()
+                ],
+            )
         return tag
 
     def load(self, tag: str) -> ModelBundle:
-        model = self._store().get(tag)
-        path = Path(model.path)
-        contract = json.loads((path / _CONTRACT_FILE).read_text())
-        return ModelBundle(tag=str(model.tag), path=path, contract=contract)
+        """The model ``tag`` with its verified contract; ``UnknownModel`` if there is none."""
+        check_tag(tag)
+        a = self.tables.artifacts
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(a.c.name, a.c.sha256).where(a.c.tag == tag)).all()
+        digests = {name: digest for name, digest in rows}
+        if CONTRACT not in digests:
+            raise UnknownModel(f"model {tag} not found in the registry")
+        contract = json.loads(self.store.read(digests[CONTRACT], f"contract of {tag}"))
+        return ModelBundle(tag=tag, contract=contract, artifacts=digests, store=self.store)
 
     def tags(self) -> list[str]:
-        models = self._store().list(MODEL_NAME)
-        return [str(m.tag) for m in sorted(models, key=lambda m: m.creation_time)]
+        """Every saved model, oldest first."""
+        m = self.tables.models
+        with self._transaction() as conn:
+            return list(conn.scalars(sa.select(m.c.tag).order_by(m.c.id)))
 
-    # -- production pointer ----------------------------------------------------------------
+    def models(self) -> list[ModelRecord]:
+        """Every saved model's record, oldest first."""
+        return self._records(None)
 
-    def _read_pointer(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.pointer.read_text())
-        except FileNotFoundError:
-            return {"tag": None, "history": []}
+    def model(self, tag: str) -> ModelRecord:
+        check_tag(tag)
+        found = self._records(tag)
+        if not found:
+            raise UnknownModel(f"model {tag} not found in the registry")
+        return found[0]
+
+    def _records(self, tag: str | None) -> list[ModelRecord]:
+        m, a = self.tables.models, self.tables.artifacts
+        models = sa.select(m).order_by(m.c.id)
+        files = sa.select(a).order_by(a.c.name)
+        if tag is not None:
+            models, files = models.where(m.c.tag == tag), files.where(a.c.tag == tag)
+        with self._transaction() as conn:
+            rows = conn.execute(models).all()
+            by_tag: dict[str, dict] = {}
+            for f in conn.execute(files):
+                by_tag.setdefault(f.tag, {})[f.name] = {"sha256": f.sha256, "size": f.size}
+        return [
+            ModelRecord(
+                tag=r.tag,
+                created_at=r.created_at,
+                contract=json.loads(r.contract),
+                metrics=json.loads(r.metrics),
+                dataset_sha256=r.dataset_sha256,
+                git_commit=r.git_commit,
+                parent=r.parent,
+                artifacts=by_tag.get(r.tag, {}),
+            )
+            for r in rows
+        ]
+
+    # -- production pointer --------------------------------------------------------------
+
+    def pointer(self) -> Pointer:
+        """The production pointer as it is now (one small row: cheap enough to poll)."""
+        p = self.tables.production
+        with self._transaction() as conn:
+            row = conn.execute(sa.select(p).where(p.c.id == POINTER_ID)).one()
+        return _pointer(row)
 
     def production_tag(self) -> str | None:
-        return self._read_pointer().get("tag")
+        return self.pointer().tag
 
     def load_production(self) -> ModelBundle:
         tag = self.production_tag()
         if tag is None:
             raise NoProductionModel(
-                f"no production model in {self.settings.home_dir} "
+                f"no production model in the registry at {_where(self.url)} "
                 "(run `make train` or `python -m training.train --promote`)"
             )
         return self.load(tag)
 
-    def promote(self, tag: str) -> None:
-        """Make ``tag`` the one production model; the previous one goes on the history."""
-        self.load(tag)  # must exist
-        state = self._read_pointer()
-        history = list(state.get("history", []))
-        if state.get("tag") and state["tag"] != tag:
-            history.append(state["tag"])
-        self._write_pointer({"tag": tag, "history": history, "promoted_at": time.time()})
+    def history(self) -> list[Promotion]:
+        """Every promotion and rollback, oldest first."""
+        h = self.tables.history
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(h).order_by(h.c.revision)).all()
+        return [Promotion(r.revision, r.action, r.tag, r.previous, r.at, r.by) for r in rows]
 
-    def rollback(self) -> str:
+    def promote(self, tag: str, *, by: str | None = None) -> None:
+        """Make ``tag`` the one production model; the previous one goes on the rollback stack.
+        Promoting the current production model changes nothing."""
+        check_tag(tag)
+        m = self.tables.models
+        with self._locked() as (conn, current):
+            if conn.scalar(sa.select(m.c.id).where(m.c.tag == tag)) is None:
+                raise UnknownModel(f"model {tag} not found in the registry")
+            if current.tag == tag:
+                return
+            stack = [*current.previous, current.tag] if current.tag else list(current.previous)
+            self._move(conn, current, "promote", tag, stack, by)
+
+    def rollback(self, *, by: str | None = None) -> str:
         """Return to the previous production model; returns its tag."""
-        state = self._read_pointer()
-        history = list(state.get("history", []))
-        if not history:
-            raise NoProductionModel("no previous production model to roll back to")
-        tag = history.pop()
-        self._write_pointer({"tag": tag, "history": history, "promoted_at": time.time()})
+        with self._locked() as (conn, current):
+            if not current.previous:
+                raise NoProductionModel("no previous production model to roll back to")
+            *stack, tag = current.previous
+            self._move(conn, current, "rollback", tag, stack, by)
         return tag
 
-    def _write_pointer(self, state: dict[str, Any]) -> None:
-        self.pointer.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.pointer.parent, prefix=".production.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.pointer)  # readers see the old pointer or the new, never half
+    @contextmanager
+    def _locked(self) -> Iterator[tuple[Connection, Pointer]]:
+        p = self.tables.production
+        with self._transaction(lock=True) as conn:
+            row = conn.execute(sa.select(p).where(p.c.id == POINTER_ID).with_for_update()).one()
+            yield conn, _pointer(row)
+
+    def _move(self, conn, current: Pointer, action: str, tag: str, stack: list, by) -> None:
+        p, h = self.tables.production, self.tables.history
+        now, revision = time.time(), current.revision + 1
+        conn.execute(
+            p.update()
+            .where(p.c.id == POINTER_ID)
+            .values(tag=tag, previous=json.dumps(stack), revision=revision, changed_at=now)
+        )
+        conn.execute(
+            h.insert().values(
+                revision=revision,
+                action=action,
+                tag=tag,
+                previous=current.tag,
+                at=now,
+                by=(by or _who())[:200],
+            )
+        )
+
+
+def _pointer(row) -> Pointer:
+    return Pointer(row.tag, int(row.revision), row.changed_at, tuple(json.loads(row.previous)))
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _short(value: Any) -> str | None:
+    return None if value is None else str(value)[:64]
+
+
+def _where(url: str) -> str:
+    """The database named without credentials."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the configured database"
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]

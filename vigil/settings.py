@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.prediction_ids import MAX_REQUEST_ROWS
+
+# Shortest bearer token accepted for the retraining trigger.
+MIN_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -36,6 +40,9 @@ class Settings(BaseSettings):
     # Bodies above this are refused (413) before they are read, whatever their row count.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     strict_categories: bool = False
+    # auto: ONNX Runtime when the model has a verified ONNX artifact, else scikit-learn;
+    # onnx: not ready without one; sklearn: always scikit-learn.
+    inference: Literal["auto", "onnx", "sklearn"] = "auto"
     # In-worker micro-batching: most rows per model call, and the longest a request waits for
     # company before its batch runs.
     batch_max_rows: int = Field(default=2000, ge=1)
@@ -69,6 +76,8 @@ class Settings(BaseSettings):
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
     retrain_trigger_enabled: bool = False
     retrain_trigger_port: int = Field(default=9096, ge=1, le=65535)
+    # The bearer token Alertmanager must send; required when the trigger is enabled.
+    retrain_trigger_token: SecretStr | None = None
     retrain_min_interval_seconds: float = Field(default=3600, ge=0)
 
     # Alerting.
@@ -76,6 +85,17 @@ class Settings(BaseSettings):
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     alertmanager_port: int = Field(default=9093, ge=1, le=65535)
     webhook_port: int = Field(default=9095, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _trigger_has_a_token(self) -> Settings:
+        token = self.retrain_trigger_token
+        short = token is None or len(token.get_secret_value()) < MIN_TOKEN_CHARS
+        if self.retrain_trigger_enabled and short:
+            raise ValueError(
+                f"VIGIL_RETRAIN_TRIGGER_ENABLED needs VIGIL_RETRAIN_TRIGGER_TOKEN (at least "
+                f"{MIN_TOKEN_CHARS} characters, e.g. from `openssl rand -hex 32`)"
+            )
+        return self
 
     @cached_property
     def home_dir(self) -> Path:
@@ -88,10 +108,6 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home_dir / "reports"
-
-    @property
-    def production_pointer(self) -> Path:
-        return self.home_dir / "production.json"
 
     @property
     def resolved_database_url(self) -> str:

@@ -155,17 +155,25 @@ def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):
 
     off = yaml.safe_load(render_alertmanager(webhook_url="http://127.0.0.1:9095/alerts"))
     assert "routes" not in off["route"]
+    token_file = tmp_path / "retrain_token"
+    token_file.write_text("t" * 32)
     text = render_alertmanager(
-        webhook_url="http://127.0.0.1:9095/alerts", retrain_url="http://127.0.0.1:9096/retrain"
+        webhook_url="http://127.0.0.1:9095/alerts",
+        retrain_url="http://127.0.0.1:9096/retrain",
+        retrain_token_file=token_file,
     )
     on = yaml.safe_load(text)
     (route,) = on["route"]["routes"]
     assert route["receiver"] == "vigil-retrain" and route["continue"] is True
     assert "DataDriftDetected|ModelQualityDrop" in route["matchers"][0]
     receivers = {r["name"]: r for r in on["receivers"]}
-    assert receivers["vigil-retrain"]["webhook_configs"][0]["url"] == (
-        "http://127.0.0.1:9096/retrain"
-    )
+    (retrain,) = receivers["vigil-retrain"]["webhook_configs"]
+    assert retrain["url"] == "http://127.0.0.1:9096/retrain"
+    assert retrain["http_config"]["authorization"] == {
+        "type": "Bearer",
+        "credentials_file": str(token_file),
+    }
+    assert "t" * 32 not in text
     path = tmp_path / "alertmanager.yml"
     path.write_text(text)
     _amtool_check(path)

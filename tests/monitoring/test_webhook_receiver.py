@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from monitoring import webhook_receiver
+from tests.support.rawhttp import BAD_LENGTHS, post_head, raw_status
 
 PAYLOAD = {
     "version": "4",
@@ -81,6 +82,14 @@ def test_server_answers_400_to_garbage(receiver):
     base, lines = receiver
     assert httpx.post(f"{base}/alerts", content=b"{not json", timeout=5).status_code == 400
     assert httpx.post(f"{base}/alerts", json=[1, 2], timeout=5).status_code == 400
+    assert lines == []
+
+
+@pytest.mark.parametrize(("length", "status"), BAD_LENGTHS)
+def test_content_length_is_bounded_over_a_raw_socket(receiver, length, status):
+    base, lines = receiver
+    request = post_head("/alerts", content_length=length) + b"{}"
+    assert raw_status(base, request) == status
     assert lines == []
 
 

@@ -17,9 +17,13 @@ from prometheus_client.mmap_dict import MmapedDict
 from tests.conftest import POSTGRES_URL, free_port, postgres_log
 from tests.service.conftest import API_KEY, copy_home
 from tests.support.prom import label_values, scrape, total
+from tests.support.registry import publish
 from tests.support.service import ServiceHandle, start_service
 from vigil.inference_log import InferenceLog
+from vigil.registry import Registry
+from vigil.registry_schema import drop_registry_schema
 from vigil.schema import to_frame
+from vigil.settings import get_settings
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +53,14 @@ class Server:
 
 
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    scope="module",
+    # The default (auto) serves ONNX; the suite also runs once with scikit-learn.
+    params=["sqlite", "sqlite-sklearn", pytest.param("postgres", marks=pytest.mark.postgres)],
 )
 def server(request, trained_home_template, tmp_path_factory):
     home = copy_home(trained_home_template, tmp_path_factory.mktemp("http") / "home")
     env = {
+        "VIGIL_INFERENCE": "sklearn" if request.param.endswith("-sklearn") else "auto",
         "VIGIL_API_KEY": API_KEY,
         "VIGIL_WORKERS": "2",
         "VIGIL_MAX_BATCH_ROWS": str(MAX_ROWS),
@@ -62,14 +69,17 @@ def server(request, trained_home_template, tmp_path_factory):
     if request.param == "postgres":
         log = postgres_log()
         env.update({"VIGIL_DATABASE_URL": POSTGRES_URL, "VIGIL_TABLE_PREFIX": log.table_prefix})
+        registry = get_settings(home=home, database_url=POSTGRES_URL, table_prefix=log.table_prefix)
+        publish(get_settings(home=home), registry)  # the registry lives in PostgreSQL too
     else:
         log = InferenceLog(f"sqlite:///{home / 'inference.sqlite3'}")
     try:
         with start_service(home, free_port(), env) as handle:
-            yield Server(handle, log, request.param)
+            yield Server(handle, log, request.param.removesuffix("-sklearn"))
     finally:
         if request.param == "postgres":
             log.drop_schema()
+            drop_registry_schema(Registry(registry).engine, log.table_prefix)
         log.close()
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -14,23 +13,45 @@ from service.predictor import Job
 from service.reload import PointerWatch, Reloader
 from service.runtime import Runtime
 from tests.support.prom import total
+from tests.support.registry import corrupt_artifact
 from vigil.prediction_ids import new_request_id
 from vigil.registry import Registry
 from vigil.settings import get_settings
 
 
-def test_pointer_watch_sees_an_atomic_replace_not_a_mere_look(tmp_path):
-    pointer = tmp_path / "production.json"
-    watch = PointerWatch(pointer)
-    assert not watch.changed()  # missing, still missing
-    pointer.write_text('{"tag": "a"}')
+def test_pointer_watch_sees_every_promotion_and_rollback_even_back_to_the_same_tag(trained_home):
+    registry = Registry(get_settings(home=trained_home))
+    first = registry.production_tag()
+    bundle = registry.load(first)
+    second = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    watch = PointerWatch(registry)
+    assert watch.changed()  # the first look
+    assert not watch.changed()
+    registry.promote(second)
+    registry.rollback()  # the tag is the same again; the revision is not
     assert watch.changed()
     assert not watch.changed()
-    tmp = tmp_path / ".tmp"
-    tmp.write_text('{"tag": "b"}')  # same size, maybe the same mtime: the inode differs
-    os.replace(tmp, pointer)
-    assert watch.changed()
-    assert not watch.changed()
+
+
+def test_a_model_whose_bytes_do_not_match_is_refused_and_logged(trained_home, caplog):
+    settings = get_settings(home=trained_home)
+    registry = Registry(settings)
+    first = registry.load_production()
+    broken = registry.save(first.pipeline, first.contract, first.reference)
+    corrupt_artifact(settings, broken)
+    runtime = Runtime.start(settings, CollectorRegistry())
+    reloader = Reloader(settings, lambda: runtime, clock=Clock())
+    registry.promote(broken)
+
+    async def scenario() -> None:
+        with caplog.at_level(logging.ERROR, logger="service.reload"):
+            assert not await reloader.check()
+        assert runtime.bundle.tag == first.tag
+        await runtime.close()
+
+    asyncio.run(scenario())
+    assert f"cannot load production model {broken} (ArtifactIntegrityError" in caplog.text
+    assert "does not match the sha256 recorded at save" in caplog.text
 
 
 class Clock:
@@ -72,7 +93,7 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
         assert runtime.bundle.tag == second
 
         # A model that cannot load: the current one keeps serving, the error is logged.
-        (registry.load(broken).path / "pipeline.joblib").write_bytes(b"not a pickle")
+        corrupt_artifact(settings, broken)
         registry.promote(broken)
         with caplog.at_level(logging.ERROR, logger="service.reload"):
             assert not await reloader.check()

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.support.prom import label_values, scrape, total
+from tests.support.registry import corrupt_artifact
 from tests.support.service import ROOT, start_service
 from vigil.inference_log import InferenceLog
 from vigil.registry import Registry
@@ -153,7 +154,7 @@ def test_promotion_and_rollback_are_followed_live_under_load(trained_home, defau
 
         # A production model that cannot load: logged, and the running model keeps serving.
         broken = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
-        (registry.load(broken).path / "pipeline.joblib").write_bytes(b"not a pickle")
+        corrupt_artifact(settings, broken)
         promote(trained_home, broken)
         deadline = time.monotonic() + 10
         while svc.log_text().count(f"cannot load production model {broken}") < 2:

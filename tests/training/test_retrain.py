@@ -89,6 +89,36 @@ def test_no_drift_means_no_promotion_of_a_worse_candidate(trained_home):
     assert Registry(settings).production_tag() == parent.tag
 
 
+def test_labels_alone_cannot_choose_the_holdout(trained_home):
+    """Feedback that lies (the true label flipped, on ordinary traffic) makes a candidate that
+    wins on the recent holdout, which the liar labeled too; the trusted holdout stops it."""
+    settings = get_settings()
+    parent = Registry(settings).load_production()
+    assert len(parent.contract["holdout"]["rows"]) == 114  # the training split's 20%
+    data = load_breast_cancer(as_frame=True).frame.sample(n=2000, replace=True, random_state=3)
+    lies = 1 - data.pop("target")
+    log_with_labels(settings, parent.tag, data, lies)
+
+    outcome = retrain(settings, min_labels=100)
+    assert outcome.gate_passed and not outcome.promoted
+    assert "on the trusted holdout" in outcome.reason, outcome.reason
+    assert Registry(settings).production_tag() == parent.tag
+    child = Registry(settings).load(outcome.model_tag)
+    assert child.contract["holdout"] == parent.contract["holdout"]  # passed on, not replaced
+
+
+def test_a_model_without_a_trusted_holdout_is_not_retrained(trained_home):
+    from training.retrain import NoTrustedHoldout
+
+    settings = get_settings()
+    registry = Registry(settings)
+    bundle = registry.load_production()
+    contract = {k: v for k, v in bundle.contract.items() if k not in ("holdout", "tag")}
+    registry.promote(registry.save(bundle.pipeline, contract, bundle.reference))
+    with pytest.raises(NoTrustedHoldout, match="make train"):
+        retrain(settings, min_labels=1)
+
+
 def test_too_few_labels_is_refused(trained_home):
     with pytest.raises(NotEnoughLabels, match="at least 50"):
         retrain(get_settings(), min_labels=50)

@@ -1,0 +1,1 @@
+"""Deployment artefacts: the Kubernetes manifests under ``deploy/k8s`` and their generator."""

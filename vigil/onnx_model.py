@@ -1,0 +1,74 @@
+"""A model compiled to ONNX, run by onnxruntime: its session, its input feed and its labels.
+
+Shared by training (which checks the conversion against scikit-learn) and the service (which
+serves it), so both go through the same feed. Inputs are one ``[None, 1]`` tensor per feature
+in schema order: float32 for numeric features (missing as NaN), strings for categorical ones
+(missing as ``""``, which the pipeline's own imputer treats as missing too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from vigil.schema import FeatureSchema
+
+ARTIFACT = "model.onnx"
+# Probabilities this close to the top one count as a tie, broken towards the first class as
+# numpy's argmax does on scikit-learn's exact float64 ties (float32 sums differ by ULPs).
+TIE_MARGIN = 1e-6
+
+
+class OnnxModel:
+    def __init__(self, model: bytes, schema: FeatureSchema, classes: Sequence[Any]):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # One thread each: a worker shares two cores with the other workers and the event loop.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.schema = schema
+        self.classes = list(classes)
+        inputs = self.session.get_inputs()
+        if len(inputs) != len(schema.features):
+            raise ValueError(f"ONNX model has {len(inputs)} inputs, schema {len(schema.features)}")
+        self._inputs = [
+            (i.name, f.name, f.kind == "numeric")
+            for i, f in zip(inputs, schema.features, strict=True)
+        ]
+        self._output = ["probabilities"]
+
+    def feed(self, columns: Mapping[str, Sequence[Any]], rows: int) -> dict[str, np.ndarray]:
+        """Arrays straight from validated values (numbers, strings, None): no pandas."""
+        out = {}
+        absent = [None] * rows
+        for onnx_name, name, numeric in self._inputs:
+            values = columns.get(name, absent)
+            if numeric:
+                array = np.array(values, dtype=np.float32)  # None becomes NaN
+            else:
+                array = np.array([v if type(v) is str else "" for v in values], dtype=object)
+            out[onnx_name] = array.reshape(-1, 1)
+        return out
+
+    def predict_proba(self, columns: Mapping[str, Sequence[Any]], rows: int) -> np.ndarray:
+        (proba,) = self.session.run(self._output, self.feed(columns, rows))
+        # Float32 sums can land an ULP above 1 (or below 0); scikit-learn's metrics refuse that.
+        return np.clip(proba.astype(np.float64), 0.0, 1.0)
+
+    def predict_proba_frame(self, frame) -> np.ndarray:
+        """For training's check: a ``vigil.schema.to_frame`` frame (NaN for missing)."""
+        columns = {
+            f.name: [None if isinstance(v, float) and math.isnan(v) else v for v in frame[f.name]]
+            for f in self.schema.features
+        }
+        return self.predict_proba(columns, len(frame))
+
+
+def top(proba: np.ndarray) -> np.ndarray:
+    """Index of the predicted class per row, ties (within ``TIE_MARGIN``) to the first."""
+    return (proba >= proba.max(axis=1, keepdims=True) - TIE_MARGIN).argmax(axis=1)

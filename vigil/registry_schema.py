@@ -1,0 +1,168 @@
+"""The model registry's tables (SQLAlchemy Core), one definition for SQLite and PostgreSQL.
+
+- ``models``: one row per saved model: tag, when, its contract (JSON text) and the fields the
+  registry is read by (metrics, dataset sha256, git commit, parent).
+- ``model_artifacts``: each model's named artifacts (pipeline, reference, contract, ...) by
+  sha256.
+- ``blobs``: the artifacts' bytes, keyed by their sha256 (content-addressed: a model saved
+  twice stores its bytes once).
+- ``production``: exactly one row, the production pointer: which tag, the stack of previous
+  ones to roll back to, and a revision that every promotion or rollback increments (what the
+  replicas poll). Promotions and rollbacks lock this row.
+- ``production_history``: every promotion and rollback, who made it and when.
+
+Names carry ``VIGIL_TABLE_PREFIX``, like the inference log's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from vigil.inference_log import _normalise_url, _sqlite_pragmas
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+POINTER_ID = 1  # the production table's one row
+
+
+class RegistryError(RuntimeError):
+    """The registry's database could not be reached, or its schema created."""
+
+
+@dataclass(frozen=True)
+class RegistryTables:
+    metadata: sa.MetaData
+    models: sa.Table
+    artifacts: sa.Table
+    blobs: sa.Table
+    production: sa.Table
+    history: sa.Table
+
+
+@lru_cache(maxsize=64)
+def registry_tables(prefix: str = "vigil_") -> RegistryTables:
+    md = sa.MetaData()
+    models = sa.Table(
+        f"{prefix}models",
+        md,
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),  # save order
+        sa.Column("tag", sa.String(200), nullable=False, unique=True),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("contract", sa.Text, nullable=False),  # JSON
+        sa.Column("metrics", sa.Text, nullable=False),  # JSON
+        sa.Column("dataset_sha256", sa.String(64)),
+        sa.Column("git_commit", sa.String(64)),
+        sa.Column("parent", sa.String(200)),
+    )
+    artifacts = sa.Table(
+        f"{prefix}model_artifacts",
+        md,
+        sa.Column("tag", sa.String(200), primary_key=True),
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+    )
+    blobs = sa.Table(
+        f"{prefix}blobs",
+        md,
+        sa.Column("sha256", sa.String(64), primary_key=True),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("data", sa.LargeBinary, nullable=False),
+    )
+    production = sa.Table(
+        f"{prefix}production",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("tag", sa.String(200)),
+        sa.Column("previous", sa.Text, nullable=False),  # JSON list: the rollback stack
+        sa.Column("revision", sa.BigInteger, nullable=False),
+        sa.Column("changed_at", sa.Float),
+    )
+    history = sa.Table(
+        f"{prefix}production_history",
+        md,
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
+        sa.Column("revision", sa.BigInteger, nullable=False, unique=True),
+        sa.Column("action", sa.String(16), nullable=False),  # promote | rollback
+        sa.Column("tag", sa.String(200), nullable=False),
+        sa.Column("previous", sa.String(200)),
+        sa.Column("at", sa.Float, nullable=False),
+        sa.Column("by", sa.String(200), nullable=False),
+    )
+    return RegistryTables(md, models, artifacts, blobs, production, history)
+
+
+def _immediate_begin(conn) -> None:
+    # pysqlite's own BEGIN is deferred (and sent lazily); ours is explicit. A transaction marked
+    # ``sqlite_immediate`` takes the write lock at BEGIN, so two read-modify-writes of the
+    # pointer cannot interleave (SQLite's answer to SELECT ... FOR UPDATE).
+    immediate = conn.get_execution_options().get("sqlite_immediate")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@lru_cache(maxsize=64)
+def registry_engine(url: str, timeout: float = 5.0) -> Engine:
+    """One engine per database and process (the registry is opened often, by short-lived
+    ``Registry`` objects; the pool is what makes that cheap)."""
+    url = _normalise_url(url)
+    if url.startswith("sqlite"):
+        from pathlib import Path
+
+        path = url.split(":///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url, connect_args={"timeout": timeout, "check_same_thread": False}
+        )
+        pragmas = _sqlite_pragmas(timeout)
+
+        def on_connect(dbapi_conn, record) -> None:
+            pragmas(dbapi_conn, record)
+            dbapi_conn.isolation_level = None  # we send BEGIN ourselves (_immediate_begin)
+
+        sa.event.listen(engine, "connect", on_connect)
+        sa.event.listen(engine, "begin", _immediate_begin)
+        return engine
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=2,
+        connect_args={
+            "connect_timeout": int(max(1, timeout)),
+            "options": f"-c lock_timeout={int(timeout * 1000)}",
+        },
+    )
+
+
+def create_registry_schema(engine: Engine, prefix: str = "vigil_") -> None:
+    """Create the registry's tables if missing, and the production pointer's one row."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    tables = registry_tables(prefix)
+    insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
+    row = {"id": POINTER_ID, "tag": None, "previous": "[]", "revision": 0, "changed_at": None}
+    error: Exception | None = None
+    # Replicas starting together race to create the tables; the loser sees them on a retry.
+    for attempt in range(3):
+        try:
+            tables.metadata.create_all(engine)
+            with engine.begin() as conn:
+                conn.execute(insert(tables.production).values(row).on_conflict_do_nothing())
+            return
+        except SQLAlchemyError as exc:
+            error = exc
+            time.sleep(0.1 * (attempt + 1))
+    raise RegistryError(f"cannot create the model registry schema: {_one_line(error)}") from error
+
+
+def drop_registry_schema(engine: Engine, prefix: str = "vigil_") -> None:
+    registry_tables(prefix).metadata.drop_all(engine)
+
+
+def _one_line(exc: BaseException | None) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
