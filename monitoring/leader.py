@@ -92,6 +92,7 @@ class AdvisoryLockLeader:
         """One attempt (standby) or connection check (leader); returns whether it leads."""
         try:
             if self._conn is None:
+                self._set(False)  # a new session holds no lock until it takes it
                 self._connect()
             if self._leading:
                 self._conn.execute("SELECT 1")
