@@ -27,12 +27,41 @@ class CheckFailed(RuntimeError):
 
 
 @dataclass
+class ReportJob:
+    """What the HTML report of one check needs; rendered inline (``check``) or later by the
+    running monitor's report worker, so the verdict never waits for Evidently."""
+
+    schema: object
+    reference: pd.DataFrame  # with the reference predictions, when known
+    current: pd.DataFrame  # the tested window, with its predictions
+    detection: Detection
+    summary: dict  # the check's JSON as the verdict left it
+    check: dict | None = None  # the JSON whose report_path the rendered report fills in
+
+    def render(self, settings):
+        """Write the report (``monitoring.report.write_report``); raises on failure."""
+        from monitoring.report import write_report
+
+        return write_report(
+            settings.reports_dir,
+            schema=self.schema,
+            reference=self.reference,
+            current=self.current,
+            detection=self.detection,
+            share=settings.drift_share,
+            summary=self.summary,
+            keep=settings.reports_keep,
+        )
+
+
+@dataclass
 class CheckResult:
     payload: dict  # exactly what ``check --json`` prints
     outcome: str  # OK or INSUFFICIENT
     reference_metrics: dict  # the model's held-out metrics
     detection: Detection | None = None
     evidently: dict | None = None  # what the HTML report's Evidently part computed
+    report_job: ReportJob | None = None  # the report still to render (report=False)
 
 
 def _classes(values: pd.Series) -> pd.Series:
@@ -44,12 +73,20 @@ def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def report_failure(exc: BaseException) -> str:
+    return f"report failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]
+
+
+def add_note(message: str | None, note: str) -> str:
+    return f"{message}; {note}" if message else note
+
+
 class Checker:
     """Runs checks for one settings object; keeps the log engine and each model's reference."""
 
     def __init__(self, settings, *, report: bool = True, log: InferenceLog | None = None):
         self.settings = settings
-        self.report = report
+        self.report = report  # False: the result carries a ReportJob for the caller to render
         self._log = log
         self._models: dict[str, tuple] = {}
 
@@ -65,6 +102,12 @@ class Checker:
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
+
+    def production_tag(self) -> str | None:
+        try:
+            return Registry(self.settings).production_tag()
+        except Exception as exc:
+            raise CheckFailed(f"cannot read the production pointer: {exc}") from exc
 
     def production(self):
         """(bundle, schema, reference features, reference predictions) of the production model."""
@@ -121,6 +164,9 @@ class Checker:
         else:
             self._detect(result, schema, reference, ref_pred, window)
         self._quality(result, schema, bundle)
+        if self.report and result.report_job is not None:
+            self._report(result)
+            result.report_job = None
         return result
 
     def _detect(self, result, schema, reference, ref_pred, window) -> None:
@@ -150,32 +196,19 @@ class Checker:
                 f"{len(current)} (VIGIL_DRIFT_MAX_ROWS)"
             )
         payload["tested_rows"] = len(current)
-        if self.report:
-            self._report(result, schema, reference, current, ref_pred, cur_pred)
-
-    def _report(self, result, schema, reference, current, ref_pred, cur_pred) -> None:
-        from monitoring.report import write_report
-
-        payload, s = result.payload, self.settings
         if cur_pred is not None:
             current = current.assign(**{PREDICTION_COLUMN: cur_pred})
         if ref_pred is not None:
             reference = reference.assign(**{PREDICTION_COLUMN: ref_pred})
+        result.report_job = ReportJob(schema, reference, current, detection, payload)
+
+    def _report(self, result) -> None:
+        payload = result.payload
         try:
-            outcome = write_report(
-                s.reports_dir,
-                schema=schema,
-                reference=reference,
-                current=current,
-                detection=result.detection,
-                share=s.drift_share,
-                summary=payload,
-                keep=s.reports_keep,
-            )
+            outcome = result.report_job.render(self.settings)
         except Exception as exc:  # the verdict stands without its HTML
             log.warning("drift report failed", exc_info=True)
-            note = f"report failed: {type(exc).__name__}: {exc}".splitlines()[0][:300]
-            payload["message"] = f"{payload['message']}; {note}" if payload["message"] else note
+            payload["message"] = add_note(payload["message"], report_failure(exc))
             return
         payload["report_path"] = str(outcome.path)
         result.evidently = outcome.evidently

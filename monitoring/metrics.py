@@ -1,7 +1,9 @@
 """The monitor's Prometheus metrics, set from a check's JSON so both always say the same.
 
 Every series that carries ``model_version`` belongs to that version: when production moves
-to another version, the old version's series are removed rather than left frozen.
+to another version, the old version's series are removed rather than left frozen. They come
+only from the leader (``monitoring.leader``): a monitor that stops leading removes them, so two
+monitors scraped together never export two verdicts.
 """
 
 from __future__ import annotations
@@ -63,7 +65,28 @@ class MonitorMetrics:
             "vigil_drift_last_success_timestamp_seconds",
             "Unix time of the last check that ran (outcome ok or insufficient_data)",
         )
-        self.duration = gauge("vigil_drift_run_duration_seconds", "Duration of the last check")
+        self.duration = gauge(
+            "vigil_drift_run_duration_seconds",
+            "Duration of the last check's verdict (window read, tests, gauges; not the report)",
+        )
+        self.leader = gauge(
+            "vigil_monitor_leader", "1 when this monitor is the one that checks (leader)"
+        )
+        self.leader_since = gauge(
+            "vigil_monitor_leader_since_timestamp_seconds",
+            "Unix time this monitor became leader (0 on a standby)",
+        )
+        self.report_duration = gauge(
+            "vigil_drift_report_duration_seconds", "Time the last HTML report took to render"
+        )
+        self.reports = Counter(
+            "vigil_drift_reports",
+            "HTML reports by outcome (superseded: a newer check's report replaced it unstarted)",
+            ("outcome",),
+            registry=registry,
+        )
+        for outcome in ("written", "failed", "superseded"):
+            self.reports.labels(outcome)
         self.runs = Counter(
             "vigil_drift_runs", "Drift checks by outcome", ("outcome",), registry=registry
         )
@@ -129,6 +152,14 @@ class MonitorMetrics:
 
     def forget(self, version: str) -> None:
         self._drop(list(self._series), version)
+
+    def set_leader(self, leading: bool, since: float | None) -> None:
+        """Leadership changed; a standby exports no per-version series at all."""
+        self.leader.set(int(leading))
+        self.leader_since.set((since or 0) if leading else 0)
+        if not leading and self._version is not None:
+            self.forget(self._version)
+            self._version = None
 
     # -- recording ---------------------------------------------------------------------------
 

@@ -1,4 +1,12 @@
-"""The long-running monitor: a check every interval, metrics and reports over HTTP.
+"""The long-running monitor: checks driven by data, metrics and reports over HTTP.
+
+A check runs as soon as ``drift_window_rows`` new rows of the production model are logged
+since the last one (counted cheaply, ``vigil.log_progress``), at least every
+``drift_interval_seconds``, never more often than ``drift_min_interval_seconds``, and at once
+when production moves to another version or this monitor becomes leader. Only the leader
+checks (``monitoring.leader``). The verdict, JSON and gauges come first; the HTML report is
+rendered afterwards by one worker thread (``ReportWorker``), so Evidently never delays a
+verdict.
 
 A failed check (store unreachable, no production model) is counted as ``error`` and the loop
 goes on, so the next run recovers by itself. Checks run in a worker thread: SIGINT/SIGTERM
@@ -8,45 +16,168 @@ the log is only read and pruned in a transaction).
 
 from __future__ import annotations
 
+import copy
 import logging
 import signal
 import threading
 import time
+from dataclasses import replace
 
 from prometheus_client import CollectorRegistry
 
-from monitoring.check import ERROR, Checker, CheckFailed, CheckResult
+from monitoring.check import (
+    ERROR,
+    Checker,
+    CheckFailed,
+    CheckResult,
+    ReportJob,
+    add_note,
+    report_failure,
+)
+from monitoring.leader import AlwaysLeader, leadership
 from monitoring.metrics import MonitorMetrics
+from vigil.inference_log import InferenceLogError
+from vigil.log_progress import LogProgress, NewRows
 
 log = logging.getLogger(__name__)
 
+# How often the loop looks for new rows: the longest a full window waits for its check.
+TICK_SECONDS = 1.0
 
-class Monitor:
-    def __init__(self, settings, metrics: MonitorMetrics, *, checker: Checker | None = None):
+
+class ReportWorker:
+    """Renders reports one at a time in a thread of its own. At most one is in flight and one
+    waits; a newer check's report replaces the waiting one (counted ``superseded``)."""
+
+    def __init__(self, settings, metrics: MonitorMetrics, on_done=None):
         self.settings = settings
         self.metrics = metrics
-        self.checker = checker or Checker(settings)
+        self.on_done = on_done or (lambda _job, _path, _error: None)
+        self._pending: ReportJob | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._busy = False
+        self._thread = threading.Thread(target=self._run, name="drift-reports", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: ReportJob) -> None:
+        with self._cond:
+            if self._pending is not None:
+                self.metrics.reports.labels("superseded").inc()
+            self._pending = job
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return self._pending is None and not self._busy
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stopped:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                job, self._pending, self._busy = self._pending, None, True
+            started = time.perf_counter()
+            path, error = None, None
+            try:
+                path = str(job.render(self.settings).path)
+                self.metrics.reports.labels("written").inc()
+            except Exception as exc:  # the verdict stands without its HTML
+                log.warning("drift report failed", exc_info=True)
+                error = report_failure(exc)
+                self.metrics.reports.labels("failed").inc()
+            self.metrics.report_duration.set(time.perf_counter() - started)
+            try:
+                self.on_done(job, path, error)
+            finally:
+                with self._cond:
+                    self._busy = False
+
+
+class Monitor:
+    def __init__(
+        self,
+        settings,
+        metrics: MonitorMetrics,
+        *,
+        checker: Checker | None = None,
+        leader=None,
+    ):
+        self.settings = settings
+        self.metrics = metrics
+        self.checker = checker or Checker(settings, report=False)
+        self.leader = leader or AlwaysLeader()
         self.last: dict = {}
+        self.latest: dict | None = None  # the newest check's JSON (report_path filled later)
+        self.reports: ReportWorker | None = None
+        # Held while gauges change and while /metrics is read: a scrape sees one check whole.
+        self.lock = threading.RLock()
+        self._new_rows: NewRows | None = None  # made on first use: the log opens lazily
+        self._checked_version: str | None = None
+        self._checked_at: float | None = None  # time.monotonic() of the last check
+        metrics.set_leader(self.leader.is_leader, self.leader.since)
+
+    @property
+    def new_rows(self) -> NewRows:
+        if self._new_rows is None:
+            self._new_rows = NewRows(LogProgress(self.checker.log))
+        return self._new_rows
+
+    # -- leadership --------------------------------------------------------------------
+
+    def on_leadership(self, leading: bool) -> None:
+        with self.lock:
+            self.metrics.set_leader(leading, self.leader.since)
+            if not leading:
+                self._checked_at = None  # a new leadership starts with a check
+
+    # -- checks ------------------------------------------------------------------------
 
     def run_once(self) -> CheckResult | None:
         """One check, recorded in the metrics; None when it could not run."""
         started = time.time()
         result, outcome = None, ERROR
         try:
+            version = self.checker.production_tag()
+            if version is not None:
+                # Before the window is read: rows logged during the check count as new.
+                try:
+                    self.new_rows.reset(version, self.new_rows.progress.newest(version))
+                except InferenceLogError as exc:
+                    raise CheckFailed(str(exc)) from None
             result = self.checker.check()
             outcome = result.outcome
-            self.metrics.record_check(result.payload, result.reference_metrics)
+            with self.lock:
+                if not self.leader.is_leader:  # lost leadership meanwhile: export nothing
+                    return None
+                self.metrics.record_check(result.payload, result.reference_metrics)
         except CheckFailed as exc:
             log.error("drift check failed: %s", exc)
         except Exception:  # a bug must not stop the monitor; the next run tries again
             log.exception("drift check failed")
         duration = time.time() - started
-        self.metrics.record_run(outcome, started, duration)
+        with self.lock:
+            self.metrics.record_run(outcome, started, duration)
         self.last = {"outcome": outcome, "started": started, "duration_seconds": duration}
         if result is not None:
             p = result.payload
+            self._checked_version = p["model_version"]
+            self.latest = p
+            if result.report_job is not None and self.reports is not None:
+                # The report shows the verdict as it was; its path lands in this check's JSON.
+                job = replace(result.report_job, summary=copy.deepcopy(p), check=p)
+                self.reports.submit(job)
             log.info(
-                "drift check of %s: %s, %s rows, drift share %s, drifted %s (%.1fs)",
+                "drift check of %s: %s, %s rows, drift share %s, drifted %s (%.3fs)",
                 p["model_version"],
                 outcome,
                 p["window_rows"],
@@ -56,6 +187,36 @@ class Monitor:
             )
         self.prune()
         return result
+
+    def on_report(self, job: ReportJob, path: str | None, error: str | None) -> None:
+        check = job.check
+        if check is None:
+            return
+        if path is not None:
+            check["report_path"] = path
+        elif error is not None:
+            check["message"] = add_note(check["message"], error)
+
+    def due(self) -> bool:
+        """Whether a check should run now (see the module's docstring)."""
+        s = self.settings
+        if self._checked_at is None:
+            return True
+        elapsed = time.monotonic() - self._checked_at
+        if elapsed >= s.drift_interval_seconds:
+            return True
+        if elapsed < s.drift_min_interval_seconds:
+            return False
+        try:
+            version = self.checker.production_tag()
+            if version is None:
+                return False  # the interval retries (and reports the error)
+            if version != self._checked_version:
+                return True
+            return self.new_rows.reached(version, s.drift_window_rows)
+        except Exception as exc:  # the store is down: the interval's check reports it
+            log.debug("counting new rows failed: %s", exc)
+            return False
 
     def prune(self) -> None:
         days = self.settings.log_retention_days
@@ -72,22 +233,41 @@ class Monitor:
 
     def loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
-            self.run_once()
-            stop.wait(self.settings.drift_interval_seconds)
+            if self.leader.is_leader and self.due():
+                self._checked_at = time.monotonic()
+                self.run_once()
+            stop.wait(TICK_SECONDS)
+
+    def health(self) -> dict:
+        return {**self.last, "leader": self.leader.is_leader, "check": self.latest}
+
+
+class _LockedRegistry:
+    """The registry as /metrics reads it: under the monitor's lock, so a scrape never sees
+    half of a check's gauges (a drift verdict without its features)."""
+
+    def __init__(self, registry: CollectorRegistry, lock):
+        self.registry, self.lock = registry, lock
+
+    def collect(self):
+        with self.lock:
+            return list(self.registry.collect())
 
 
 def serve(settings, *, registry: CollectorRegistry | None = None) -> None:
-    """Run checks every ``drift_interval_seconds`` (the first at once) and serve HTTP until
+    """Check as the data arrives (the first check at once when leading) and serve HTTP until
     SIGINT or SIGTERM."""
     from monitoring.server import MonitorServer
 
     registry = registry or CollectorRegistry()
-    monitor = Monitor(settings, MonitorMetrics(registry))
+    metrics = MonitorMetrics(registry)
+    monitor = Monitor(settings, metrics, leader=leadership(settings))
+    monitor.reports = ReportWorker(settings, metrics, on_done=monitor.on_report)
     server = MonitorServer(
         (settings.monitor_host, settings.monitor_port),
-        registry,
+        _LockedRegistry(registry, monitor.lock),
         settings.reports_dir,
-        health=lambda: dict(monitor.last),
+        health=monitor.health,
     )
     stop = threading.Event()
 
@@ -99,11 +279,16 @@ def serve(settings, *, registry: CollectorRegistry | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     server.start()
     log.info(
-        "drift monitor on http://%s:%d (/metrics, /reports/latest), checking every %gs",
+        "drift monitor on http://%s:%d (/metrics, /reports/latest): a check every %d new rows, "
+        "at most every %gs, at least every %gs",
         settings.monitor_host,
         server.port,
+        settings.drift_window_rows,
+        settings.drift_min_interval_seconds,
         settings.drift_interval_seconds,
     )
+    monitor.reports.start()
+    monitor.leader.start(monitor.on_leadership)
     worker = threading.Thread(target=monitor.loop, args=(stop,), name="drift-checks", daemon=True)
     worker.start()
     while not stop.wait(1.0):
@@ -111,5 +296,7 @@ def serve(settings, *, registry: CollectorRegistry | None = None) -> None:
             log.error("drift check loop died; stopping")
             break
     server.stop()
+    monitor.leader.stop()  # frees the lock for a standby at once
+    monitor.reports.stop()
     worker.join(timeout=2.0)  # a check in progress is abandoned (daemon thread)
     log.info("drift monitor stopped")

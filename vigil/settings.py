@@ -54,7 +54,10 @@ class Settings(BaseSettings):
     # Drift monitor.
     monitor_host: str = "127.0.0.1"
     monitor_port: int = Field(default=9108, ge=1, le=65535)
+    # A check runs as soon as drift_window_rows new rows are logged, but never more often than
+    # drift_min_interval_seconds; drift_interval_seconds is the longest gap between checks.
     drift_interval_seconds: float = Field(default=300, gt=0)
+    drift_min_interval_seconds: float = Field(default=15, ge=0)
     drift_window_rows: int = Field(default=1000, ge=1)
     # Optional time bound on the window: only rows newer than this many minutes count.
     drift_window_minutes: float | None = Field(default=None, gt=0)

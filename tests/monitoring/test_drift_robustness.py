@@ -3,6 +3,7 @@ that fails and comes back, retention, and the long-running process's signals."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -164,8 +165,14 @@ def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(production):
     proc, url = _start_monitor({"VIGIL_DRIFT_INTERVAL_SECONDS": "3600"})
     text = _wait_for(proc, url, 'vigil_drift_runs_total{outcome="ok"} 1.0')
     assert f'vigil_drift_window_rows{{model_version="{bundle.tag}"}} 200.0' in text
+    # The report follows the verdict; once written, the check's report_path names it.
+    _wait_for(proc, url, 'vigil_drift_reports_total{outcome="written"} 1.0')
     latest = urllib.request.urlopen(url.replace("/metrics", "/reports/latest"), timeout=10)
     assert latest.status == 200 and b"Vigil drift check" in latest.read()
+    name = latest.headers["Content-Location"].rsplit("/", 1)[1]
+    health = json.loads(urllib.request.urlopen(url.replace("/metrics", "/healthz")).read())
+    assert health["leader"] is True
+    assert health["check"]["report_path"].endswith(name)
     assert _stop(proc, signal.SIGTERM) < 3
     assert proc.returncode == 0
 

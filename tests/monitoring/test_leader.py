@@ -1,0 +1,41 @@
+"""Leader election on PostgreSQL: one holder per table prefix; a closed or broken session
+frees the lock for a standby at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitoring.leader import AdvisoryLockLeader, lock_key
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+
+def test_one_leader_per_prefix_and_takeover_when_the_leader_goes(postgres_url):
+    url, prefix = postgres_url
+    a, b = AdvisoryLockLeader(url, lock_key(prefix)), AdvisoryLockLeader(url, lock_key(prefix))
+    other = AdvisoryLockLeader(url, lock_key(prefix + "x"))
+    try:
+        assert a.poll() and not b.poll()
+        assert other.poll()  # another deployment on the same database elects its own
+        a._close()  # the session ends: the lock goes with it
+        assert b.poll() and b.is_leader
+        assert not a.poll()
+    finally:
+        for leader in (a, b, other):
+            leader.stop()
+
+
+def test_a_broken_connection_loses_leadership_at_the_next_poll(postgres_url):
+    url, prefix = postgres_url
+    a = AdvisoryLockLeader(url, lock_key(prefix))
+    try:
+        assert a.poll()
+        pid = a._conn.info.backend_pid
+        import psycopg
+
+        with psycopg.connect(a.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert not a.poll() and not a.is_leader
+        assert a.poll()  # reconnects and takes the free lock again
+    finally:
+        a.stop()
