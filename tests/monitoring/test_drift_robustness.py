@@ -21,6 +21,7 @@ from monitoring.monitor import Monitor
 from tests.conftest import free_port
 from tests.monitoring.generators import breast_cancer_rows, breast_cancer_sd, fill_log
 from vigil.inference_log import InferenceLog
+from vigil.registry_schema import registry_engine
 from vigil.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,9 @@ def test_a_failing_store_counts_an_error_and_the_next_run_recovers(production):
     settings, log, bundle = production
     fill_log(log, bundle, breast_cancer_rows(200, seed=27))
     log.close()
+    # The registry shares the file: close its pooled connections too, so SQLite checkpoints
+    # the WAL and the corruption below is all a reader sees.
+    registry_engine(settings.resolved_database_url, settings.log_timeout_seconds).dispose()
     db = Path(settings.resolved_database_url.split(":///", 1)[1])
     good = db.read_bytes()
     db.write_bytes(b"this is not a database" * 100)  # unreadable store
