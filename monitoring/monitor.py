@@ -151,6 +151,8 @@ class Monitor:
             if version is not None:
                 # Before the window is read: rows logged during the check count as new.
                 try:
+                    # A fresh store before any traffic is an empty window, not an error.
+                    self.checker.log.create_schema()
                     self.new_rows.reset(version, self.new_rows.progress.newest(version))
                 except InferenceLogError as exc:
                     raise CheckFailed(str(exc)) from None

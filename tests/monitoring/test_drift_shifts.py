@@ -93,7 +93,7 @@ def mixed_home(tmp_path_factory):
 
 
 def test_category_only_in_current_data_is_flagged(mixed_home, tmp_path):
-    settings = get_settings(home=mixed_home, database_url=f"sqlite:///{tmp_path / 'log.db'}")
+    settings = get_settings(home=mixed_home)
     log = InferenceLog.from_settings(settings)
     log.create_schema()
     bundle = Registry(settings).load_production()
