@@ -10,6 +10,7 @@ A promotion or rollback is followed live (``service.reload``), without a restart
 # No `from __future__ import annotations`: BentoML reads the API signatures' real types.
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 import threading
@@ -22,15 +23,25 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from service.admission import Admission
 from service.auth import BearerAuth
-from service.batcher import BatcherClosed
-from service.errors import ApiError, JsonApi, one_line, quiet_bad_input_tracebacks
+from service.batcher import BatcherClosed, BatcherFull
+from service.errors import (
+    ApiError,
+    JsonApi,
+    one_line,
+    overloaded,
+    parse_json,
+    problem,
+    quiet_bad_input_tracebacks,
+)
+from service.inference import NotServable
 from service.metrics import bound_endpoint_labels
 from service.predictor import Job
 from service.reload import Reloader
 from service.routes import make_app
 from service.runtime import Runtime
-from service.validation import feedback_labels
+from service.validation import BODY_FLOOR_BYTES, feedback_labels
 from vigil.inference_log import InferenceLogError, LogSchemaError
 from vigil.prediction_ids import new_request_id
 from vigil.settings import get_settings
@@ -49,6 +60,13 @@ KNOWN_PATHS = API_PATHS | {
     "/schema.json",
 }
 RETRY_START_SECONDS = 5.0
+NOT_READY = "service not ready; retry later (the reason is in the server log)"
+
+# The body as checked by ``precheck`` (in the middleware), for the endpoint of that request:
+# (what checked it, the result). BentoML parses the body again; the endpoint uses this.
+_prechecked: contextvars.ContextVar[tuple[Any, Any] | None] = contextvars.ContextVar(
+    "vigil_prechecked", default=None
+)
 
 # Read at import only because the decorator needs the worker count; workers re-read in __init__.
 _settings = get_settings()
@@ -92,7 +110,7 @@ class VigilService:
         self.settings = get_settings()
         self.runtime: Runtime | None = None
         self.not_ready = "starting"
-        self.schema_problem: str | None = None  # safe to show: names the command to run
+        self.schema_problem: str | None = None  # safe to show: names the command or setting
         self._starting = threading.Lock()
         self._last_attempt = 0.0
         self._reloading: asyncio.Task | None = None
@@ -107,7 +125,8 @@ class VigilService:
             self._last_attempt = time.monotonic()
             try:
                 self.runtime = Runtime.start(self.settings)
-            except LogSchemaError as exc:
+            except (LogSchemaError, NotServable) as exc:
+                # Our own words (the command to run, the setting to change): safe to show.
                 self.not_ready = self.schema_problem = str(exc)
                 logger.error("service not ready: %s", exc)
                 return False
@@ -138,7 +157,11 @@ class VigilService:
 
     def _ready(self) -> Runtime:
         if self.runtime is None:
-            raise ApiError(503, f"service not ready: {self.not_ready}")
+            # The reason (exception text: hosts, users, paths) is logged, never sent.
+            reason = (
+                f"service not ready: {self.schema_problem}" if self.schema_problem else NOT_READY
+            )
+            raise ApiError(503, reason, headers={"Retry-After": "5"})
         return self.runtime
 
     def _error(self, exc: ApiError) -> JSONResponse:
@@ -158,13 +181,21 @@ class VigilService:
         request_id = new_request_id()  # time-ordered: the inference log's key
         try:
             # One model for the whole request, even if a rollout swaps in another meanwhile.
-            model = self._ready().model
-            checked = model.validator.validate(instances)
+            runtime = self._ready()
+            model = runtime.model
+            checked = _take_prechecked(model.validator)
+            if checked is None:
+                checked = model.validator.validate(instances)
+            if checked.folded and runtime.metrics is not None:
+                runtime.metrics.unseen_folded_categories(checked.folded)
             answer = await model.batcher.submit(Job(request_id, checked.records, checked.unseen))
         except ApiError as exc:
             return self._error(exc)
+        except BatcherFull:
+            count_shed("queued_rows")
+            return self._error(overloaded("server busy: too many rows queued; retry shortly"))
         except BatcherClosed:
-            return self._error(ApiError(503, "service is shutting down; retry"))
+            return self._error(overloaded("service is shutting down; retry"))
         return JSONResponse(
             {
                 "model_version": model.bundle.tag,
@@ -186,9 +217,11 @@ class VigilService:
         """Join ground-truth labels to logged predictions; a repeated id replaces its label."""
         try:
             runtime = self._ready()
-            pairs = feedback_labels(
-                labels, runtime.bundle.schema.classes, runtime.settings.max_batch_rows
-            )
+            pairs = _take_prechecked(runtime.bundle.schema.classes)
+            if pairs is None:
+                pairs = feedback_labels(
+                    labels, runtime.bundle.schema.classes, runtime.settings.max_batch_rows
+                )
             if runtime.log is None:
                 raise ApiError(503, "the inference log is disabled (VIGIL_UNSAFE_DISABLE_LOGGING)")
             try:
@@ -218,33 +251,96 @@ class VigilService:
 def current_runtime() -> Runtime:
     service = bentoml.get_current_service()
     if service is None:
-        raise ApiError(503, "service not ready: starting")
+        raise ApiError(503, NOT_READY)
     return service._ready()
 
 
+def _metrics():
+    runtime = getattr(bentoml.get_current_service(), "runtime", None)
+    return getattr(runtime, "metrics", None)
+
+
 def count_rejection(reason: str) -> None:
-    service = bentoml.get_current_service()
-    runtime = getattr(service, "runtime", None)
-    if runtime is not None and runtime.metrics is not None:
-        runtime.metrics.reject(reason)
+    if (metrics := _metrics()) is not None:
+        metrics.reject(reason)
+
+
+def count_shed(reason: str) -> None:
+    if (metrics := _metrics()) is not None:
+        metrics.shed_request(reason)
+
+
+def _settings_now():
+    return getattr(bentoml.get_current_service(), "settings", _settings)
 
 
 def _max_body_bytes() -> int:
-    service = bentoml.get_current_service()
-    return getattr(service, "settings", _settings).max_body_bytes
+    """VIGIL_MAX_BODY_BYTES when set, else the limit derived from the model's schema."""
+    explicit = _settings_now().max_body_bytes
+    if explicit is not None:
+        return explicit
+    runtime = getattr(bentoml.get_current_service(), "runtime", None)
+    return runtime.model.validator.body_limit if runtime is not None else BODY_FLOOR_BYTES
+
+
+def _max_in_flight() -> int:
+    return _settings_now().max_in_flight
 
 
 def _api_key() -> str | None:
-    service = bentoml.get_current_service()
-    key = getattr(service, "settings", _settings).api_key
+    key = _settings_now().api_key
     return key.get_secret_value() if key is not None else None
 
 
+_FIELDS = {"/predict": "instances", "/feedback": "labels"}
+
+
+def precheck(path: str, body: bytes) -> None:
+    """Parse and validate an API body before BentoML does (``JsonApi``); raises ``ApiError``.
+    A service not ready leaves it to the endpoint (which answers 503)."""
+    service = bentoml.get_current_service()
+    runtime = getattr(service, "runtime", None)
+    if runtime is None:
+        return
+    data = parse_json(body)
+    name = _FIELDS[path]
+    if not isinstance(data, dict):
+        msg = "expected a JSON object"
+        raise ApiError(400, msg, [problem([], msg)], reason="wrong_type")
+    if name not in data:
+        msg = "field required"
+        raise ApiError(400, f"{name}: {msg}", [problem([name], msg)], reason="missing_field")
+    if path == "/predict":
+        validator = runtime.model.validator
+        _prechecked.set((validator, validator.validate(data[name])))
+    else:
+        classes = runtime.bundle.schema.classes
+        pairs = feedback_labels(data[name], classes, runtime.settings.max_batch_rows)
+        _prechecked.set((classes, pairs))
+
+
+def _take_prechecked(by: Any) -> Any:
+    """The precheck's result if it was made by ``by`` (a rollout may have come between)."""
+    found = _prechecked.get()
+    if found is None or found[0] is not by:
+        return None
+    _prechecked.set(None)
+    return found[1]
+
+
 VigilService.mount_asgi_app(make_app(current_runtime), path="/")
-# First added runs first: reshape BentoML's own 4xx bodies, then check the key.
-VigilService.add_asgi_middleware(
-    JsonApi, paths=API_PATHS, on_reject=count_rejection, max_body_bytes=_max_body_bytes
-)
+# First added runs first: the key is checked before anything else, then the worker's bound on
+# requests in flight, then the body is read (bounded), parsed and checked.
 VigilService.add_asgi_middleware(
     BearerAuth, api_key=_api_key, paths=API_PATHS, on_reject=count_rejection
+)
+VigilService.add_asgi_middleware(
+    Admission, paths=API_PATHS, max_in_flight=_max_in_flight, on_shed=count_shed
+)
+VigilService.add_asgi_middleware(
+    JsonApi,
+    paths=API_PATHS,
+    on_reject=count_rejection,
+    max_body_bytes=_max_body_bytes,
+    precheck=precheck,
 )

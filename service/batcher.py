@@ -9,6 +9,10 @@ arrive during a batch form the next one. A batch closes as soon as one of these 
   just answered tend to come straight back, and waiting for them merges what would otherwise
   be two alternating half-size batches (one model call costs about the same for 1 row or 50);
 - ``wait_ms`` have passed since the later of its oldest arrival and the previous batch's end.
+
+Overload sheds instead of queueing: past ``max_queued_rows`` rows waiting, ``submit`` raises
+``BatcherFull`` at once (the caller answers 503). A caller that goes away before its batch
+runs is dropped from the queue: its item is never processed.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 class BatcherClosed(RuntimeError):
     """The batcher is shutting down and takes no new work."""
+
+
+class BatcherFull(RuntimeError):
+    """The queue holds ``max_queued_rows`` rows already: shed this item."""
 
 
 @dataclass
@@ -50,11 +58,16 @@ class MicroBatcher(Generic[T, R]):
         wait_ms: float,
         rows: Callable[[T], int] = lambda _: 1,
         name: str = "batcher",
+        max_queued_rows: int | None = None,
+        on_drop: Callable[[T], None] = lambda item: None,
     ):
         self.process = process
         self.max_rows = max(1, max_rows)
         self.wait = max(0.0, wait_ms) / 1000
         self.rows = rows
+        # A lone item larger than the bound still gets in when the queue is empty.
+        self.max_queued_rows = max_queued_rows
+        self.on_drop = on_drop
         self._queue: collections.deque[_Pending[T]] = collections.deque()
         self._queued_rows = 0
         self._wakeup: asyncio.Event | None = None
@@ -66,6 +79,7 @@ class MicroBatcher(Generic[T, R]):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self.batches = 0  # for tests and the benchmark: how many calls of ``process``
         self.batched_items = 0
+        self.dropped = 0  # callers gone before their batch ran
 
     async def submit(self, item: T) -> R:
         if self._closing:
@@ -76,15 +90,37 @@ class MicroBatcher(Generic[T, R]):
                 logger.error("batch loop had stopped (%r); restarting it", self._task)
             self._wakeup = asyncio.Event()
             self._task = loop.create_task(self._run())
-        pending = _Pending(item, self.rows(item), loop.create_future(), loop.time())
+        rows = self.rows(item)
+        if (
+            self.max_queued_rows is not None
+            and self._queue
+            and self._queued_rows + rows > self.max_queued_rows
+        ):
+            raise BatcherFull(f"{self._queued_rows} rows queued")
+        pending = _Pending(item, rows, loop.create_future(), loop.time())
         self._queue.append(pending)
         self._queued_rows += pending.rows
         # Wake the loop only when it idles or the batch is complete: not once per request.
         if len(self._queue) == 1 or self._queued_rows >= self._target():
             self._wakeup.set()
         # Shielded: a caller that goes away (client disconnect, timeout) must not cancel the
-        # shared batch; its item is still processed and logged, just not acknowledged.
-        return await asyncio.shield(pending.future)
+        # shared batch. Still queued, its item is dropped; already in a running batch, it is
+        # processed and logged, just not acknowledged.
+        try:
+            return await asyncio.shield(pending.future)
+        except asyncio.CancelledError:
+            self._drop(pending)
+            raise
+
+    def _drop(self, pending: _Pending[T]) -> None:
+        try:
+            self._queue.remove(pending)
+        except ValueError:
+            return  # taken by a batch already
+        self._queued_rows -= pending.rows
+        self.dropped += 1
+        pending.future.cancel()
+        self.on_drop(pending.item)
 
     async def close(self) -> None:
         """Take no new work, finish everything queued, stop the thread."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -24,18 +26,28 @@ class ApiError(Exception):
         detail: Sequence[dict[str, Any]] = (),
         *,
         reason: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(error)
         self.status = status
         self.error = one_line(error)
         self.detail = list(detail)[:MAX_DETAIL]
         self.reason = reason
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {"error": self.error, "detail": self.detail}
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status)
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+RETRY_AFTER_SECONDS = 1
+
+
+def overloaded(msg: str) -> ApiError:
+    """The answer to load: 503 with Retry-After (never another 5xx)."""
+    return ApiError(503, msg, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def problem(loc: Sequence[str | int], msg: str) -> dict[str, Any]:
@@ -70,11 +82,17 @@ def one_line(text: str) -> str:
 class JsonApi:
     """ASGI middleware for the API paths, which speak JSON only.
 
-    Bodies are parsed as JSON whatever the Content-Type (``curl -d`` sends a form type, which
-    BentoML would parse as a form). BentoML and Starlette answer some errors themselves
-    (malformed JSON, a missing or mistyped ``instances``: pydantic's error list; a wrong method:
-    plain text; a timeout or crash: ``{"error"}`` alone); those are rewritten into the
-    contract's shape, and rejected inputs are counted. Our own error bodies pass unchanged.
+    The body is read here, up to ``max_body_bytes()`` (413 past it, with or without a
+    Content-Length), and handed to ``precheck(path, body)``, which parses and validates it and
+    raises ``ApiError`` for a bad one: BentoML's own parsing (pydantic's, which builds one error
+    per bad item of a list) only ever sees a body already known to be good. Bodies are parsed as
+    JSON whatever the Content-Type (``curl -d`` sends a form type).
+
+    While the app works on a request, the connection is watched: a caller that goes away has
+    its request cancelled (a queued request is then dropped, see ``service.batcher``) and
+    ``on_gone()`` is called. Errors BentoML and Starlette answer themselves (a wrong method:
+    plain text; a timeout or crash: ``{"error"}`` alone) are rewritten into the contract's
+    shape; our own error bodies pass unchanged.
     """
 
     def __init__(
@@ -84,11 +102,15 @@ class JsonApi:
         paths: frozenset[str],
         on_reject=lambda reason: None,
         max_body_bytes: Callable[[], int],
+        precheck: Callable[[str, bytes], None] = lambda path, body: None,
+        on_gone: Callable[[], None] = lambda: None,
     ):
         self.app = app
         self.paths = paths
         self.on_reject = on_reject
         self.max_body_bytes = max_body_bytes
+        self.precheck = precheck
+        self.on_gone = on_gone
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
@@ -97,17 +119,62 @@ class JsonApi:
         # Refuse an oversized body before anything reads it into memory.
         limit = self.max_body_bytes()
         length = _content_length(scope)
-        if length is None:  # chunked: read it here, up to the limit, then hand it on
-            body = await _read_at_most(receive, limit)
-            if body is None:
-                await self._too_large(scope, receive, send, None, limit)
-                return
-            receive = _replay(body)
-        elif length > limit:
+        if length is not None and length > limit:
             await self._too_large(scope, receive, send, length, limit)
+            return
+        body = await _read_at_most(receive, limit)
+        if body is _GONE:
+            return  # the caller left while sending: nobody to answer
+        if body is None:
+            await self._too_large(scope, receive, send, None, limit)
+            return
+        try:
+            if scope.get("method") == "POST":  # other methods get BentoML's own 405
+                self.precheck(scope["path"], body)
+        except ApiError as exc:
+            if exc.reason:
+                self.on_reject(exc.reason)
+            await exc.response()(scope, receive, send)
             return
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
         scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self._run_watched(scope, body, receive, self._reshaping(send))
+
+    async def _run_watched(self, scope, body: bytes, receive, send) -> None:
+        """Run the app on ``body``; cancel it if the client disconnects first."""
+        gone = asyncio.Event()
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        app = asyncio.ensure_future(self.app(scope, replay, send))
+        # With the body read, the server's receive() returns only once the client is gone.
+        watch = asyncio.ensure_future(receive())
+        try:
+            while not app.done():
+                await asyncio.wait({app, watch}, return_when=asyncio.FIRST_COMPLETED)
+                if app.done() or not watch.done():
+                    continue
+                if watch.exception() is None and watch.result()["type"] == "http.disconnect":
+                    gone.set()
+                    app.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await app
+                    self.on_gone()
+                    return
+                watch = asyncio.ensure_future(receive())
+            app.result()
+        finally:
+            for task in (app, watch):
+                task.cancel()
+
+    def _reshaping(self, send):
         held: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -137,13 +204,24 @@ class JsonApi:
                 return
             await send(message)
 
-        await self.app(scope, receive, reshaping_send)
+        return reshaping_send
 
     async def _too_large(self, scope, receive, send, length: int | None, limit: int) -> None:
         self.on_reject("body_too_large")
         size = f"{length} bytes" if length is not None else "more than that"
         msg = f"request body is {size}; the limit is {limit} bytes (VIGIL_MAX_BODY_BYTES)"
         await ApiError(413, msg, [problem(["body"], msg)]).response()(scope, receive, send)
+
+
+def parse_json(body: bytes) -> Any:
+    """The request body as JSON, or a 400 ``malformed``: never an exception of the parser's
+    (a 5,000-digit integer, nesting deep enough to exhaust the stack, bytes that are no text)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not a valid JSON document"
+        msg = f"malformed JSON: {reason}"
+        raise ApiError(400, msg, [problem(["body"], msg)], reason="malformed") from None
 
 
 def _content_length(scope) -> int | None:
@@ -156,13 +234,17 @@ def _content_length(scope) -> int | None:
     return None
 
 
-async def _read_at_most(receive, limit: int) -> bytes | None:
-    """The whole request body, or None as soon as it passes ``limit`` bytes."""
+_GONE = object()
+
+
+async def _read_at_most(receive, limit: int):
+    """The whole request body; None as soon as it passes ``limit`` bytes; ``_GONE`` when the
+    client goes away before sending all of it."""
     chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break  # the client went away; the app will see an empty body
+            return _GONE
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -171,19 +253,6 @@ async def _read_at_most(receive, limit: int) -> bytes | None:
         if not message.get("more_body"):
             break
     return b"".join(chunks)
-
-
-def _replay(body: bytes):
-    sent = False
-
-    async def receive():
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive
 
 
 _PYDANTIC_REASONS = {"json_invalid": "malformed", "missing": "missing_field"}
@@ -200,7 +269,10 @@ def reshape(status: int, raw: bytes) -> tuple[bytes, str | None]:
         return raw, None
     detail: list[dict[str, Any]] = []
     reason = None
-    if isinstance(data, dict) and isinstance(data.get("detail"), list):
+    if status == 500:
+        # A crash's text (an exception message: paths, hosts, values) stays in the server log.
+        error = "internal server error (HTTP 500); see the server log"
+    elif isinstance(data, dict) and isinstance(data.get("detail"), list):
         reason = "malformed"
         for item in data["detail"]:
             if not isinstance(item, dict):

@@ -19,6 +19,8 @@ REJECT_REASONS = (
     "unknown_field",
     "wrong_type",
     "non_finite",
+    "out_of_range",
+    "category_too_long",
     "empty",
     "too_many_rows",
     "body_too_large",
@@ -26,6 +28,8 @@ REJECT_REASONS = (
     "unknown_label",
     "unauthorized",
 )
+# Bounded label values for vigil_requests_shed_total{reason}.
+SHED_REASONS = ("in_flight", "queued_rows")
 CONFIDENCE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -79,7 +83,27 @@ class ServiceMetrics:
         self.feedback = Counter(
             "vigil_feedback_labels", "Ground-truth labels accepted", registry=registry
         )
+        self.shed = Counter(
+            "vigil_requests_shed",
+            "Requests answered 503 + Retry-After because the worker was at its bound",
+            ["reason"],
+            registry=registry,
+        )
+        self.abandoned = Counter(
+            "vigil_requests_abandoned",
+            "Requests whose caller left before their batch ran: dropped, not predicted or logged",
+            registry=registry,
+        )
+        self.unseen_folded = Counter(
+            "vigil_unseen_category_folded",
+            "Instances whose unseen category was logged as __other__ "
+            "(past VIGIL_MAX_UNSEEN_CATEGORIES distinct values in the window), by feature",
+            ["feature"],
+            registry=registry,
+        )
         self.model_info.labels(model_version=model_version, runtime=runtime).set(1)
+        for reason in SHED_REASONS:
+            self.shed.labels(reason=reason)
         # Present from the start, so rate() and alerts see a zero rather than nothing.
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)
@@ -118,6 +142,13 @@ class ServiceMetrics:
         for feature, n in counts.items():
             self.unseen.labels(feature=feature).inc(n)
 
+    def unseen_folded_categories(self, counts: dict[str, int]) -> None:
+        for feature, n in counts.items():
+            self.unseen_folded.labels(feature=feature).inc(n)
+
+    def shed_request(self, reason: str) -> None:
+        self.shed.labels(reason=reason if reason in SHED_REASONS else "in_flight").inc()
+
 
 def observe_many(histogram, values: Sequence[float]) -> None:
     """``observe`` for a whole batch: one update per bucket instead of two per value (each one
@@ -142,15 +173,28 @@ def observe_many(histogram, values: Sequence[float]) -> None:
 
 
 UNKNOWN_PATH = "/__unknown__"
+_REAL_PATH = "vigil.real_path"
+
+
+def endpoint_label(path: str, known: frozenset[str], prefixes: tuple[str, ...]) -> str:
+    """The ``endpoint`` label value of a request path: a known path as is, anything under one
+    of ``prefixes`` as ``<prefix>*``, everything else as ``UNKNOWN_PATH``."""
+    if path in known:
+        return path
+    for prefix in prefixes:
+        if path.startswith(prefix):
+            return f"{prefix}*"
+    return UNKNOWN_PATH
 
 
 def bound_endpoint_labels(known: frozenset[str], prefixes: tuple[str, ...] = ()) -> None:
     """Keep scanners from minting one ``endpoint`` series per path they try.
 
     BentoML labels ``bentoml_service_request_*`` with the raw request path, in a middleware that
-    runs before any of ours. Requests to a path we do not serve are answered 404 either way, so
-    they are routed (and counted) as one path instead. Patches BentoML 1.4's middleware class
-    once per process; without that class (another BentoML) this does nothing.
+    runs before any of ours. That middleware is shown the bounded label value as the path; the
+    app behind it gets the real path back, so routing (a 404, a static file) is unchanged.
+    Patches BentoML 1.4's middleware class once per process; without that class (another
+    BentoML) this does nothing.
     """
     try:
         from bentoml._internal.server.http.instruments import RunnerTrafficMetricsMiddleware
@@ -161,10 +205,34 @@ def bound_endpoint_labels(known: frozenset[str], prefixes: tuple[str, ...] = ())
     original = RunnerTrafficMetricsMiddleware.__call__
 
     async def bounded(self, scope, receive, send):
+        if scope["type"] == "http" and not hasattr(self, "_vigil_inner"):
+            self._vigil_inner = self.app
+            self.app = _restore_path(self._vigil_inner)
         path = scope.get("path", "")
-        if scope["type"] == "http" and path not in known and not path.startswith(prefixes):
-            scope = {**scope, "path": UNKNOWN_PATH, "raw_path": UNKNOWN_PATH.encode()}
+        label = endpoint_label(path, known, prefixes) if scope["type"] == "http" else path
+        if label != path:
+            scope = {
+                **scope,
+                "path": label,
+                "raw_path": label.encode(),
+                _REAL_PATH: (path, scope.get("raw_path")),
+            }
         await original(self, scope, receive, send)
 
     RunnerTrafficMetricsMiddleware.__call__ = bounded
     RunnerTrafficMetricsMiddleware._vigil_bounded = True
+
+
+def _restore_path(app):
+    async def restored(scope, receive, send):
+        real = scope.get(_REAL_PATH)
+        if real is not None:
+            scope = {k: v for k, v in scope.items() if k != _REAL_PATH}
+            scope["path"], raw = real
+            if raw is not None:
+                scope["raw_path"] = raw
+            else:
+                scope.pop("raw_path", None)
+        await app(scope, receive, send)
+
+    return restored

@@ -18,7 +18,7 @@ from service.batcher import MicroBatcher
 from service.inference import OnnxInference, SklearnInference, load_inference
 from service.metrics import ServiceMetrics
 from service.predictor import Answer, Job, Predictor
-from service.validation import InstanceValidator
+from service.validation import InputLimits, InstanceValidator
 from vigil.inference_log import InferenceLog
 from vigil.registry import ModelBundle, Registry
 from vigil.settings import Settings
@@ -101,11 +101,14 @@ class Runtime:
             wait_ms=self.settings.batch_wait_ms,
             rows=lambda job: len(job.records),
             name="vigil-batch",
+            max_queued_rows=self.settings.max_queued_rows,
+            on_drop=lambda job: self.metrics and self.metrics.abandoned.inc(),
         )
         validator = InstanceValidator(
             bundle.schema,
             max_rows=self.settings.max_batch_rows,
             strict_categories=self.settings.strict_categories,
+            limits=InputLimits.from_settings(self.settings),
         )
         return Model(bundle, validator, batcher, inference)
 

@@ -7,14 +7,57 @@ the first one also names the reason counted in ``vigil_input_rejected_total``.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from service.errors import ApiError, problem, summary
 from vigil.schema import FeatureSchema
 
+# The served model may run on float32 (ONNX inputs, scikit-learn's tree thresholds): a number
+# beyond float32's range would become infinite there.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FLOAT_MAX = sys.float_info.max
+OTHER_CATEGORY = "__other__"
+
+# Body limit derived from the schema: the most bytes one instance can take when every value is
+# at its longest, plus room for whitespace; never below the floor.
+BODY_FLOOR_BYTES = 64 * 1024
+_NUMBER_BYTES = 48  # -1.2345678901234567e-308, or float32's max written as a 39-digit integer
+_ESCAPED_CHAR_BYTES = 6  # \uXXXX: the longest way to write one character of the BMP
+_SPACING_BYTES = 8  # '": ' , ', ' and pretty-printing per feature
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Per-value bounds (VIGIL_MAX_CATEGORY_CHARS, VIGIL_MAX_UNSEEN_CATEGORIES per
+    ``window_rows`` rows, VIGIL_DRIFT_WINDOW_ROWS)."""
+
+    max_category_chars: int = 200
+    max_unseen: int = 50
+    window_rows: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings) -> InputLimits:
+        return cls(
+            settings.max_category_chars, settings.max_unseen_categories, settings.drift_window_rows
+        )
+
+
+def body_limit(schema: FeatureSchema, max_rows: int, max_category_chars: int) -> int:
+    """The default VIGIL_MAX_BODY_BYTES: ``max_rows`` instances of ``schema`` at their longest."""
+    per_instance = 2
+    for feature in schema.features:
+        name = len(json.dumps(feature.name))
+        if feature.kind == "categorical":
+            value = 2 + _ESCAPED_CHAR_BYTES * max_category_chars
+        else:
+            value = _NUMBER_BYTES
+        per_instance += name + value + _SPACING_BYTES
+    return max(BODY_FLOOR_BYTES, 64 + max_rows * (per_instance + 2))
 
 
 @dataclass(frozen=True)
@@ -23,6 +66,7 @@ class Instances:
 
     records: list[dict[str, Any]]
     unseen: dict[str, int] = field(default_factory=dict)
+    folded: dict[str, int] = field(default_factory=dict)  # feature -> logged as OTHER_CATEGORY
 
 
 @dataclass
@@ -40,7 +84,16 @@ class _Problems:
 
 
 class InstanceValidator:
-    def __init__(self, schema: FeatureSchema, *, max_rows: int, strict_categories: bool = False):
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        *,
+        max_rows: int,
+        strict_categories: bool = False,
+        limits: InputLimits | None = None,
+    ):
+        self.limits = limits or InputLimits()
+        self.body_limit = body_limit(schema, max_rows, self.limits.max_category_chars)
         self.names = schema.names
         self.expected = frozenset(self.names)
         self.numeric = schema.numeric
@@ -49,6 +102,10 @@ class InstanceValidator:
         }
         self.max_rows = max_rows
         self.strict = strict_categories
+        # Distinct unseen values admitted per feature in this window (one worker's view):
+        # bounds what reaches the log, the reports and a retrained model's schema.
+        self._seen_unseen: dict[str, set[str]] = {name: set() for name in self.categories}
+        self._window_left = self.limits.window_rows
 
     def validate(self, instances: Any, field_name: str = "instances") -> Instances:
         """The checked instances, or an ``ApiError`` (400, or 413 above ``max_rows``)."""
@@ -75,7 +132,36 @@ class InstanceValidator:
             self._numbers(row, [field_name, i], problems)
             self._categories(row, [field_name, i], problems, unseen)
         problems.raise_if_any()
-        return Instances(records=instances, unseen=unseen)
+        folded: dict[str, int] = {}
+        if unseen and not self.strict:
+            instances = self._fold_unseen(instances, folded)
+        self._window_left -= len(instances)
+        if self._window_left <= 0:
+            self._window_left = self.limits.window_rows
+            for values in self._seen_unseen.values():
+                values.clear()
+        return Instances(records=instances, unseen=unseen, folded=folded)
+
+    def _fold_unseen(self, instances: list[dict], folded: dict[str, int]) -> list[dict]:
+        """Past the window's budget of distinct unseen values, a new one is replaced by
+        ``OTHER_CATEGORY`` (still an unseen category for the model and the drift check)."""
+        out = instances
+        for i, row in enumerate(instances):
+            for name, known in self.categories.items():
+                value = row.get(name)
+                if value is None or value in known:
+                    continue
+                seen = self._seen_unseen[name]
+                if value in seen:
+                    continue
+                if len(seen) < self.limits.max_unseen:
+                    seen.add(value)
+                    continue
+                if out is instances:
+                    out = list(instances)  # the caller's list stays as sent
+                out[i] = row = {**row, name: OTHER_CATEGORY}
+                folded[name] = folded.get(name, 0) + 1
+        return out
 
     def _keys(self, row: dict, loc: list[Any], problems: _Problems) -> None:
         for name in self.names:
@@ -96,9 +182,13 @@ class InstanceValidator:
             if kind is float:
                 if value - value != 0.0:  # false only for NaN and ±inf
                     problems.add([*loc, name], "value is not a finite number", "non_finite")
+                elif abs(value) > _FLOAT32_MAX:
+                    problems.add([*loc, name], _OUT_OF_RANGE, "out_of_range")
             elif kind is int:
-                if abs(value) > _FLOAT_MAX:
+                if abs(value) > _FLOAT_MAX:  # no float at all can hold it
                     problems.add([*loc, name], "value is not a finite number", "non_finite")
+                elif abs(value) > _FLOAT32_MAX:
+                    problems.add([*loc, name], _OUT_OF_RANGE, "out_of_range")
             elif value is not None:
                 problems.add([*loc, name], f"expected a number, got {_kind(value)}", "wrong_type")
 
@@ -110,7 +200,14 @@ class InstanceValidator:
             if type(value) is str:
                 if value in known:
                     continue
-                if self.strict:
+                if len(value) > self.limits.max_category_chars:
+                    problems.add(
+                        [*loc, name],
+                        f"category is {len(value)} characters; at most "
+                        f"{self.limits.max_category_chars} (VIGIL_MAX_CATEGORY_CHARS)",
+                        "category_too_long",
+                    )
+                elif self.strict:
                     problems.add(
                         [*loc, name],
                         f"category {value[:100]!r} was never seen in training "
@@ -125,6 +222,9 @@ class InstanceValidator:
                     f"expected a string (a category), got {_kind(value)}",
                     "wrong_type",
                 )
+
+
+_OUT_OF_RANGE = f"number out of range: the model takes values within ±{_FLOAT32_MAX:.7g} (float32)"
 
 
 def feedback_labels(

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.prediction_ids import MAX_REQUEST_ROWS
@@ -38,11 +38,20 @@ class Settings(BaseSettings):
     # At most 65536: a prediction id numbers its request's instances with four hex digits.
     max_batch_rows: int = Field(default=1000, ge=1, le=MAX_REQUEST_ROWS)
     # Bodies above this are refused (413) before they are read, whatever their row count.
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # Unset: derived from VIGIL_MAX_BATCH_ROWS and the model's schema (service.validation).
+    max_body_bytes: int | None = Field(default=None, ge=1024)
     strict_categories: bool = False
     # auto: ONNX Runtime when the model has a verified ONNX artifact, else scikit-learn;
     # onnx: not ready without one; sklearn: always scikit-learn.
     inference: Literal["auto", "onnx", "sklearn"] = "auto"
+    # Longest category string accepted (characters); longer ones are a 400.
+    max_category_chars: int = Field(default=200, ge=1, le=10_000)
+    # Distinct unseen categories a worker keeps per feature per VIGIL_DRIFT_WINDOW_ROWS rows;
+    # further new values are logged (and predicted) as one token, "__other__".
+    max_unseen_categories: int = Field(default=50, ge=0)
+    # Overload: past these bounds a worker answers 503 with Retry-After instead of queueing.
+    max_in_flight: int = Field(default=64, ge=1)
+    max_queued_rows: int = Field(default=4000, ge=1)
     # In-worker micro-batching: most rows per model call, and the longest a request waits for
     # company before its batch runs.
     batch_max_rows: int = Field(default=2000, ge=1)
@@ -99,6 +108,14 @@ class Settings(BaseSettings):
                 f"{MIN_TOKEN_CHARS} characters, e.g. from `openssl rand -hex 32`)"
             )
         return self
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_empty(cls, key: SecretStr | None) -> SecretStr | None:
+        # An empty key must not silently turn auth off.
+        if key is not None and not key.get_secret_value().strip():
+            raise ValueError("VIGIL_API_KEY is set but empty: set a key, or unset it for no auth")
+        return key
 
     @cached_property
     def home_dir(self) -> Path:

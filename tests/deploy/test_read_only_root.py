@@ -1,10 +1,10 @@
 """The pods' commands work on a read-only root filesystem, as deploy/k8s runs them.
 
 No cluster runs here, but a private mount namespace can make ``/`` read-only for one process
-tree while ``/tmp`` (where VIGIL_HOME and the test's files live, the pods' emptyDirs) stays
-writable. The training Job's, the service's and the monitor's commands are taken from the
-rendered production overlay and run in turn: anything that writes outside VIGIL_HOME, HOME or
-TMPDIR fails with EROFS.
+tree while the tests' temp dir (where VIGIL_HOME and the test's files live, the pods'
+emptyDirs) stays writable. The training Job's, the service's and the monitor's commands are
+taken from the rendered production overlay and run in turn: anything that writes outside
+VIGIL_HOME, HOME or TMPDIR fails with EROFS.
 """
 
 from __future__ import annotations
@@ -48,13 +48,16 @@ def pods() -> dict[str, dict]:
 
 
 @pytest.fixture
-def read_only_root(tmp_path):
-    """argv prefix that runs a command with ``/`` read-only except /tmp."""
+def read_only_root(tmp_path, tmp_path_factory):
+    """argv prefix that runs a command with ``/`` read-only except the tests' temp dir (the
+    pods' emptyDir; not all of /tmp, which may hold the repository itself)."""
     unshare = shutil.which("unshare") or missing("needs unshare (util-linux)")
-    if not str(tmp_path.resolve()).startswith("/tmp/"):
-        pytest.skip("the test's temp dir must be under /tmp, the one writable path")
-    prefix = [unshare, "--mount", "sh", "-c", READ_ONLY.replace('"$WRITABLE"', "/tmp"), "sh"]
-    # The repository must be unwritable inside, /tmp writable.
+    writable = tmp_path_factory.getbasetemp().resolve()
+    if REPO.is_relative_to(writable):
+        pytest.skip("the repository lies inside the tests' temp dir, which stays writable")
+    script = READ_ONLY.replace('"$WRITABLE"', f"'{writable}'")
+    prefix = [unshare, "--mount", "sh", "-c", script, "sh"]
+    # The repository must be unwritable inside, the temp dir writable.
     check = f"! touch {REPO}/.read-only-probe 2>/dev/null && touch {tmp_path}/probe"
     probe = subprocess.run([*prefix, "sh", "-c", check], capture_output=True, text=True)
     if probe.returncode != 0 or not (tmp_path / "probe").exists():
@@ -63,8 +66,9 @@ def read_only_root(tmp_path):
 
 
 def _env(home: Path, **vigil: object) -> dict[str, str]:
-    # As in the pods: HOME and TMPDIR on the /tmp emptyDir.
-    return base_env(home=home, **vigil) | {"HOME": "/tmp", "TMPDIR": "/tmp"}
+    # As in the pods: HOME and TMPDIR on the writable emptyDir.
+    tmp = str(home.parent)
+    return base_env(home=home, **vigil) | {"HOME": tmp, "TMPDIR": tmp}
 
 
 def _local(argv: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from service.batcher import BatcherClosed, MicroBatcher
+from service.batcher import BatcherClosed, BatcherFull, MicroBatcher
 
 
 class Recorder:
@@ -185,3 +185,52 @@ def test_callers_that_come_back_join_the_next_batch():
     sizes = [len(c) for c in recorder.calls]
     assert sum(sizes) == 80
     assert sum(sizes) / len(sizes) >= 6, sizes
+
+
+def test_past_max_queued_rows_submit_sheds_at_once():
+    recorder = Recorder(delay=0.2)
+
+    async def main():
+        batcher = make(recorder, wait_ms=0, max_queued_rows=3)
+        running = asyncio.create_task(batcher.submit(("running", 1)))
+        await asyncio.sleep(0.05)  # its batch runs: the queue is empty again
+        queued = [asyncio.create_task(batcher.submit((f"q{i}", 1))) for i in range(3)]
+        await asyncio.sleep(0)
+        with pytest.raises(BatcherFull):
+            await batcher.submit(("one-too-many", 1))
+        results = await asyncio.gather(running, *queued)
+        await batcher.close()
+        return results
+
+    assert asyncio.run(main()) == ["done:running", "done:q0", "done:q1", "done:q2"]
+    assert "one-too-many" not in [name for call in recorder.calls for name, _ in call]
+
+
+def test_a_lone_request_larger_than_the_bound_still_runs():
+    async def main():
+        batcher = make(Recorder(), wait_ms=0, max_queued_rows=3)
+        result = await batcher.submit(("big", 10))
+        await batcher.close()
+        return result
+
+    assert asyncio.run(main()) == "done:big"
+
+
+def test_a_caller_gone_before_its_batch_runs_is_dropped_not_processed():
+    recorder = Recorder(delay=0.2)
+    dropped = []
+
+    async def main():
+        batcher = make(recorder, wait_ms=0, on_drop=dropped.append)
+        running = asyncio.create_task(batcher.submit(("running", 1)))
+        await asyncio.sleep(0.05)  # its batch runs; the next caller waits in the queue
+        gone = asyncio.create_task(batcher.submit(("gone", 1)))
+        await asyncio.sleep(0.01)
+        gone.cancel()
+        await running
+        await batcher.close()
+        return batcher.dropped
+
+    assert asyncio.run(main()) == 1
+    assert dropped == [("gone", 1)]
+    assert [name for call in recorder.calls for name, _ in call] == ["running"]

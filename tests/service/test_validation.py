@@ -119,7 +119,16 @@ def test_null_is_a_missing_value_not_an_error(validator):
 
 
 def test_numbers_outside_the_training_range_are_accepted(validator):
-    validator.validate([mixed_instance(age=-1e9, income=1e300)])
+    validator.validate([mixed_instance(age=-1e9, income=3e38)])
+
+
+@pytest.mark.parametrize("value", [1e39, -1e300, 3.5e38])
+def test_numbers_beyond_float32_are_a_400_naming_the_field(validator, value):
+    with pytest.raises(ApiError) as caught:
+        validator.validate([mixed_instance(), mixed_instance(income=value)])
+    assert caught.value.status == 400
+    assert caught.value.detail[0]["loc"] == ["instances", 1, "income"]
+    assert "float32" in caught.value.detail[0]["msg"]
 
 
 def test_unseen_category_is_accepted_and_counted(validator):
@@ -176,3 +185,26 @@ def test_feedback_shape_errors(labels, status, loc):
         feedback_labels(labels, (0, 1), 10)
     assert info.value.status == status
     assert info.value.detail[0]["loc"] == loc
+
+
+def test_unseen_values_past_the_windows_budget_are_folded_into_one_token(mixed_bundle):
+    from service.validation import OTHER_CATEGORY, InputLimits
+
+    limits = InputLimits(max_category_chars=200, max_unseen=2, window_rows=1000)
+    v = InstanceValidator(mixed_bundle.schema, max_rows=10, limits=limits)
+    rows = [mixed_instance(region=f"r{i}") for i in range(5)]
+    checked = v.validate(rows)
+    assert [r["region"] for r in checked.records] == ["r0", "r1", *[OTHER_CATEGORY] * 3]
+    assert checked.folded == {"region": 3}
+    assert [r["region"] for r in rows] == [f"r{i}" for i in range(5)]  # as sent
+
+
+def test_a_category_longer_than_the_limit_is_a_400(mixed_bundle):
+    from service.validation import InputLimits
+
+    limits = InputLimits(max_category_chars=20, max_unseen=50, window_rows=1000)
+    v = InstanceValidator(mixed_bundle.schema, max_rows=10, limits=limits)
+    with pytest.raises(ApiError) as caught:
+        v.validate([mixed_instance(region="x" * 21)])
+    assert caught.value.status == 400
+    assert caught.value.detail[0]["loc"] == ["instances", 0, "region"]

@@ -74,3 +74,12 @@ def test_env_example_names_only_real_settings():
     fields = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
     assert names <= fields, names - fields
     assert fields - names <= {"VIGIL_UNSAFE_DISABLE_LOGGING"}, fields - names
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_api_key_set_but_empty_is_refused(monkeypatch, value):
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("VIGIL_API_KEY", value)
+    with pytest.raises(ValidationError, match="VIGIL_API_KEY is set but empty"):
+        get_settings()
