@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import PurePath
 from typing import Any
 
 from starlette.applications import Starlette
@@ -10,14 +11,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+_PRIVATE = frozenset({"dataset_source", "holdout"})
+
 
 def model_card(
     contract: dict[str, Any], tag: str, inference: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Tag, feature schema, held-out metrics and data fingerprint (plus the rest of the
-    model's saved contract: parameters, versions, lineage)."""
+    model's saved contract: parameters, versions, lineage). Not shown to callers: where the
+    training data lives on the trainer's disk (only its file name), nor the stored holdout."""
+    public = {k: v for k, v in contract.items() if k not in _PRIVATE}
+    source = contract.get("dataset_source")
+    if source:
+        public["dataset_source"] = PurePath(str(source)).name
     return {
-        **contract,
+        **public,
         "model_version": tag,
         "tag": tag,
         "schema": contract.get("schema"),

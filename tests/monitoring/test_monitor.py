@@ -1,0 +1,44 @@
+"""The monitor's schedule: a check once a window of new rows is logged, never sooner than the
+minimum interval; the report comes after the verdict and fills in its report_path."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry
+
+from monitoring.check import Checker
+from monitoring.metrics import MonitorMetrics
+from monitoring.monitor import Monitor, ReportWorker
+from tests.monitoring.generators import breast_cancer_rows, fill_log
+from vigil.settings import get_settings
+
+
+def test_new_rows_trigger_a_check_after_the_minimum_interval(production):
+    _, log, bundle = production
+    settings = get_settings(
+        drift_window_rows=200, drift_min_interval_seconds=0.5, drift_interval_seconds=3600
+    )
+    metrics = MonitorMetrics(CollectorRegistry(), process=False)
+    monitor = Monitor(settings, metrics, checker=Checker(settings, report=False, log=log))
+    monitor.reports = ReportWorker(settings, metrics, on_done=monitor.on_report)
+    monitor.reports.start()
+    assert metrics.leader._value.get() == 1
+    assert monitor.due()  # the first check runs at once
+    monitor._checked_at = time.monotonic()
+    monitor.run_once()
+    fill_log(log, bundle, breast_cancer_rows(250, seed=4))
+    assert not monitor.due()  # a full window, but within the minimum interval
+    time.sleep(0.6)
+    assert monitor.due()
+    monitor._checked_at = time.monotonic()
+    result = monitor.run_once()
+    assert result.payload["window_rows"] == 200 and result.payload["report_path"] is None
+    time.sleep(0.6)
+    assert not monitor.due()  # no new rows since
+    deadline = time.monotonic() + 60
+    while monitor.latest["report_path"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert monitor.latest["report_path"].endswith(".html")
+    assert metrics.reports.labels("written")._value.get() == 1
+    monitor.reports.stop()
