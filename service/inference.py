@@ -7,13 +7,12 @@ loaded at all.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from vigil.onnx_model import ARTIFACT, OnnxModel, top
+from vigil.onnx_model import OnnxModel, top, verified_onnx
 from vigil.registry import ModelBundle
 from vigil.schema import columns_to_frame
 
@@ -53,21 +52,6 @@ class OnnxInference:
     @staticmethod
     def top(proba: np.ndarray) -> np.ndarray:
         return top(proba)
-
-
-def verified_onnx(bundle: ModelBundle) -> tuple[bytes | None, str]:
-    """The artifact's bytes when verified, else None; and why."""
-    inference = bundle.contract.get("inference") or {}
-    onnx = bundle.contract.get("onnx") or {}
-    if inference.get("runtime") != "onnx":
-        return None, inference.get("reason") or "the model has no ONNX artifact"
-    try:
-        content = bundle.artifact_bytes(ARTIFACT)
-    except KeyError:
-        return None, f"{ARTIFACT} is missing from the model store"
-    if hashlib.sha256(content).hexdigest() != onnx.get("sha256"):
-        return None, f"{ARTIFACT} does not match the sha256 recorded at training"
-    return content, inference.get("reason") or "verified ONNX artifact"
 
 
 def load_inference(bundle: ModelBundle, setting: str) -> SklearnInference | OnnxInference:

@@ -180,7 +180,6 @@ def fit_and_decide(
 
 def _worse_than_production(registry, schema, metrics, x_test, y_test) -> str | None:
     """Compare with the production model on the same held-out rows; None when not worse."""
-    from training.model import score
     from vigil.registry import NoProductionModel
 
     try:
@@ -189,7 +188,7 @@ def _worse_than_production(registry, schema, metrics, x_test, y_test) -> str | N
         return None
     if current.schema.names != schema.names:
         return None  # a different data set: nothing to compare on
-    theirs = score(current.pipeline, x_test, y_test)
+    theirs = _score_served(current, x_test, y_test)
     for name in ("accuracy", "f1"):
         if metrics[name] < theirs[name]:
             return (
@@ -197,6 +196,19 @@ def _worse_than_production(registry, schema, metrics, x_test, y_test) -> str | N
                 f"{metrics[name]:.4f} < {theirs[name]:.4f}"
             )
     return None
+
+
+def _score_served(bundle, x_test, y_test) -> dict[str, float | None]:
+    """The held-out metrics of what serves ``bundle``: its verified ONNX model, if any."""
+    from training.model import score, score_proba
+    from vigil.onnx_model import OnnxModel, top, verified_onnx
+
+    content, _ = verified_onnx(bundle)
+    if content is None:
+        return score(bundle.pipeline, x_test, y_test)
+    classes = bundle.contract["onnx"]["classes"]
+    proba = OnnxModel(content, bundle.schema, classes).predict_proba_frame(x_test)
+    return score_proba(proba, top(proba), classes, y_test)
 
 
 def normalise_labels(labels):

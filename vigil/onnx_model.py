@@ -8,6 +8,7 @@ in schema order: float32 for numeric features (missing as NaN), strings for cate
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -72,3 +73,19 @@ class OnnxModel:
 def top(proba: np.ndarray) -> np.ndarray:
     """Index of the predicted class per row, ties (within ``TIE_MARGIN``) to the first."""
     return (proba >= proba.max(axis=1, keepdims=True) - TIE_MARGIN).argmax(axis=1)
+
+
+def verified_onnx(bundle) -> tuple[bytes | None, str]:
+    """A ``ModelBundle``'s ONNX bytes when verified (the training check passed and the file
+    matches its recorded sha256), else None; and why."""
+    inference = bundle.contract.get("inference") or {}
+    onnx = bundle.contract.get("onnx") or {}
+    if inference.get("runtime") != "onnx":
+        return None, inference.get("reason") or "the model has no ONNX artifact"
+    try:
+        content = bundle.artifact_bytes(ARTIFACT)
+    except KeyError:
+        return None, f"{ARTIFACT} is missing from the model store"
+    if hashlib.sha256(content).hexdigest() != onnx.get("sha256"):
+        return None, f"{ARTIFACT} does not match the sha256 recorded at training"
+    return content, inference.get("reason") or "verified ONNX artifact"
