@@ -30,10 +30,12 @@ PROMETHEUS_FILE = Path("prometheus.yml")
 RULES_FILE = Path("rules/vigil.rules.yml")
 ALERTMANAGER_FILE = Path("alertmanager.yml")
 
-# Default `for:` of every alert: long enough to ride out one bad scrape or evaluation.
+# Default `for:` of every alert: long enough to ride out one bad scrape or evaluation. Drift
+# verdicts change only at checks, on full windows, already corrected across features: a `for:`
+# would add dead time and no evidence (docs/runbook.md, "Timing").
 DEFAULT_FOR: dict[str, str] = {
-    "DataDriftDetected": "1m",
-    "FeatureDriftDetected": "1m",
+    "DataDriftDetected": "0s",
+    "FeatureDriftDetected": "0s",
     "DriftCheckStale": "1m",
     "DriftMonitorDown": "2m",
     "PredictionServiceDown": "1m",
@@ -43,6 +45,16 @@ DEFAULT_FOR: dict[str, str] = {
     "ModelQualityDrop": "10m",
 }
 ALERT_NAMES: tuple[str, ...] = tuple(DEFAULT_FOR)
+DRIFT_ALERTS: tuple[str, ...] = ("DataDriftDetected", "FeatureDriftDetected")
+# An alert on the monitor's verdicts (drift, quality) outlives its last firing evaluation by
+# this much: a borderline window that flips between checks, or the gap while a standby monitor
+# takes over, does not resolve and re-fire it.
+MONITOR_KEEP_FIRING_FOR = "5m"
+# Drift alerts of one model version wait this long to be sent together, as one notification
+# (DataDriftDetected and its FeatureDriftDetected alerts fire in the same rule evaluation).
+DRIFT_GROUP_WAIT = "10s"
+# A feature drifting without a dataset-level verdict alerts once it has stayed drifted this long.
+FEATURE_ALONE_FOR = "5m"
 
 # Inside docker-compose the containers reach each other by service name on fixed ports.
 COMPOSE_TARGETS = {
@@ -97,6 +109,12 @@ def _duration(name: str, value: str) -> str:
     return value
 
 
+def _positive_duration(name: str, value: str) -> str:
+    if not duration_seconds(_duration(name, value)) > 0:
+        raise ValueError(f"{name} must be longer than 0s (a PromQL range), got {value!r}")
+    return value
+
+
 def _target(name: str, value: str) -> str:
     if not _TARGET.match(value):
         raise ValueError(f"{name} must be host:port, got {value!r}")
@@ -138,6 +156,8 @@ def render_rules(
     for_all: str | None = None,
     for_overrides: Mapping[str, str] | None = None,
     stale_after: str = "20m",
+    monitor_keep_firing_for: str = MONITOR_KEEP_FIRING_FOR,
+    feature_alone_for: str = FEATURE_ALONE_FOR,
     rate_window: str = "5m",
     error_rate_threshold: float = 0.05,
     latency_p95_seconds: float = 0.5,
@@ -146,7 +166,9 @@ def render_rules(
     report_base_url: str = "http://127.0.0.1:9108/reports/",
     runbook_url: str = "docs/runbook.md",
 ) -> str:
-    """The alert rules; ``for_all`` replaces every ``for:``, ``for_overrides`` single ones."""
+    """The alert rules; ``for_all`` replaces every ``for:``, ``for_overrides`` single ones;
+    ``monitor_keep_firing_for`` is how long a drift or quality alert outlives its condition;
+    ``feature_alone_for`` how long a feature drifting without a dataset verdict must persist."""
     overrides = dict(for_overrides or {})
     unknown = sorted(set(overrides) - set(ALERT_NAMES))
     if unknown:
@@ -159,6 +181,8 @@ def render_rules(
         raise ValueError(f"error_rate_threshold must be in (0, 1), got {error_rate_threshold}")
     values |= {
         "STALE_AFTER": _duration("stale_after", stale_after),
+        "MONITOR_KEEP_FIRING_FOR": _duration("monitor_keep_firing_for", monitor_keep_firing_for),
+        "FEATURE_ALONE_FOR": _positive_duration("feature_alone_for", feature_alone_for),
         "STALE_AFTER_SECONDS": f"{duration_seconds(stale_after):g}",
         "RATE_WINDOW": _duration("rate_window", rate_window),
         "ERROR_RATE_THRESHOLD": _number("error_rate_threshold", error_rate_threshold),
@@ -174,8 +198,7 @@ def render_rules(
 
 # Only when the retraining trigger is on (VIGIL_RETRAIN_TRIGGER_ENABLED): `continue` keeps the
 # people's webhook notified as well.
-_RETRAIN_ROUTE = """  routes:
-    - matchers: ['alertname=~"DataDriftDetected|ModelQualityDrop"']
+_RETRAIN_ROUTE = """    - matchers: ['alertname=~"DataDriftDetected|ModelQualityDrop"']
       receiver: vigil-retrain
       continue: true
 """
@@ -198,6 +221,7 @@ def render_alertmanager(
     group_wait: str = "30s",
     group_interval: str = "5m",
     repeat_interval: str = "4h",
+    drift_group_wait: str = DRIFT_GROUP_WAIT,
     retrain_url: str | None = None,
     retrain_token_file: Path | None = None,
 ) -> str:
@@ -219,6 +243,7 @@ def render_alertmanager(
         ),
         "WEBHOOK_URL": json.dumps(_link("webhook_url", webhook_url)),
         "GROUP_WAIT": _duration("group_wait", group_wait),
+        "DRIFT_GROUP_WAIT": _duration("drift_group_wait", drift_group_wait),
         "GROUP_INTERVAL": _duration("group_interval", group_interval),
         "REPEAT_INTERVAL": _duration("repeat_interval", repeat_interval),
     }
@@ -239,6 +264,8 @@ def render_configs(
     for_all: str | None = None,
     for_overrides: Mapping[str, str] | None = None,
     stale_after: str = "20m",
+    monitor_keep_firing_for: str = MONITOR_KEEP_FIRING_FOR,
+    feature_alone_for: str = FEATURE_ALONE_FOR,
     rate_window: str = "5m",
     error_rate_threshold: float = 0.05,
     latency_p95_seconds: float = 0.5,
@@ -247,6 +274,7 @@ def render_configs(
     group_wait: str = "30s",
     group_interval: str = "5m",
     repeat_interval: str = "4h",
+    drift_group_wait: str = DRIFT_GROUP_WAIT,
     report_base_url: str = "http://127.0.0.1:9108/reports/",
     runbook_url: str = "docs/runbook.md",
     retrain_url: str | None = None,
@@ -282,6 +310,8 @@ def render_configs(
                 for_all=for_all,
                 for_overrides=for_overrides,
                 stale_after=stale_after,
+                monitor_keep_firing_for=monitor_keep_firing_for,
+                feature_alone_for=feature_alone_for,
                 rate_window=rate_window,
                 error_rate_threshold=error_rate_threshold,
                 latency_p95_seconds=latency_p95_seconds,
@@ -298,6 +328,7 @@ def render_configs(
                 group_wait=group_wait,
                 group_interval=group_interval,
                 repeat_interval=repeat_interval,
+                drift_group_wait=drift_group_wait,
                 retrain_url=retrain_url,
                 retrain_token_file=token_file,
             ),
@@ -410,6 +441,12 @@ def main(
     group_wait: Annotated[str, typer.Option(help="Alertmanager group_wait.")] = "30s",
     group_interval: Annotated[str, typer.Option(help="Alertmanager group_interval.")] = "5m",
     repeat_interval: Annotated[str, typer.Option(help="Alertmanager repeat_interval.")] = "4h",
+    drift_group_wait: Annotated[
+        str, typer.Option(help="Alertmanager group_wait of the drift route.")
+    ] = DRIFT_GROUP_WAIT,
+    monitor_keep_firing_for: Annotated[
+        str, typer.Option(help="How long a drift or quality alert outlives its condition.")
+    ] = MONITOR_KEEP_FIRING_FOR,
 ) -> None:
     """Targets, ports and the webhook URL come from the VIGIL_* settings."""
     from vigil.settings import Settings, get_settings
@@ -431,6 +468,8 @@ def main(
         group_wait=group_wait,
         group_interval=group_interval,
         repeat_interval=repeat_interval,
+        drift_group_wait=drift_group_wait,
+        monitor_keep_firing_for=monitor_keep_firing_for,
     )
     for path in paths.values():
         typer.echo(f"wrote {path}")

@@ -5,7 +5,8 @@ alert), one feature drifted (FeatureDriftDetected for it, no DataDriftDetected),
 drifted (DataDriftDetected linking to the report), the dashboards' queries, a locked inference
 log (InferenceLogFailures), the monitor stopped (DriftMonitorDown), the service stopped
 (PredictionServiceDown). Intervals are shortened through the same templates `make run` uses:
-1 s scrape and evaluation, every `for:` 0 s, 1 s Alertmanager grouping, a check every 2 s.
+1 s scrape and evaluation, every `for:` 0 s, a feature drifting alone alerting after 3 s, 1 s
+Alertmanager grouping, a check every 2 s.
 
 The time from the start of each fault (drifted traffic, locked log, stopped process) to the
 alert's arrival at the webhook is printed (`pytest -s`) and written to
@@ -99,7 +100,9 @@ def _start_stack(tmp: Path, home: Path, webhook: Webhook) -> Stack:
         scrape_interval="1s",
         evaluation_interval="1s",
         for_all="0s",
+        feature_alone_for="3s",
         group_wait="1s",
+        drift_group_wait="1s",
         group_interval="1s",
         repeat_interval="1h",
         report_base_url=f"{monitor_url}/reports/",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,10 +12,11 @@ import httpx
 import pytest
 import yaml
 
-from monitoring import render
+from monitoring import render, webhook_receiver
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Webhook, start_alertmanager, wait_ready
 from tests.support.processes import wait_until
+from tests.support.smtp import SmtpSink
 
 REPO = Path(__file__).resolve().parents[2]
 AM_DIR = REPO / "monitoring" / "alertmanager"
@@ -34,13 +36,17 @@ def test_amtool_check_config(name):
     _amtool_check(AM_DIR / name)
 
 
-def test_documented_slack_and_email_example_is_valid(tmp_path):
+def _documented_example() -> str:
     doc = (REPO / "docs" / "alerting.md").read_text()
     blocks = re.findall(r"```yaml\n(.*?)```", doc, flags=re.DOTALL)
     example = next(block for block in blocks if "slack_configs" in block)
     assert "email_configs" in example
+    return example
+
+
+def test_documented_slack_and_email_example_is_valid(tmp_path):
     path = tmp_path / "alertmanager.yml"
-    path.write_text(example)
+    path.write_text(_documented_example())
     _amtool_check(path)
 
 
@@ -63,6 +69,13 @@ def test_routing_grouping_and_inhibition(name, url):
     route = config["route"]
     assert route["group_by"] == ["alertname", "model_version"]
     assert route["group_wait"] == "30s"
+    # One drift event, one notification: the verdict and its features, by model version.
+    (drift,) = route["routes"]
+    assert drift == {
+        "matchers": ['alertname=~"DataDriftDetected|FeatureDriftDetected"'],
+        "group_by": ["model_version"],
+        "group_wait": render.DRIFT_GROUP_WAIT,
+    }
     (receiver,) = config["receivers"]
     assert receiver["name"] == route["receiver"]
     (webhook,) = receiver["webhook_configs"]
@@ -136,10 +149,7 @@ def test_alertmanager_delivers_groups_inhibits_and_resolves(alertmanager, webhoo
             for p in webhook.payloads
             if p["alerts"][0]["labels"]["alertname"] == "DataDriftDetected"
         )
-    assert drift_payload["groupLabels"] == {
-        "alertname": "DataDriftDetected",
-        "model_version": "vigil-model:t1",
-    }
+    assert drift_payload["groupLabels"] == {"model_version": "vigil-model:t1"}
     assert drift_payload["alerts"][0]["labels"]["model_version"] == "vigil-model:t1"
 
     # send_resolved: ending the alert produces a "resolved" notification.
@@ -154,7 +164,7 @@ def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):
     from monitoring.render import render_alertmanager
 
     off = yaml.safe_load(render_alertmanager(webhook_url="http://127.0.0.1:9095/alerts"))
-    assert "routes" not in off["route"]
+    assert all(r.get("receiver") != "vigil-retrain" for r in off["route"]["routes"])
     token_file = tmp_path / "retrain_token"
     token_file.write_text("t" * 32)
     text = render_alertmanager(
@@ -163,7 +173,8 @@ def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):
         retrain_token_file=token_file,
     )
     on = yaml.safe_load(text)
-    (route,) = on["route"]["routes"]
+    route, drift = on["route"]["routes"]
+    assert "receiver" not in drift  # drift events still reach the people's webhook
     assert route["receiver"] == "vigil-retrain" and route["continue"] is True
     assert "DataDriftDetected|ModelQualityDrop" in route["matchers"][0]
     receivers = {r["name"]: r for r in on["receivers"]}
@@ -177,3 +188,95 @@ def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):
     path = tmp_path / "alertmanager.yml"
     path.write_text(text)
     _amtool_check(path)
+
+
+DRIFTED = ("mean radius", "mean texture", "worst area")
+
+
+def _drift_event(version: str) -> list[dict]:
+    verdict = _alert("DataDriftDetected", severity="warning", model_version=version)
+    verdict["annotations"] |= {
+        "description": f"Drifted features: {'; '.join(DRIFTED)}; the report shows them.",
+        "runbook": "docs/runbook.md#datadriftdetected",
+        "report": "http://127.0.0.1:9108/reports/latest",
+    }
+    features = [
+        _alert("FeatureDriftDetected", severity="warning", model_version=version, feature=f)
+        for f in DRIFTED
+    ]
+    return [verdict, *features]
+
+
+@pytest.mark.integration
+def test_documented_example_sends_one_message_per_drift_event(tmp_path, webhook):
+    """The docs' Slack and email example in a real Alertmanager: one drift event (the verdict
+    and three features) is one Slack message, one email and one webhook notification, each
+    naming the features; a critical alert goes to Slack and the webhook."""
+    slack, smtp = Webhook(), SmtpSink()
+    try:
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        (secrets / "slack_webhook_url").write_text(slack.url + "\n")
+        (secrets / "smtp_password").write_text("not-used-without-auth\n")
+        config = (
+            _documented_example()
+            .replace("/run/secrets/", f"{secrets}/")
+            .replace("smtp.example.com:587", smtp.address)
+            .replace("require_tls: true", "require_tls: false")
+            .replace("http://127.0.0.1:9095/alerts", webhook.url)
+            .replace("group_wait: 30s", "group_wait: 1s")
+            .replace("group_wait: 10s", "group_wait: 1s")
+        )
+        path = tmp_path / "alertmanager.yml"
+        path.write_text(config)
+        port = free_port()
+        proc = start_alertmanager(path, tmp_path / "data", port, tmp_path / "alertmanager.log")
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(proc, base, timeout=20)
+            version = "vigil-model:t1"
+            outage = _alert("PredictionServiceDown", severity="critical", job="vigil-service")
+            _post(base, [*_drift_event(version), outage])
+
+            def delivered() -> bool:
+                with webhook.lock, slack.lock, smtp.lock:
+                    return len(webhook.payloads) >= 2 and len(slack.payloads) >= 2 and smtp.messages
+
+            wait_until(delivered, 20, "drift and outage notifications at all receivers", [proc])
+            time.sleep(3)  # anything sent twice would have arrived by now (1 s group_wait)
+        finally:
+            proc.stop()
+
+        drift_hooks = [
+            p for p in webhook.payloads if p["groupLabels"] == {"model_version": version}
+        ]
+        assert len(drift_hooks) == 1, webhook.payloads
+        (hook,) = drift_hooks
+        assert len(hook["alerts"]) == 1 + len(DRIFTED)
+        line = webhook_receiver.format_notification(hook)
+        assert line.startswith("[FIRING] DataDriftDetected ")
+        assert f"features: {', '.join(DRIFTED)}" in line
+        assert {a["labels"]["alertname"] for p in webhook.payloads for a in p["alerts"]} == {
+            "DataDriftDetected",
+            "FeatureDriftDetected",
+            "PredictionServiceDown",
+        }
+
+        messages = [a for p in slack.payloads for a in p["attachments"]]
+        assert sorted(m["title"] for m in messages) == [
+            "[FIRING] Data drift vigil-model:t1",
+            "[FIRING] PredictionServiceDown ",
+        ], messages
+        (drift_message,) = [m for m in messages if "Data drift" in m["title"]]
+        assert f"Features: {'; '.join(DRIFTED)};" in drift_message["text"]
+        assert drift_message["text"].count("DataDriftDetected test") == 1
+        assert "FeatureDriftDetected test" not in drift_message["text"]
+
+        (mail,) = smtp.messages
+        assert mail["Subject"] == "[FIRING] Data drift vigil-model:t1"
+        body = mail.get_body(("plain",)).get_content()
+        assert f"Features: {'; '.join(DRIFTED)};" in body
+        assert "report: http://127.0.0.1:9108/reports/latest" in body
+    finally:
+        slack.close()
+        smtp.close()
