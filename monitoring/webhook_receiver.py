@@ -1,4 +1,4 @@
-"""A tiny Alertmanager webhook receiver that prints one readable line per alert.
+"""A tiny Alertmanager webhook receiver that prints one readable line per notification.
 
 It is the default ``VIGIL_ALERT_WEBHOOK_URL`` target, so ``make run`` shows alerts in its
 terminal without any chat or mail account. Standard library only.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated
 
@@ -18,6 +18,12 @@ import typer
 from vigil.httpserve import SOCKET_TIMEOUT_SECONDS, BodyError, read_body, serve_until_interrupted
 
 MAX_BODY_BYTES = 1_000_000
+
+
+# Which alert of a grouped notification speaks for it: the dataset-level drift verdict before
+# the per-feature alerts grouped with it.
+_LEAD_FIRST = ("DataDriftDetected",)
+_DETAIL_LABELS = ("model_version", "feature", "metric", "endpoint", "instance")
 
 
 def format_alert(alert: dict) -> str:
@@ -29,7 +35,7 @@ def format_alert(alert: dict) -> str:
         labels.get("alertname", "<no alertname>"),
         f"severity={labels.get('severity', '-')}",
     ]
-    for key in ("model_version", "feature", "metric", "endpoint", "instance"):
+    for key in _DETAIL_LABELS:
         if labels.get(key):
             parts.append(f"{key}={labels[key]}")
     line = " ".join(parts)
@@ -40,12 +46,60 @@ def format_alert(alert: dict) -> str:
     return line
 
 
-def format_notification(payload: dict) -> list[str]:
-    """Lines for an Alertmanager webhook payload (version 4): one per alert."""
+def format_notification(payload: dict) -> str:
+    """One line for an Alertmanager webhook payload (version 4), however many alerts it groups.
+
+    A drift event (DataDriftDetected and its FeatureDriftDetected alerts, grouped by model
+    version) reads as the verdict's line naming the drifted features; alerts of the
+    notification that have resolved meanwhile are named at the end.
+    """
     alerts = payload.get("alerts")
     if not isinstance(alerts, list):
         raise ValueError("payload has no 'alerts' list")
-    return [format_alert(alert) for alert in alerts if isinstance(alert, dict)]
+    alerts = [a for a in alerts if isinstance(a, dict)]
+    if not alerts:
+        raise ValueError("payload has no alerts")
+    firing = [a for a in alerts if a.get("status") == "firing"]
+    resolved = [a for a in alerts if a.get("status") != "firing"]
+    shown = firing or resolved
+    lead = min(shown, key=lambda a: _rank(_labels(a).get("alertname")))
+    line = format_alert(lead)
+    extra = _others(shown, lead)
+    if extra:
+        line += f" | with {extra}"
+    features = _values(shown, "feature")
+    if len(features) > 1 or (features and "feature" not in _labels(lead)):
+        line += f" | features: {', '.join(features)}"
+    instances = _values(shown, "instance")
+    if len(instances) > 1:
+        line += f" | instances: {', '.join(instances)}"
+    if firing and resolved:
+        gone = _values(resolved, "feature") or _values(resolved, "alertname")
+        line += f" | resolved: {', '.join(gone)}"
+    return line
+
+
+def _labels(alert: dict) -> dict:
+    labels = alert.get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
+def _rank(name: object) -> tuple[int, str]:
+    return (0 if name in _LEAD_FIRST else 1, str(name))
+
+
+def _values(alerts: list[dict], key: str) -> list[str]:
+    return sorted({str(_labels(a)[key]) for a in alerts if _labels(a).get(key)})
+
+
+def _others(alerts: list[dict], lead: dict) -> str:
+    """``3 FeatureDriftDetected`` for the alerts grouped with ``lead`` (other than itself)."""
+    counts: dict[str, int] = {}
+    for alert in alerts:
+        if alert is not lead:
+            name = str(_labels(alert).get("alertname", "<no alertname>"))
+            counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -61,11 +115,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(exc.status, exc.message)
             return
         try:
-            lines = format_notification(json.loads(body or b"null"))
+            line = format_notification(json.loads(body or b"null"))
         except (ValueError, AttributeError, RecursionError) as exc:
             self._reply(400, f"not an Alertmanager webhook payload: {exc}")
             return
-        self.server.emit_lines(lines)
+        self.server.emit(line)
         self._reply(200, "ok")
 
     def do_GET(self) -> None:  # noqa: N802 - a health check for compose and tests
@@ -91,10 +145,9 @@ class _ReceiverServer(ThreadingHTTPServer):
         self._emit = emit
         self._lock = threading.Lock()
 
-    def emit_lines(self, lines: Iterable[str]) -> None:
-        with self._lock:  # lines of one notification stay together
-            for line in lines:
-                self._emit(line)
+    def emit(self, line: str) -> None:
+        with self._lock:  # notifications posted at once never interleave
+            self._emit(line)
 
 
 def make_server(
@@ -109,7 +162,8 @@ def _print_line(line: str) -> None:
 
 
 app = typer.Typer(
-    add_completion=False, help="Print Alertmanager webhook notifications, one line per alert."
+    add_completion=False,
+    help="Print Alertmanager webhook notifications, one line per notification.",
 )
 
 
@@ -123,7 +177,7 @@ def main(
         ),
     ] = None,
 ) -> None:
-    """Listen for Alertmanager webhook POSTs and print each alert as a line."""
+    """Listen for Alertmanager webhook POSTs and print each notification as a line."""
     if port is None:
         from vigil.settings import get_settings
 

@@ -1,4 +1,4 @@
-"""monitoring.webhook_receiver: one readable line per alert, over real HTTP."""
+"""monitoring.webhook_receiver: one readable line per notification, over real HTTP."""
 
 from __future__ import annotations
 
@@ -11,52 +11,87 @@ from typer.testing import CliRunner
 from monitoring import webhook_receiver
 from tests.support.rawhttp import BAD_LENGTHS, post_head, raw_status
 
-PAYLOAD = {
-    "version": "4",
-    "status": "firing",
-    "receiver": "vigil-webhook",
-    "groupLabels": {"alertname": "FeatureDriftDetected", "model_version": "vigil-model:abc"},
-    "alerts": [
-        {
-            "status": "firing",
-            "labels": {
-                "alertname": "FeatureDriftDetected",
-                "severity": "warning",
-                "model_version": "vigil-model:abc",
-                "feature": "mean radius",
-            },
-            "annotations": {
-                "summary": "Feature mean radius drifted for model vigil-model:abc",
-                "report": "http://127.0.0.1:9108/reports/latest",
-            },
-        },
-        {
-            "status": "resolved",
-            "labels": {"alertname": "PredictionServiceDown", "severity": "critical"},
-            "annotations": {"summary": "Prediction service 127.0.0.1:3000 is down"},
-        },
-    ],
-}
+REPORT = "http://127.0.0.1:9108/reports/latest"
 
 
-def test_format_notification_one_line_per_alert():
-    lines = webhook_receiver.format_notification(PAYLOAD)
-    assert lines == [
-        "[FIRING] FeatureDriftDetected severity=warning model_version=vigil-model:abc "
-        "feature=mean radius | Feature mean radius drifted for model vigil-model:abc "
-        "| report: http://127.0.0.1:9108/reports/latest",
+def _alert(name: str, status: str = "firing", summary: str = "", **labels: str) -> dict:
+    annotations = {"summary": summary or f"{name} summary"}
+    if name.endswith("DriftDetected"):
+        annotations["report"] = REPORT
+    return {
+        "status": status,
+        "labels": {"alertname": name, "severity": "warning", **labels},
+        "annotations": annotations,
+    }
+
+
+def _payload(*alerts: dict) -> dict:
+    firing = any(a["status"] == "firing" for a in alerts)
+    return {"version": "4", "status": "firing" if firing else "resolved", "alerts": list(alerts)}
+
+
+V = "vigil-model:abc"
+# One drift event as the drift route sends it: the verdict and its features, in no order.
+DRIFT_EVENT = _payload(
+    _alert("FeatureDriftDetected", model_version=V, feature="worst area"),
+    _alert("DataDriftDetected", summary=f"Data drift detected for model {V}", model_version=V),
+    _alert("FeatureDriftDetected", model_version=V, feature="mean radius"),
+    _alert("FeatureDriftDetected", model_version=V, feature="mean texture"),
+)
+PAYLOAD = DRIFT_EVENT  # what the server tests post
+
+
+def test_one_drift_event_is_one_line_naming_its_features():
+    assert webhook_receiver.format_notification(DRIFT_EVENT) == (
+        f"[FIRING] DataDriftDetected severity=warning model_version={V} "
+        f"| Data drift detected for model {V} | report: {REPORT} "
+        "| with 3 FeatureDriftDetected | features: mean radius, mean texture, worst area"
+    )
+
+
+def test_a_single_alert_is_its_own_line():
+    alert = _alert("PredictionServiceDown", "resolved", "Prediction service 127.0.0.1:3000 is down")
+    alert["labels"]["severity"] = "critical"
+    assert webhook_receiver.format_notification(_payload(alert)) == (
         "[RESOLVED] PredictionServiceDown severity=critical "
-        "| Prediction service 127.0.0.1:3000 is down",
-    ]
+        "| Prediction service 127.0.0.1:3000 is down"
+    )
+
+
+def test_features_without_the_verdict_and_alerts_resolved_meanwhile():
+    payload = _payload(
+        _alert("FeatureDriftDetected", model_version=V, feature="mean radius"),
+        _alert("FeatureDriftDetected", model_version=V, feature="worst area"),
+        _alert("FeatureDriftDetected", "resolved", model_version=V, feature="mean texture"),
+    )
+    line = webhook_receiver.format_notification(payload)
+    assert line.startswith("[FIRING] FeatureDriftDetected severity=warning model_version=")
+    assert line.endswith(
+        "| with 1 FeatureDriftDetected | features: mean radius, worst area | resolved: mean texture"
+    )
+
+
+def test_one_alert_per_instance_names_the_instances():
+    payload = _payload(
+        _alert("PredictionServiceDown", instance="a:3000"),
+        _alert("PredictionServiceDown", instance="b:3000"),
+    )
+    assert webhook_receiver.format_notification(payload).endswith(
+        "| with 1 PredictionServiceDown | instances: a:3000, b:3000"
+    )
 
 
 def test_format_alert_tolerates_missing_fields():
     assert webhook_receiver.format_alert({}) == "[?] <no alertname> severity=-"
+    assert webhook_receiver.format_notification({"alerts": [{}]}) == (
+        "[?] <no alertname> severity=-"
+    )
 
 
-def test_format_notification_rejects_other_json():
+@pytest.mark.parametrize("payload", [{"hello": "world"}, {"alerts": []}, {"alerts": "x"}])
+def test_format_notification_rejects_other_json(payload):
     with pytest.raises(ValueError):
-        webhook_receiver.format_notification({"hello": "world"})
+        webhook_receiver.format_notification(payload)
 
 
 @pytest.fixture
@@ -74,7 +109,7 @@ def test_server_prints_posted_alerts(receiver):
     base, lines = receiver
     response = httpx.post(f"{base}/alerts", json=PAYLOAD, timeout=5)
     assert response.status_code == 200
-    assert lines == webhook_receiver.format_notification(PAYLOAD)
+    assert lines == [webhook_receiver.format_notification(PAYLOAD)]
     assert httpx.get(f"{base}/", timeout=5).status_code == 200
 
 
