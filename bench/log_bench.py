@@ -101,6 +101,13 @@ def capacity(prefix: str) -> list[dict]:
     return results
 
 
+def partition_days(log: InferenceLog) -> None:
+    """Partitions for every day ``_fill`` spreads rows over (the log makes only recent ones)."""
+    today = int(time.time() // log_partitions.DAY)
+    with log.engine.begin() as conn:
+        log_partitions.create(conn, log.table_prefix, list(range(today - DAYS - 1, today + 1)))
+
+
 def _fill(log: InferenceLog, rows: int, per_request: int) -> float:
     """``rows`` rows in requests of ``per_request``, evenly over the last DAYS days; seconds."""
     requests = rows // per_request
@@ -109,12 +116,16 @@ def _fill(log: InferenceLog, rows: int, per_request: int) -> float:
     instances = dumps({name: [value] * per_request for name, value in FEATURES.items()})
     predictions = dumps([1] * per_request)
     probabilities = dumps({"0": [0.25] * per_request, "1": [0.75] * per_request})
+    # Typed parameters: psycopg sends small ints as int2, for which generate_series and the
+    # arithmetic below have no single candidate.
     sql = sa.text(
         f'INSERT INTO "{log.requests.name}" (request_id, model_version, created_at, row_count, '
         "instances, predictions, probabilities) "
-        "SELECT lpad(to_hex(((:start + g * :step) * 1000)::bigint), 12, '0') "
-        "|| substr(md5(g::text), 1, 20), 'vigil-model:bench', :start + g * :step, :k, "
-        ":inst, :preds, :probs FROM generate_series(:lo, :hi) g"
+        "SELECT lpad(to_hex(((CAST(:start AS float8) + g * CAST(:step AS float8)) * 1000)"
+        "::bigint), 12, '0') || substr(md5(g::text), 1, 20), 'vigil-model:bench', "
+        "CAST(:start AS float8) + g * CAST(:step AS float8), CAST(:k AS integer), "
+        "CAST(:inst AS text), CAST(:preds AS text), CAST(:probs AS text) "
+        "FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g"
     )
     began = time.monotonic()
     chunk = 200_000
@@ -149,9 +160,7 @@ def windows(rows: int, per_request: int) -> list[dict]:
         try:
             if layout == "partitioned":
                 log.create_schema()
-                today = int(time.time() // log_partitions.DAY)
-                with log.engine.begin() as conn:
-                    log_partitions.create(conn, prefix, list(range(today - DAYS - 1, today + 1)))
+                partition_days(log)
             else:
                 migrations.upgrade(log.engine, prefix, migrations.BASELINE)
                 log.partitioned = False  # the same code on one plain table
