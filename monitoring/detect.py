@@ -143,20 +143,24 @@ def feature_drift(
 ) -> FeatureDrift:
     method = method_for(kind)
     if kind == "numeric":  # infinities are missing values here, as in Evidently
-        reference = reference.replace([np.inf, -np.inf], np.nan)
-        current = current.replace([np.inf, -np.inf], np.nan)
-    missing = float(current.isna().mean()) if len(current) else 0.0
-    ref, cur = reference.dropna(), current.dropna()
-    if cur.empty or ref.empty:
+        ref_values = reference.to_numpy(dtype=float, na_value=np.nan)
+        cur_values = current.to_numpy(dtype=float, na_value=np.nan)
+        cur_ok = np.isfinite(cur_values)
+        missing = float((~cur_ok).mean()) if len(cur_values) else 0.0
+        ref, cur = ref_values[np.isfinite(ref_values)], cur_values[cur_ok]
+    else:
+        missing = float(current.isna().mean()) if len(current) else 0.0
+        ref, cur = reference.dropna(), current.dropna()
+    if len(cur) == 0 or len(ref) == 0:
         # Nothing to test. Values that vanished (or appeared) are a change in themselves.
-        if cur.empty and ref.empty:
+        if len(cur) == 0 and len(ref) == 0:
             note, drifted = "all values missing in the reference and the window", False
-        elif cur.empty:
+        elif len(cur) == 0:
             note, drifted = "all values missing in the window", True
         else:
             note, drifted = "all values missing in the reference", True
         return FeatureDrift(method, None, threshold, drifted, missing, note=note)
-    score = column_pvalue(kind, ref, cur)
+    score = ks_pvalue(ref, cur) if kind == "numeric" else chisquare_pvalue(ref, cur)
     return FeatureDrift(method, score, threshold, score < threshold, missing)
 
 

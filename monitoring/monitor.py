@@ -124,6 +124,7 @@ class Monitor:
         self._new_rows: NewRows | None = None  # made on first use: the log opens lazily
         self._checked_version: str | None = None
         self._checked_at: float | None = None  # time.monotonic() of the last check
+        self._schema_ready = False  # the log's schema made (once: it costs a few queries)
         metrics.set_leader(self.leader.is_leader, self.leader.since)
 
     @property
@@ -152,7 +153,9 @@ class Monitor:
                 # Before the window is read: rows logged during the check count as new.
                 try:
                     # A fresh store before any traffic is an empty window, not an error.
-                    self.checker.log.create_schema()
+                    if not self._schema_ready:
+                        self.checker.log.create_schema()
+                        self._schema_ready = True
                     self.new_rows.reset(version, self.new_rows.progress.newest(version))
                 except InferenceLogError as exc:
                     raise CheckFailed(str(exc)) from None
