@@ -22,13 +22,18 @@ import yaml
 
 from deploy import render as k8s_render
 from tests.conftest import missing, need_binary
+from tests.support import k8s_yaml
 from vigil.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())
 SCHEMAS = REPO / "deploy" / "schemas" / "prometheus-operator"
-CRD_KINDS = {"ServiceMonitor": "servicemonitor_v1.json", "PrometheusRule": "prometheusrule_v1.json"}
+CRD_KINDS = {
+    "ServiceMonitor": "servicemonitor_v1.json",
+    "PrometheusRule": "prometheusrule_v1.json",
+    "AlertmanagerConfig": "alertmanagerconfig_v1alpha1.json",
+}
 PROMETHEUS_DIR = REPO / "monitoring" / "prometheus"
 # The oldest Kubernetes these manifests target (podFailurePolicy, CronJob timeZone are GA) and
 # the newest kubernetes-validate knows.
@@ -61,7 +66,7 @@ def rendered() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def manifests(rendered) -> dict[str, list[dict]]:
-    return {name: [d for d in yaml.safe_load_all(text) if d] for name, text in rendered.items()}
+    return {name: [d for d in k8s_yaml.load_all(text) if d] for name, text in rendered.items()}
 
 
 def _one(docs: list[dict], kind: str, name: str) -> dict:
@@ -246,6 +251,70 @@ def test_stale_threshold_matches_the_deployed_drift_interval(manifests):
         groups = _one(docs, "PrometheusRule", "vigil")["spec"]["groups"]
         (stale,) = [r for g in groups for r in g["rules"] if r.get("alert") == "DriftCheckStale"]
         assert stale["expr"].strip().endswith(f") > {4 * interval:g}"), name
+
+
+def _alertmanager_yml(spec: dict, url: str) -> dict:
+    """An AlertmanagerConfig's spec back in alertmanager.yml's own terms (what the operator
+    makes of it, less the namespace matcher it adds), the webhook URL filled in."""
+    keys = {"groupBy": "group_by", "groupWait": "group_wait", "groupInterval": "group_interval"}
+    keys |= {"repeatInterval": "repeat_interval", "receiver": "receiver", "continue": "continue"}
+
+    def matchers(ms: list[dict]) -> list[str]:
+        return [f'{m["name"]}{m["matchType"]}"{m["value"]}"' for m in ms]
+
+    def route(r: dict) -> dict:
+        out = {keys[k]: v for k, v in r.items() if k in keys}
+        if "matchers" in r:
+            out["matchers"] = matchers(r["matchers"])
+        if "routes" in r:
+            out["routes"] = [route(c) for c in r["routes"]]
+        return out
+
+    receivers = []
+    for receiver in spec["receivers"]:
+        hooks = receiver["webhookConfigs"]
+        assert all(
+            h["urlSecret"] == {"name": "vigil-alerting", "key": "webhook-url"} for h in hooks
+        )
+        receivers.append(
+            {
+                "name": receiver["name"],
+                "webhook_configs": [
+                    {"url": url, "send_resolved": h["sendResolved"]} for h in hooks
+                ],
+            }
+        )
+    inhibit = [
+        {
+            "source_matchers": matchers(r["sourceMatch"]),
+            "target_matchers": matchers(r["targetMatch"]),
+        }
+        for r in spec["inhibitRules"]
+    ]
+    return {"route": route(spec["route"]), "receivers": receivers, "inhibit_rules": inhibit}
+
+
+def test_alertmanager_config_routes_as_the_committed_alertmanager_yml(manifests, tmp_path):
+    """Same routing, drift grouping and inhibition as make run and compose; the URL only by
+    reference to a Secret; and the result is a config Alertmanager accepts."""
+    committed = yaml.safe_load((REPO / "monitoring/alertmanager/alertmanager.yml").read_text())
+    for name, docs in manifests.items():
+        spec = _one(docs, "AlertmanagerConfig", "vigil")["spec"]
+        url = committed["receivers"][0]["webhook_configs"][0]["url"]
+        back = _alertmanager_yml(spec, url)
+        assert back["route"] == committed["route"], name
+        assert back["receivers"] == committed["receivers"], name
+        assert back["inhibit_rules"] == committed["inhibit_rules"], name
+        hooks = [h for r in spec["receivers"] for h in r["webhookConfigs"]]
+        assert hooks and all(set(h) == {"urlSecret", "sendResolved"} for h in hooks), name
+        assert "http" not in json.dumps(spec), name
+        path = tmp_path / f"{name}-alertmanager.yml"
+        path.write_text(yaml.safe_dump({"global": committed["global"], **back}))
+        amtool = need_binary("amtool")
+        result = subprocess.run(
+            [amtool, "check-config", str(path)], capture_output=True, text=True, timeout=30
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dashboards_are_configmaps_equal_to_the_source(manifests):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.conftest import free_port, missing
+from tests.support import k8s_yaml
 from tests.support.processes import Proc, base_env, http_ok, wait_until
 from tests.support.service import ServiceHandle, wait_ready
 
@@ -40,7 +40,7 @@ def pods() -> dict[str, dict]:
         [kubectl, "kustomize", str(PRODUCTION)], capture_output=True, text=True, check=True
     ).stdout
     containers = {}
-    for doc in yaml.safe_load_all(text):
+    for doc in k8s_yaml.load_all(text):
         if doc and doc["kind"] in {"Deployment", "Job"}:
             (container,) = doc["spec"]["template"]["spec"]["containers"]
             containers[doc["metadata"]["name"]] = container
