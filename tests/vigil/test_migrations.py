@@ -99,6 +99,24 @@ def db_cli(url: str, prefix: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def all_at_once(start, threads: int = 4) -> list[BaseException]:
+    """Run ``start`` in several threads at once; what they raised."""
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            start()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    running = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(60)
+    return errors
+
+
 def _base_env() -> dict[str, str]:
     import os
 
@@ -125,23 +143,15 @@ def test_a_fresh_database_is_created_at_head_with_its_own_version_table(empty):
 
 def test_processes_starting_together_create_the_schema_once(empty):
     url, prefix = empty
-    errors: list[BaseException] = []
 
     def start():
         log = InferenceLog(url, prefix, timeout=10)
         try:
             log.create_schema()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
         finally:
             log.close()
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert all_at_once(start) == []
     assert InferenceLog(url, prefix).schema_state().state == "current"
 
 
@@ -368,21 +378,8 @@ def saved_and_promoted(registry: Registry, source, times: int = 2) -> list[str]:
 
 def test_a_fresh_registry_is_made_by_the_migrations_as_registry_schema_declares_it(empty, tmp_path):
     url, prefix = empty
-    errors: list[BaseException] = []
-
-    def start():
-        try:
-            registry_at(url, prefix, tmp_path / "home").create_schema()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
     # Replicas starting together on an empty database: created once, by the migrations.
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert all_at_once(lambda: registry_at(url, prefix, tmp_path / "home").create_schema()) == []
     registry = registry_at(url, prefix, tmp_path / "home")
     assert registry.pointer().revision == 0 and registry.tags() == []
     log = InferenceLog(url, prefix)
