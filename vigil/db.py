@@ -1,4 +1,6 @@
-"""``python -m vigil.db``: the inference log's schema version, and migrating it.
+"""``python -m vigil.db``: the inference log's and model registry's schema version, migrating it.
+
+The log and the registry share one database and one chain of migrations, so one version.
 
     python -m vigil.db upgrade         # apply every migration this build has (the usual one)
     python -m vigil.db current         # the database's revision and this build's head
@@ -7,7 +9,8 @@
 
 It acts on ``VIGIL_DATABASE_URL`` (SQLite under ``VIGIL_HOME`` by default) and the tables of
 ``VIGIL_TABLE_PREFIX``. A database made by Vigil d8d9393 (no version table) is stamped as
-``0001_baseline`` and upgraded from there.
+``0001_baseline`` and upgraded from there; registry tables that builds before ``0003_registry``
+made outside the migrations are adopted by that revision when they match it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+_WHAT = "schema of the inference log and model registry"
 
 
 def _log():
@@ -35,7 +39,7 @@ def _fail(message: str) -> None:
 def upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
 ) -> None:
-    """Migrate the inference log's tables to REVISION (default: this build's head)."""
+    """Migrate the log's and the registry's tables to REVISION (default: this build's head)."""
     from vigil import migrations
     from vigil.inference_log import InferenceLogError
 
@@ -49,18 +53,19 @@ def upgrade(
     finally:
         log.close()
     was = before.revision or before.state
-    typer.echo(f"inference log schema ({log.table_prefix}*): {was} -> {after.revision}")
+    typer.echo(f"{_WHAT} ({log.table_prefix}*): {was} -> {after.revision}")
 
 
 @app.command()
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'")]) -> None:
-    """Migrate the inference log's tables back to REVISION ('base' drops them)."""
+    """Migrate the tables back to REVISION ('base' drops the log's; the registry's are kept
+    below 0003_registry, as the builds before it made them)."""
     from vigil import migrations
 
     log = _log()
     try:
         migrations.downgrade(log.engine, log.table_prefix, revision)
-        typer.echo(f"inference log schema ({log.table_prefix}*): now {revision}")
+        typer.echo(f"{_WHAT} ({log.table_prefix}*): now {revision}")
     finally:
         log.close()
 
@@ -90,7 +95,7 @@ def check() -> None:
         log.close()
     if problem is not None:
         _fail(problem)
-    typer.echo("inference log schema is current")
+    typer.echo(f"{_WHAT} is current")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ pointer with its history, in the same database as the inference log.
 
 With ``VIGIL_DATABASE_URL=postgresql://...`` every replica, monitor and training job shares
 one registry; by default it is the SQLite file under ``VIGIL_HOME``. Both run through this
-code and the tables of ``vigil.registry_schema``.
+code and the tables of ``vigil.registry_schema``, made and versioned by the migrations with
+the log's: a registry on an empty database creates the schema, one on an older or newer
+schema is refused (``RegistrySchemaError``) until ``python -m vigil.db upgrade``.
 
 - A model's artifacts (``pipeline.joblib``, ``reference.parquet``, ``contract.json`` and any
   others, such as an ONNX export) are stored content-addressed by sha256
@@ -42,6 +44,7 @@ from vigil.artifacts import ArtifactIntegrityError, ArtifactStore
 from vigil.registry_schema import (
     POINTER_ID,
     RegistryError,
+    RegistrySchemaError,
     create_registry_schema,
     registry_engine,
     registry_tables,
@@ -55,6 +58,7 @@ __all__ = [
     "NoProductionModel",
     "Registry",
     "RegistryError",
+    "RegistrySchemaError",
     "UnknownModel",
 ]
 

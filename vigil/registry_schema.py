@@ -11,12 +11,13 @@
   replicas poll). Promotions and rollbacks lock this row.
 - ``production_history``: every promotion and rollback, who made it and when.
 
-Names carry ``VIGIL_TABLE_PREFIX``, like the inference log's.
+Names carry ``VIGIL_TABLE_PREFIX``, like the inference log's. These are the tables as queried;
+they are made, and versioned with the log's, by the migrations (``vigil.migrations``, revision
+``0003_registry``; ``python -m vigil.db``).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,7 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vigil.inference_log import _normalise_url, _sqlite_pragmas
+from vigil import migrations
+from vigil.inference_log import LogSchemaError, _normalise_url, _sqlite_pragmas
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 POINTER_ID = 1  # the production table's one row
@@ -32,6 +34,12 @@ POINTER_ID = 1  # the production table's one row
 
 class RegistryError(RuntimeError):
     """The registry's database could not be reached, or its schema created."""
+
+
+class RegistrySchemaError(RegistryError, LogSchemaError):
+    """The database's schema is not this build's; the message names the command to run and
+    holds no connection details. The registry and the log share one schema version, so this
+    is a ``LogSchemaError`` too: whatever reports the log's (``/readyz``) reports it alike."""
 
 
 @dataclass(frozen=True)
@@ -140,27 +148,23 @@ def registry_engine(url: str, timeout: float = 5.0) -> Engine:
 
 
 def create_registry_schema(engine: Engine, prefix: str = "vigil_") -> None:
-    """Create the registry's tables if missing, and the production pointer's one row."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    tables = registry_tables(prefix)
-    insert = (postgresql if engine.dialect.name == "postgresql" else sqlite).insert
-    row = {"id": POINTER_ID, "tag": None, "previous": "[]", "revision": 0, "changed_at": None}
-    error: Exception | None = None
-    # Replicas starting together race to create the tables; the loser sees them on a retry.
-    for attempt in range(3):
-        try:
-            tables.metadata.create_all(engine)
-            with engine.begin() as conn:
-                conn.execute(insert(tables.production).values(row).on_conflict_do_nothing())
-            return
-        except SQLAlchemyError as exc:
-            error = exc
-            time.sleep(0.1 * (attempt + 1))
-    raise RegistryError(f"cannot create the model registry schema: {_one_line(error)}") from error
+    """Create the schema on an empty database through the migrations, as the inference log
+    does, then check it: ``RegistrySchemaError`` for an older or newer one, which only
+    ``python -m vigil.db upgrade`` changes. Processes starting together create it once."""
+    try:
+        migrations.upgrade(engine, prefix, only_if_empty=True)
+        with engine.connect() as conn:
+            problem = migrations.state(conn, prefix).problem
+    except migrations.SchemaError as exc:
+        raise RegistrySchemaError(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise RegistryError(f"cannot create the model registry schema: {_one_line(exc)}") from exc
+    if problem is not None:
+        raise RegistrySchemaError(problem)
 
 
 def drop_registry_schema(engine: Engine, prefix: str = "vigil_") -> None:
+    """Drop the registry's tables (tests; the version table still says they exist)."""
     registry_tables(prefix).metadata.drop_all(engine)
 
 

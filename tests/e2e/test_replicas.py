@@ -1,18 +1,21 @@
-"""Three replicas on one PostgreSQL, as a cluster runs them: each `bentoml serve` process has
-its own empty VIGIL_HOME and reads the model, the pointer and the log from the database;
-Prometheus scrapes them through file_sd. Load is spread over the three; a promotion through
-the CLI is served by every replica within 10 s without a failed request; the replicas'
-log-row counters add up to the log; kill -9 of one replica under load loses no acknowledged
-prediction."""
+"""Three replicas and two monitors on one PostgreSQL, as a cluster runs them: each `bentoml
+serve` process has its own empty VIGIL_HOME and reads the model, the pointer and the log from
+the database; Prometheus scrapes all five through file_sd. Load is spread over the three; a
+promotion through the CLI is served by every replica within 10 s without a failed request; the
+replicas' log-row counters add up to the log; kill -9 of one replica under load loses no
+acknowledged prediction. Exactly one monitor leads and only it exports verdicts; kill -9 of the
+leader: the standby leads and publishes a verdict within 30 s."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -20,6 +23,7 @@ import pytest
 from tests.conftest import free_port
 from tests.support.alerting import Prometheus, start_prometheus
 from tests.support.alerting import wait_ready as prom_ready
+from tests.support.processes import Proc, base_env, http_ok, wait_until
 from tests.support.prom import label_values, scrape, total
 from tests.support.service import ROOT, ServiceFailed, launch, wait_ready
 from vigil.inference_log import InferenceLog
@@ -33,6 +37,49 @@ REPLICAS = 3
 CLIENTS = 6
 ROWS = 2
 SERVED_WITHIN = 10.0
+MONITORS = 2
+TAKEOVER_WITHIN = 30.0
+# A check after every 50 new rows (at most every 3 s), a verdict from 20: the test logs its own
+# 100 rows for one. The interval is long so that idle monitors render few reports.
+MONITOR_SETTINGS = {
+    "drift_window_rows": 50,
+    "drift_min_rows": 20,
+    "drift_min_interval_seconds": 3,
+    "drift_interval_seconds": 20,
+}
+
+
+@dataclass
+class Monitor:
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def state(self) -> tuple[float, set[str], float]:
+        """(vigil_monitor_leader, the versions it has a verdict for, its last check's start)."""
+        text = scrape(self.url)
+        return (
+            total(text, "vigil_monitor_leader"),
+            label_values(text, "vigil_drift_detected", "model_version"),
+            total(text, "vigil_drift_last_run_timestamp_seconds"),
+        )
+
+
+def start_monitor(name: str, db: dict, home, log) -> Monitor:
+    port = free_port()
+    env = base_env(
+        home=home,
+        database_url=db["VIGIL_DATABASE_URL"],
+        table_prefix=db["VIGIL_TABLE_PREFIX"],
+        monitor_host="127.0.0.1",
+        monitor_port=port,
+        **MONITOR_SETTINGS,
+    )
+    argv = [sys.executable, "-m", "monitoring.drift", "run"]
+    return Monitor(Proc(name, argv, log, env), port)
 
 
 @pytest.fixture
@@ -46,38 +93,51 @@ def cluster(postgres_url, trained_home_template, tmp_path):
     first = trainer.save(source.pipeline, source.contract, source.reference)
     second = trainer.save(source.pipeline, source.contract, source.reference)
     trainer.promote(first)
-    replicas = []
+    replicas, monitors = [], []
     try:
         for i in range(REPLICAS):
             home = tmp_path / f"replica-{i}"  # empty: no model, no pointer, no log
             home.mkdir()
             replicas.append(launch(home, free_port(), {**db, "VIGIL_WORKERS": "1"}))
+        for i in range(MONITORS):  # started alongside the replicas, each with an empty home
+            name = f"monitor-{i}"
+            monitors.append(start_monitor(name, db, tmp_path / name, tmp_path / f"{name}.log"))
         for replica in replicas:
             try:
                 wait_ready(replica, timeout=120)
             except ServiceFailed as exc:
                 pytest.fail(str(exc)[-4000:])
-        yield db, replicas, first, second, source
+        procs = [m.proc for m in monitors]
+        for m in monitors:
+            wait_until(lambda m=m: http_ok(f"{m.url}/healthz"), 120, "the monitors", procs)
+        yield db, replicas, monitors, first, second, source
     finally:
         for replica in replicas:
             replica.kill()
+        for m in monitors:
+            m.proc.stop()
         drop_registry_schema(trainer.engine, prefix)
 
 
 @pytest.fixture
 def prometheus(cluster, tmp_path):
-    _, replicas, *_ = cluster
-    targets = tmp_path / "targets.json"
-    targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{r.port}" for r in replicas]}]))
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s}\n"
-        "scrape_configs:\n"
-        "  - job_name: vigil-service\n"
-        f"    file_sd_configs: [{{files: ['{targets}'], refresh_interval: 1s}}]\n"
-    )
+    _, replicas, monitors, *_ = cluster
+    config = "global: {scrape_interval: 1s}\nscrape_configs:\n"
+    for job, ports in (
+        ("vigil-service", [r.port for r in replicas]),
+        ("vigil-monitor", [m.port for m in monitors]),
+    ):
+        targets = tmp_path / f"{job}.json"
+        targets.write_text(json.dumps([{"targets": [f"127.0.0.1:{port}" for port in ports]}]))
+        config += (
+            f"  - job_name: {job}\n"
+            f"    file_sd_configs: [{{files: ['{targets}'], refresh_interval: 1s}}]\n"
+        )
+    (tmp_path / "prometheus.yml").write_text(config)
     port = free_port()
-    proc = start_prometheus(config, tmp_path / "prom-data", port, tmp_path / "prometheus.log")
+    proc = start_prometheus(
+        tmp_path / "prometheus.yml", tmp_path / "prom-data", port, tmp_path / "prometheus.log"
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         prom_ready(proc, base)
@@ -130,7 +190,7 @@ async def load(urls: list[str], rows: list[dict], during) -> list:
 
 
 def test_replicas_share_one_registry_and_log(cluster, prometheus, tmp_path):
-    db, replicas, first, second, source = cluster
+    db, replicas, monitors, first, second, source = cluster
     urls = [r.url for r in replicas]
     rows = source.reference[source.schema.names].head(200).to_dict(orient="records")
     for url in urls:
@@ -193,3 +253,59 @@ def test_replicas_share_one_registry_and_log(cluster, prometheus, tmp_path):
         assert survivors and all(status == 200 for _, status, _ in survivors)
     finally:
         log.close()
+
+    # Rows of the production model for a verdict, then the monitors' failover.
+    answer = httpx.post(f"{urls[0]}/predict", json={"instances": rows[:100]}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    monitors_fail_over(monitors, prometheus, second)
+
+
+def leader_with_verdict(monitors: list[Monitor], version: str) -> Monitor | None:
+    """The one leader once it has a verdict for ``version``; asserts at every scrape that at
+    most one monitor leads and that no standby exports a verdict."""
+    states = {m.port: m.state() for m in monitors}
+    leaders = [m for m in monitors if states[m.port][0] == 1]
+    assert len(leaders) <= 1, states
+    assert all(verdicts == set() for lead, verdicts, _ in states.values() if lead == 0), states
+    if leaders and version in states[leaders[0].port][1]:
+        return leaders[0]
+    return None
+
+
+def monitors_fail_over(monitors: list[Monitor], prometheus: Prometheus, version: str) -> None:
+    procs = [m.proc for m in monitors]
+    leader = wait_until(
+        lambda: leader_with_verdict(monitors, version), 60, "one leader's verdict", procs
+    )
+    (standby,) = [m for m in monitors if m is not leader]
+    leader_target = f"127.0.0.1:{leader.port}"
+
+    def prometheus_sees(target: str, targets: int) -> bool:
+        """Prometheus sums one leader over the scraped monitors, and one verdict: target's."""
+        up = prometheus.values('up{job="vigil-monitor"}')
+        leaders = prometheus.values('sum(vigil_monitor_leader{job="vigil-monitor"})')
+        verdicts = prometheus.values('vigil_drift_detected{job="vigil-monitor"}')
+        return (
+            sorted(up.values()) == [0.0] * (MONITORS - targets) + [1.0] * targets
+            and list(leaders.values()) == [1.0]
+            and [dict(labels)["instance"] for labels in verdicts] == [target]
+        )
+
+    wait_until(lambda: prometheus_sees(leader_target, MONITORS), 20, "prometheus", procs)
+
+    leader.proc.signal_group(signal.SIGKILL)
+    leader.proc.popen.wait(10)
+    killed_at, started = time.time(), time.monotonic()
+
+    def standby_verdict() -> bool:
+        lead, verdicts, last_run = standby.state()
+        assert lead == 1 or not verdicts, (lead, verdicts)
+        return lead == 1 and version in verdicts and last_run >= killed_at
+
+    wait_until(standby_verdict, 2 * TAKEOVER_WITHIN, "the standby's verdict", [standby.proc])
+    took = time.monotonic() - started
+    print(f"monitor takeover: the standby's verdict {took:.2f} s after kill -9 of the leader")
+    assert took <= TAKEOVER_WITHIN
+    assert standby.state()[0] == 1
+    standby_target = f"127.0.0.1:{standby.port}"
+    wait_until(lambda: prometheus_sees(standby_target, 1), 20, "prometheus", [standby.proc])

@@ -3,11 +3,10 @@ frees the lock for a standby at once."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from monitoring.leader import AdvisoryLockLeader, lock_key
+from tests.support.processes import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -20,10 +19,8 @@ def test_one_leader_per_prefix_and_takeover_when_the_leader_goes(postgres_url):
         assert a.poll() and not b.poll()
         assert other.poll()  # another deployment on the same database elects its own
         a._close()  # the session ends: the lock goes with it
-        # The server frees it once the closed session's backend has exited, a moment later.
-        deadline = time.monotonic() + 10
-        while not b.poll() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # The server ends the session (and frees the lock) a moment after the client closes.
+        wait_until(b.poll, 5, "the standby to take the freed lock")
         assert b.is_leader
         assert not a.poll()
     finally:
@@ -40,7 +37,8 @@ def test_a_broken_connection_loses_leadership_at_the_next_poll(postgres_url):
         import psycopg
 
         with psycopg.connect(a.url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            # With a timeout it returns once the session is gone, not when it is signalled.
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
         assert not a.poll() and not a.is_leader
         assert a.poll()  # reconnects and takes the free lock again
     finally:

@@ -1,6 +1,7 @@
-"""The inference log's schema versions (vigil.migrations, python -m vigil.db) on SQLite and
-PostgreSQL: a fresh database, one made by Vigil d8d9393 with data in it, an older, a newer and
-a pre-per-request one; and a service that finds the wrong version."""
+"""The schema versions of the inference log and the model registry (vigil.migrations, python
+-m vigil.db) on SQLite and PostgreSQL: a fresh database, one made by Vigil d8d9393 with data in
+it, an older, a newer and a pre-per-request one; registry tables made by create_all before
+0003_registry, adopted; and a service that finds the wrong version."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ from tests.support.service import ROOT, launch
 from vigil import migrations
 from vigil.inference_log import InferenceLog, LogRecord, LogSchemaError, _params
 from vigil.prediction_ids import new_request_id, prediction_id
+from vigil.registry import Registry, RegistrySchemaError
+from vigil.registry_schema import POINTER_ID, drop_registry_schema, registry_tables
+from vigil.settings import get_settings
 
-HEAD = "0002_partitioned_requests"
+HEAD = "0003_registry"
+BEFORE_REGISTRY = "0002_partitioned_requests"
 DAY = 86_400
 
 
@@ -94,6 +99,24 @@ def db_cli(url: str, prefix: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def all_at_once(start, threads: int = 4) -> list[BaseException]:
+    """Run ``start`` in several threads at once; what they raised."""
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            start()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    running = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(60)
+    return errors
+
+
 def _base_env() -> dict[str, str]:
     import os
 
@@ -120,23 +143,15 @@ def test_a_fresh_database_is_created_at_head_with_its_own_version_table(empty):
 
 def test_processes_starting_together_create_the_schema_once(empty):
     url, prefix = empty
-    errors: list[BaseException] = []
 
     def start():
         log = InferenceLog(url, prefix, timeout=10)
         try:
             log.create_schema()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
         finally:
             log.close()
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert errors == []
+    assert all_at_once(start) == []
     assert InferenceLog(url, prefix).schema_state().state == "current"
 
 
@@ -294,3 +309,192 @@ def test_a_service_on_an_older_schema_is_alive_not_ready_and_says_what_to_run(tr
             time.sleep(0.5)
     finally:
         handle.terminate()
+
+
+# -- the model registry's tables (0003_registry) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def source(trained_home_template):
+    """The default model, to save into fresh registries."""
+    return Registry(get_settings(home=trained_home_template)).load_production()
+
+
+def registry_at(url: str, prefix: str, home) -> Registry:
+    return Registry(get_settings(home=home, database_url=url, table_prefix=prefix))
+
+
+def shape(engine, prefix: str) -> dict:
+    """The registry's tables as the database reports them, names without the prefix."""
+    out = {}
+    with engine.connect() as conn:
+        inspector = sa.inspect(conn)
+        for table in registry_tables(prefix).metadata.sorted_tables:
+            name = table.name
+            out[name.removeprefix(prefix)] = (
+                [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)],
+                inspector.get_pk_constraint(name)["constrained_columns"],
+                sorted(u["column_names"] for u in inspector.get_unique_constraints(name)),
+                sorted((i["column_names"], i["unique"]) for i in inspector.get_indexes(name)),
+            )
+    return out
+
+
+def previous_build_registry(engine, prefix: str) -> None:
+    """The registry's tables as the builds before 0003_registry made them at run time: with
+    create_all (registry_schema's tables are theirs: the test below checks that the migrated
+    ones equal them) and the pointer's one row."""
+    tables = registry_tables(prefix)
+    tables.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            tables.production.insert().values(id=POINTER_ID, tag=None, previous="[]", revision=0)
+        )
+
+
+def copy_registry(source: Registry, engine, prefix: str) -> None:
+    """Every row of ``source``'s registry into the (existing) registry tables of ``prefix``;
+    ids are left to the destination's sequences, in the same order."""
+    src, dst = source.tables, registry_tables(prefix)
+    with source.engine.connect() as read, engine.begin() as write:
+        for name in ("blobs", "models", "artifacts", "production", "history"):
+            table = getattr(src, name)
+            order = table.c.id if "id" in table.c and name != "production" else None
+            rows = [r._asdict() for r in read.execute(table.select().order_by(order))]
+            if order is not None:
+                rows = [{k: v for k, v in r.items() if k != "id"} for r in rows]
+            write.execute(getattr(dst, name).delete())
+            if rows:
+                write.execute(getattr(dst, name).insert(), rows)
+
+
+def saved_and_promoted(registry: Registry, source, times: int = 2) -> list[str]:
+    tags = []
+    for _ in range(times):
+        tags.append(registry.save(source.pipeline, source.contract, source.reference))
+        registry.promote(tags[-1])
+    return tags
+
+
+def test_a_fresh_registry_is_made_by_the_migrations_as_registry_schema_declares_it(empty, tmp_path):
+    url, prefix = empty
+    # Replicas starting together on an empty database: created once, by the migrations.
+    assert all_at_once(lambda: registry_at(url, prefix, tmp_path / "home").create_schema()) == []
+    registry = registry_at(url, prefix, tmp_path / "home")
+    assert registry.pointer().revision == 0 and registry.tags() == []
+    log = InferenceLog(url, prefix)
+    assert log.schema_state().state == "current"  # the log's tables came with them
+    other = f"c{prefix}"
+    try:
+        previous_build_registry(log.engine, other)
+        assert shape(log.engine, prefix) == shape(log.engine, other)
+    finally:
+        drop_registry_schema(log.engine, other)
+        log.close()
+    out = db_cli(url, prefix, "current")
+    assert out.returncode == 0 and f"database: {HEAD}" in out.stdout, out.stderr
+    out = db_cli(url, prefix, "check")
+    assert out.returncode == 0 and "model registry is current" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("log_revision", [BEFORE_REGISTRY, None])
+def test_registry_tables_made_by_create_all_are_adopted_with_their_rows(
+    empty, tmp_path, source, log_revision
+):
+    """A database of the build before 0003_registry: its log at 0002 (or no log at all, when
+    only training ran) and registry tables made by create_all, holding two promoted models."""
+    url, prefix = empty
+    scratch = registry_at(f"sqlite:///{tmp_path / 'scratch.sqlite3'}", "vigil_", tmp_path / "s")
+    first, second = saved_and_promoted(scratch, source)
+    log = InferenceLog(url, prefix)
+    if log_revision is not None:
+        migrations.upgrade(log.engine, prefix, log_revision)
+    previous_build_registry(log.engine, prefix)
+    copy_registry(scratch, log.engine, prefix)
+
+    registry = registry_at(url, prefix, tmp_path / "replica")
+    if log_revision is None:
+        # No version yet: a starting process creates the schema and adopts the tables.
+        assert log.schema_state().state == "empty"
+    else:
+        # An older version: refused, and the message is one /readyz may show.
+        with pytest.raises(RegistrySchemaError) as refused:
+            registry.pointer()
+        assert isinstance(refused.value, LogSchemaError)
+        assert f"{BEFORE_REGISTRY}, this build needs {HEAD}" in str(refused.value)
+        assert "run `python -m vigil.db upgrade`" in str(refused.value)
+        out = db_cli(url, prefix, "check")
+        assert out.returncode == 1 and "python -m vigil.db upgrade" in out.stderr
+        out = db_cli(url, prefix, "upgrade")
+        assert out.returncode == 0, out.stderr
+        assert f"{BEFORE_REGISTRY} -> {HEAD}" in out.stdout
+    assert registry.production_tag() == second
+    assert log.schema_state().state == "current"
+    assert [h.tag for h in registry.history()] == [first, second]
+    bundle = registry.load_production()  # every artifact verified against its sha256
+    rows = source.reference[source.schema.names]
+    assert (bundle.pipeline.predict(rows) == source.pipeline.predict(rows)).all()
+    assert registry.rollback() == first
+    third = registry.save(source.pipeline, source.contract, source.reference)
+    assert registry.tags() == [first, second, third]
+    assert db_cli(url, prefix, "upgrade").returncode == 0  # again: nothing to do
+    assert registry_at(url, prefix, tmp_path / "other").production_tag() == first
+    log.close()
+
+
+def test_registry_tables_that_differ_are_not_adopted_and_nothing_changes(empty):
+    url, prefix = empty
+    log = InferenceLog(url, prefix)
+    migrations.upgrade(log.engine, prefix, BEFORE_REGISTRY)
+    with log.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {prefix}models (id INTEGER PRIMARY KEY, tag VARCHAR(100) NOT NULL, "
+                "created_at FLOAT NOT NULL, contract TEXT NOT NULL, metrics TEXT NOT NULL)"
+            )
+        )
+    out = db_cli(url, prefix, "upgrade")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert f"{prefix}models: no column dataset_sha256" in out.stderr
+    assert "column tag is VARCHAR(100), not VARCHAR(200)" in out.stderr
+    assert "column tag is not unique" in out.stderr
+    state = log.schema_state()
+    assert (state.state, state.revision) == ("behind", BEFORE_REGISTRY)
+    with log.engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    assert f"{prefix}production" not in tables and f"{prefix}blobs" not in tables
+    log.close()
+
+
+def test_downgrade_keeps_the_registry_for_the_previous_build_and_upgrade_adopts_it(
+    empty, tmp_path, source
+):
+    url, prefix = empty
+    registry = registry_at(url, prefix, tmp_path / "home")
+    first, second = saved_and_promoted(registry, source)
+    out = db_cli(url, prefix, "downgrade", BEFORE_REGISTRY)
+    assert out.returncode == 0, out.stderr
+    log = InferenceLog(url, prefix)
+    assert (log.schema_state().state, log.schema_state().revision) == ("behind", BEFORE_REGISTRY)
+    # create_schema: what a process does at its start (a running one checked at its own).
+    with pytest.raises(RegistrySchemaError, match="python -m vigil.db upgrade"):
+        registry_at(url, prefix, tmp_path / "new").create_schema()
+    # What the previous build does with it: create_all finds its tables, rows and all.
+    tables = registry_tables(prefix)
+    tables.metadata.create_all(log.engine)
+    with log.engine.connect() as conn:
+        m = tables.models
+        assert conn.scalars(sa.select(m.c.tag).order_by(m.c.id)).all() == [first, second]
+        assert conn.scalar(sa.select(tables.production.c.tag)) == second
+    assert db_cli(url, prefix, "upgrade").returncode == 0
+    assert registry_at(url, prefix, tmp_path / "new").production_tag() == second
+
+    # Down to base: the log's tables go, the registry's stay; a starting process adopts them.
+    assert db_cli(url, prefix, "downgrade", "base").returncode == 0
+    assert log.schema_state().state == "empty"
+    assert db_cli(url, prefix, "check").returncode == 1
+    restarted = registry_at(url, prefix, tmp_path / "base")
+    restarted.create_schema()
+    assert restarted.production_tag() == second
+    assert log.schema_state().state == "current"
+    log.close()

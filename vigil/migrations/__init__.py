@@ -1,4 +1,6 @@
-"""The inference log's schema versions: Alembic migrations run from code (no alembic.ini).
+"""The schema versions of the inference log and the model registry: Alembic migrations run
+from code (no alembic.ini). Both live in one database and one chain of revisions, so one
+version says where the whole schema stands.
 
 Each table prefix has its own version table, ``<prefix>alembic_version``, so deployments and
 test runs sharing one database migrate independently. ``upgrade`` runs in one transaction
@@ -9,7 +11,9 @@ States a database can be in (``state``): ``empty`` (none of the prefix's tables)
 (at this build's head), ``behind`` (an older revision), ``unversioned`` (made by Vigil
 d8d9393, which used ``create_all``: upgrade stamps it ``0001_baseline`` first), ``unknown``
 (a revision this build does not know: a newer build migrated it) and ``legacy`` (a per-instance
-``predictions`` table from before the per-request log: refused, see ``LEGACY_HELP``).
+``predictions`` table from before the per-request log: refused, see ``LEGACY_HELP``). The state
+is read from the log's tables: registry tables that builds before ``0003_registry`` made with
+``create_all`` (they kept no version) are adopted by that revision when they match it.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class SchemaState:
         if self.state == "current":
             return None
         if self.state == "empty":
-            return f"the inference log has no tables yet: run `{UPGRADE_COMMAND}`"
+            return f"the database has no Vigil schema yet: run `{UPGRADE_COMMAND}`"
         if self.state == "legacy":
             return (
                 "the inference log was made by a Vigil build before the per-request log "
@@ -81,14 +85,13 @@ class SchemaState:
             )
         if self.state == "unknown":
             return (
-                f"the inference log schema is at revision {self.revision}, which this build "
+                f"the database schema is at revision {self.revision}, which this build "
                 f"does not know (head {self.head}): a newer Vigil migrated it; run that build, "
                 "or downgrade with it (`python -m vigil.db downgrade REVISION`)"
             )
         found = "unversioned (Vigil d8d9393)" if self.state == "unversioned" else self.revision
         return (
-            f"the inference log schema is {found}, this build needs {self.head}: "
-            f"run `{UPGRADE_COMMAND}`"
+            f"the database schema is {found}, this build needs {self.head}: run `{UPGRADE_COMMAND}`"
         )
 
 
@@ -173,8 +176,11 @@ class _locked:
         try:
             if self.engine.dialect.name == "sqlite":
                 # pysqlite would commit each DDL statement on its own; one transaction holding
-                # the write lock from the start makes the migration atomic and exclusive.
-                self.conn.exec_driver_sql("BEGIN IMMEDIATE")
+                # the write lock from the start makes the migration atomic and exclusive. An
+                # engine that sends BEGIN itself (the registry's) is asked for an immediate one.
+                self.conn.execution_options(sqlite_immediate=True).begin()
+                if not self.conn.connection.dbapi_connection.in_transaction:
+                    self.conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 self.conn.begin()
                 if self.engine.dialect.name == "postgresql":
