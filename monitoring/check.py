@@ -89,6 +89,14 @@ class Checker:
         self.report = report  # False: the result carries a ReportJob for the caller to render
         self._log = log
         self._models: dict[str, tuple] = {}
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        """Create a fresh store's log schema (a store before any traffic is an empty window,
+        not an error) and check its version, once: it costs a few queries."""
+        if not self._schema_ready:
+            self.log.create_schema()
+            self._schema_ready = True
 
     @property
     def log(self) -> InferenceLog:
@@ -136,7 +144,7 @@ class Checker:
         n = window_rows or s.drift_window_rows
         since = time.time() - s.drift_window_minutes * 60 if s.drift_window_minutes else None
         try:
-            self.log.create_schema()  # a fresh store before any traffic is an empty window
+            self.ensure_schema()
             window = self.log.latest(bundle.tag, n, since=since, max_rows=s.drift_max_rows)
         except InferenceLogError as exc:
             raise CheckFailed(str(exc)) from None

@@ -124,7 +124,6 @@ class Monitor:
         self._new_rows: NewRows | None = None  # made on first use: the log opens lazily
         self._checked_version: str | None = None
         self._checked_at: float | None = None  # time.monotonic() of the last check
-        self._schema_ready = False  # the log's schema made (once: it costs a few queries)
         metrics.set_leader(self.leader.is_leader, self.leader.since)
 
     @property
@@ -152,10 +151,7 @@ class Monitor:
             if version is not None:
                 # Before the window is read: rows logged during the check count as new.
                 try:
-                    # A fresh store before any traffic is an empty window, not an error.
-                    if not self._schema_ready:
-                        self.checker.log.create_schema()
-                        self._schema_ready = True
+                    self.checker.ensure_schema()
                     self.new_rows.reset(version, self.new_rows.progress.newest(version))
                 except InferenceLogError as exc:
                     raise CheckFailed(str(exc)) from None
