@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import summary_lines
 from bench.service_bench import _train
 
 API_KEY = "bench-key-0123456789"
@@ -556,11 +557,7 @@ def table(results: dict[str, Any]) -> str:
         f"after (c) {results['c32_after']['requests_per_second_200']} req/s",
         "",
     ]
-    summary = results["summary"]
-    for key, value in summary["measured"].items():
-        lines.append(f"  {key}: {value}")
-    for key, ok in summary["met"].items():
-        lines.append(f"  target {key} {TARGETS[key]}: {'met' if ok else 'NOT met'}")
+    lines += summary_lines(results["summary"])
     return "\n".join(lines)
 
 
