@@ -39,6 +39,10 @@ hooks = "tests.service.fuzz_checks"
 max-examples = {MAX_EXAMPLES}
 database = "none"
 
+# No crash cache under the repository: each run is its seed's cases only.
+[cache]
+enabled = false
+
 # 413 (too many items, too large a body) is how the API refuses those.
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "405", "413", "415", "422"]
