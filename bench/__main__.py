@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "inference", "drift", "log", "registry")
+SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile")
 
 
 def main(
@@ -22,8 +22,8 @@ def main(
         list[str] | None, typer.Option(help=f"Run only these sections: {', '.join(SECTIONS)}")
     ] = None,
 ) -> None:
-    """Benchmark the prediction service, the drift check, the inference log and the registry
-    fetch."""
+    """Benchmark the prediction service, the drift check, the inference log, the registry
+    fetch, and the service under hostile load."""
     import importlib
 
     out.mkdir(parents=True, exist_ok=True)

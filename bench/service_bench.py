@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import summary_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = (1, 8, 32)
 ROWS = (1, 100)
@@ -303,12 +305,8 @@ def table(results: dict) -> str:
             f"  {r['rows_per_call']:>5} rows/call  {r['ms_per_call']:>8.3f} ms/call  "
             f"{r['rows_per_second_one_core']:>10.1f} rows/s"
         )
-    summary = results["summary"]
     lines.append("")
-    for key, value in summary["measured"].items():
-        lines.append(f"  {key}: {value}")
-    for key, ok in summary["met"].items():
-        lines.append(f"  target {key} {TARGETS[key]}: {'met' if ok else 'NOT met'}")
+    lines += summary_lines(results["summary"])
     return "\n".join(lines)
 
 

@@ -35,11 +35,18 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the production model: /predict, /feedback, /model, /metrics, /livez, /readyz."""
+    from pydantic import ValidationError
+
     from vigil.registry import Registry, RegistryError
-    from vigil.settings import get_settings
+    from vigil.settings import get_settings, settings_problem
 
     overrides = {"host": host, "port": port, "workers": workers}
-    settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        settings = get_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        # Refused before any worker starts (a worker that cannot start is restarted forever).
+        typer.echo(f"error: {settings_problem(exc)}", err=True)
+        raise typer.Exit(2) from None
     # The registry is in the database (VIGIL_DATABASE_URL): an empty VIGIL_HOME is fine.
     try:
         tag = Registry(settings).production_tag()

@@ -34,9 +34,11 @@ from service.errors import (
     parse_json,
     problem,
     quiet_bad_input_tracebacks,
+    summary,
 )
 from service.inference import NotServable
 from service.metrics import bound_endpoint_labels
+from service.openapi import PublishedDocs, instance_schema, published
 from service.predictor import Job
 from service.reload import Reloader
 from service.routes import make_app
@@ -305,11 +307,15 @@ def precheck(path: str, body: bytes) -> None:
     data = parse_json(body)
     name = _FIELDS[path]
     if not isinstance(data, dict):
-        msg = "expected a JSON object"
-        raise ApiError(400, msg, [problem([], msg)], reason="wrong_type")
+        msg = f'expected a JSON object {{"{name}": [...]}}'
+        raise ApiError(400, msg, [problem(["body"], msg)], reason="wrong_type")
     if name not in data:
         msg = "field required"
         raise ApiError(400, f"{name}: {msg}", [problem([name], msg)], reason="missing_field")
+    if len(data) > 1:
+        # A misspelt option must not be silently ignored.
+        extra = [problem([key], "unknown field") for key in data if key != name]
+        raise ApiError(400, summary(extra), extra, reason="unknown_field")
     if path == "/predict":
         validator = runtime.model.validator
         _prechecked.set((validator, validator.validate(data[name])))
@@ -328,6 +334,39 @@ def _take_prechecked(by: Any) -> Any:
     return found[1]
 
 
+_documents: dict[str | None, dict[str, Any]] = {}  # model version -> its /docs.json
+
+
+def openapi_document() -> dict[str, Any]:
+    """``/docs.json``: BentoML's document, corrected for the model served now (see
+    ``service.openapi``); one per model version (a rollout changes the features)."""
+    runtime = getattr(bentoml.get_current_service(), "runtime", None)
+    model = runtime.model if runtime is not None else None
+    version = model.bundle.tag if model is not None else None
+    if version not in _documents:
+        settings = _settings_now()
+        instance = classes = None
+        if model is not None:
+            validator = model.validator
+            instance = instance_schema(
+                validator.numeric,
+                validator.categories,
+                max_category_chars=validator.limits.max_category_chars,
+                strict=validator.strict,
+            )
+            classes = list(model.bundle.schema.classes)
+        _documents.clear()
+        _documents[version] = published(
+            VigilService.openapi_spec.asdict(),
+            model_version=version,
+            instance=instance,
+            classes=classes,
+            max_rows=settings.max_batch_rows,
+            keyed=_api_key() is not None,
+        )
+    return _documents[version]
+
+
 VigilService.mount_asgi_app(make_app(current_runtime), path="/")
 # First added runs first: the key is checked before anything else, then the worker's bound on
 # requests in flight, then the body is read (bounded), parsed and checked.
@@ -344,3 +383,4 @@ VigilService.add_asgi_middleware(
     max_body_bytes=_max_body_bytes,
     precheck=precheck,
 )
+VigilService.add_asgi_middleware(PublishedDocs, document=openapi_document)

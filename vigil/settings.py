@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vigil.prediction_ids import MAX_REQUEST_ROWS
@@ -150,3 +150,14 @@ def get_settings(**overrides: object) -> Settings:
     directory; empty for none, as the tests set so a developer's own ``.env`` stays out)."""
     env_file = os.environ.get(ENV_FILE_VARIABLE, ".env") or None
     return Settings(_env_file=env_file, **overrides)
+
+
+def settings_problem(exc: ValidationError) -> str:
+    """Invalid settings as one line naming the variables, for a CLI to print instead of
+    pydantic's multi-line report (which also echoes the values: keys, passwords)."""
+    parts = []
+    for error in exc.errors():
+        name = "VIGIL_" + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else ""
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(msg if not name or msg.startswith(name) else f"{name}: {msg}")
+    return "invalid settings: " + "; ".join(parts)

@@ -134,8 +134,9 @@ def _bad_bodies(row: dict) -> list[tuple[str, object, int, list]]:
     return [
         ("malformed JSON", '{"instances": [', 400, []),
         ("not JSON", "hello", 400, []),
-        ("a JSON array", "[]", 400, []),
+        ("a JSON array", "[]", 400, ["body"]),
         ("missing instances", {}, 400, ["instances"]),
+        ("unknown top-level field", {"instances": [row], "strict": True}, 400, ["strict"]),
         ("empty list", {"instances": []}, 400, ["instances"]),
         ("instances not a list", {"instances": "rows"}, 400, ["instances"]),
         ("instance not an object", {"instances": [row, 1]}, 400, ["instances", 1]),

@@ -83,3 +83,18 @@ def test_an_api_key_set_but_empty_is_refused(monkeypatch, value):
     monkeypatch.setenv("VIGIL_API_KEY", value)
     with pytest.raises(ValidationError, match="VIGIL_API_KEY is set but empty"):
         get_settings()
+
+
+def test_settings_problem_is_one_line_naming_the_variables(monkeypatch):
+    from pydantic import ValidationError
+
+    from vigil.settings import settings_problem
+
+    monkeypatch.setenv("VIGIL_API_KEY", "")
+    monkeypatch.setenv("VIGIL_MAX_BATCH_ROWS", "0")
+    with pytest.raises(ValidationError) as caught:
+        get_settings()
+    line = settings_problem(caught.value)
+    assert "\n" not in line
+    assert line.startswith("invalid settings: ")
+    assert "VIGIL_API_KEY is set but empty" in line and "VIGIL_MAX_BATCH_ROWS: " in line
