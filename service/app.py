@@ -189,7 +189,9 @@ class VigilService:
             checked = _take_prechecked(model.validator, model.validator.validate, instances)
             if checked.folded and runtime.metrics is not None:
                 runtime.metrics.unseen_folded_categories(checked.folded)
-            answer = await model.batcher.submit(Job(request_id, checked.records, checked.unseen))
+            answer = await model.batcher.submit(
+                Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
+            )
         except ApiError as exc:
             return self._error(exc)
         except BatcherFull:

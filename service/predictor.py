@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,10 @@ class Job:
     request_id: str  # a UUIDv7 (vigil.prediction_ids.new_request_id): the log's record key
     records: list[dict[str, Any]]
     unseen: dict[str, int] = field(default_factory=dict)  # feature -> instances
+    # The records by feature, and the numeric ones as float64, as validation made them
+    # (service.validation.Instances); split here when absent.
+    columns: dict[str, list[Any]] | None = None
+    numbers: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,10 @@ class Predictor:
         self.inference.pipeline = value
 
     def __call__(self, jobs: list[Job]) -> list[Answer | ApiError]:
-        records = [r for job in jobs for r in job.records]
-        # Split into columns once: the model's input frame and the log's records share them.
-        columns = record_columns(records)
+        # By feature once: the model's input and the log's records share the columns.
+        columns, numbers = _batch_columns(jobs)
         try:
-            proba = self._predict(columns, len(records))
+            proba = self._predict(columns, sum(len(job.records) for job in jobs), numbers)
         except Exception:
             if len(jobs) == 1:
                 raise
@@ -79,14 +83,17 @@ class Predictor:
 
     def _one(self, job: Job) -> Answer | ApiError:
         try:
-            columns = record_columns(job.records)
-            return self._answer([job], columns, self._predict(columns, len(job.records)))[0]
+            columns, numbers = _batch_columns([job])
+            proba = self._predict(columns, len(job.records), numbers)
+            return self._answer([job], columns, proba)[0]
         except Exception:
             logger.exception("prediction failed for request %s", job.request_id)
             return ApiError(500, "prediction failed; see the server log")
 
-    def _predict(self, columns: dict[str, list[Any]], rows: int) -> np.ndarray:
-        return self.inference.predict_proba(columns, rows)
+    def _predict(
+        self, columns: dict[str, list[Any]], rows: int, numbers: np.ndarray | None
+    ) -> np.ndarray:
+        return self.inference.predict_proba(columns, rows, numbers)
 
     def _answer(
         self, jobs: list[Job], columns: dict[str, list[Any]], proba: np.ndarray
@@ -133,3 +140,20 @@ class Predictor:
             )
             for job, rows in zip(jobs, slices, strict=True)
         ]
+
+
+def _batch_columns(jobs: list[Job]) -> tuple[dict[str, list[Any]], np.ndarray | None]:
+    """The jobs' records by feature, and their numbers when every job has them; the columns
+    validation made are joined (a list per feature) instead of splitting every record again."""
+    first = jobs[0].columns
+    if first is None or any(
+        job.columns is None or job.columns.keys() != first.keys() for job in jobs
+    ):
+        return record_columns([r for job in jobs for r in job.records]), None
+    numbers = [job.numbers for job in jobs]
+    joined = None if any(n is None for n in numbers) else np.concatenate(numbers, axis=1)
+    if len(jobs) == 1:
+        return first, joined
+    return {
+        name: list(chain.from_iterable(job.columns[name] for job in jobs)) for name in first
+    }, joined
