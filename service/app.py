@@ -23,7 +23,7 @@ import anyio.to_thread
 import bentoml
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from service.admission import Admission
 from service.auth import BearerAuth
@@ -45,6 +45,7 @@ from service.routes import make_app
 from service.runtime import Runtime
 from service.validation import BODY_FLOOR_BYTES, feedback_labels
 from vigil.inference_log import InferenceLogError, LogSchemaError
+from vigil.log_format import dumps_bytes
 from vigil.prediction_ids import new_request_id
 from vigil.settings import get_settings
 
@@ -199,7 +200,8 @@ class VigilService:
             return self._error(overloaded("server busy: too many rows queued; retry shortly"))
         except BatcherClosed:
             return self._error(overloaded("service is shutting down; retry"))
-        return JSONResponse(
+        # pydantic_core's encoder: a fifth of json.dumps's cost for a 100-row answer.
+        body = dumps_bytes(
             {
                 "model_version": model.bundle.tag,
                 "request_id": request_id,
@@ -208,6 +210,7 @@ class VigilService:
                 "prediction_ids": answer.prediction_ids,
             }
         )
+        return Response(body, media_type="application/json")
 
     @bentoml.api(route="/feedback")
     async def feedback(
