@@ -43,6 +43,7 @@ from service.predictor import Job
 from service.reload import Reloader
 from service.routes import make_app
 from service.runtime import Runtime
+from service.timeouts import cancel_request_timers
 from service.validation import BODY_FLOOR_BYTES, feedback_labels
 from vigil.inference_log import InferenceLogError, LogSchemaError
 from vigil.log_format import dumps_bytes
@@ -106,8 +107,9 @@ class FeedbackResponse(BaseModel):
 class VigilService:
     def __init__(self) -> None:
         # Process-wide tweaks of BentoML, made in the worker (not at import, which the arbiter
-        # and `bentoml build` also do); both act on the next request.
+        # and `bentoml build` also do); they act on the next request.
         quiet_bad_input_tracebacks()
+        cancel_request_timers()
         # BentoML leaves other loggers at WARNING; which model is served belongs in the log.
         logging.getLogger("service").setLevel(logging.INFO)
         bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/"))
