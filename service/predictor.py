@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -91,12 +92,12 @@ class Predictor:
             return ApiError(500, "prediction failed; see the server log")
 
     def _predict(
-        self, columns: dict[str, list[Any]], rows: int, numbers: np.ndarray | None
+        self, columns: Mapping[str, list[Any]], rows: int, numbers: np.ndarray | None
     ) -> np.ndarray:
         return self.inference.predict_proba(columns, rows, numbers)
 
     def _answer(
-        self, jobs: list[Job], columns: dict[str, list[Any]], proba: np.ndarray
+        self, jobs: list[Job], columns: Mapping[str, list[Any]], proba: np.ndarray
     ) -> list[Answer | ApiError]:
         top = self.inference.top(proba)
         labels = [self.classes[i] for i in top.tolist()]
@@ -112,7 +113,11 @@ class Predictor:
                     request_id=job.request_id,
                     model_version=self.tag,
                     created_at=now,
-                    instances={name: values[rows] for name, values in columns.items()},
+                    instances=(
+                        job.columns
+                        if job.columns is not None
+                        else {name: values[rows] for name, values in columns.items()}
+                    ),
                     predictions=labels[rows],
                     probabilities=dict(zip(self.keys, rounded[rows].T.tolist(), strict=True)),
                 )
@@ -142,9 +147,9 @@ class Predictor:
         ]
 
 
-def _batch_columns(jobs: list[Job]) -> tuple[dict[str, list[Any]], np.ndarray | None]:
-    """The jobs' records by feature, and their numbers when every job has them; the columns
-    validation made are joined (a list per feature) instead of splitting every record again."""
+def _batch_columns(jobs: list[Job]) -> tuple[Mapping[str, list[Any]], np.ndarray | None]:
+    """The jobs' records by feature, and their numbers when every job has them. The columns
+    validation made are joined instead of splitting every record again."""
     first = jobs[0].columns
     if first is None or any(
         job.columns is None or job.columns.keys() != first.keys() for job in jobs
@@ -154,9 +159,27 @@ def _batch_columns(jobs: list[Job]) -> tuple[dict[str, list[Any]], np.ndarray | 
     joined = None if any(n is None for n in numbers) else np.concatenate(numbers, axis=1)
     if len(jobs) == 1:
         return first, joined
-    return {
-        name: list(chain.from_iterable(job.columns[name] for job in jobs)) for name in first
-    }, joined
+    return _JoinedColumns([job.columns for job in jobs]), joined
+
+
+class _JoinedColumns(Mapping[str, list[Any]]):
+    """Columns of several jobs as one, each joined when first read: ONNX fed from the numbers
+    reads only the categorical ones, and the log takes each job's own."""
+
+    def __init__(self, parts: list[dict[str, list[Any]]]):
+        self.parts = parts
+        self.joined: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        if name not in self.joined:
+            self.joined[name] = list(chain.from_iterable(part[name] for part in self.parts))
+        return self.joined[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parts[0])
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
 
 
 def _by_class(keys: list[str], proba: np.ndarray) -> list[dict[str, float]]:
