@@ -113,10 +113,12 @@ class MicroBatcher(Generic[T, R]):
             raise
 
     def _drop(self, pending: _Pending[T]) -> None:
-        try:
-            self._queue.remove(pending)
-        except ValueError:
+        # By identity: deque.remove compares entries field by field, and the error it raises
+        # for an entry already taken spells out the whole entry (a request's every row).
+        index = next((i for i, queued in enumerate(self._queue) if queued is pending), None)
+        if index is None:
             return  # taken by a batch already
+        del self._queue[index]
         self._queued_rows -= pending.rows
         self.dropped += 1
         pending.future.cancel()

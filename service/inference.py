@@ -30,7 +30,9 @@ class SklearnInference:
         self.classes: list[Any] = self.pipeline.classes_.tolist()  # numpy ints -> Python ints
         self.reason = reason
 
-    def predict_proba(self, columns: Mapping[str, Sequence[Any]], rows: int) -> np.ndarray:
+    def predict_proba(
+        self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
+    ) -> np.ndarray:
         return self.pipeline.predict_proba(columns_to_frame(self.schema, columns, rows))
 
     @staticmethod
@@ -46,8 +48,10 @@ class OnnxInference:
         self.classes = self.model.classes
         self.reason = reason
 
-    def predict_proba(self, columns: Mapping[str, Sequence[Any]], rows: int) -> np.ndarray:
-        return self.model.predict_proba(columns, rows)
+    def predict_proba(
+        self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
+    ) -> np.ndarray:
+        return self.model.predict_proba(columns, rows, numbers)
 
     @staticmethod
     def top(proba: np.ndarray) -> np.ndarray:

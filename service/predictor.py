@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,10 @@ class Job:
     request_id: str  # a UUIDv7 (vigil.prediction_ids.new_request_id): the log's record key
     records: list[dict[str, Any]]
     unseen: dict[str, int] = field(default_factory=dict)  # feature -> instances
+    # The records by feature, and the numeric ones as float64, as validation made them
+    # (service.validation.Instances); split here when absent.
+    columns: dict[str, list[Any]] | None = None
+    numbers: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -64,11 +70,10 @@ class Predictor:
         self.inference.pipeline = value
 
     def __call__(self, jobs: list[Job]) -> list[Answer | ApiError]:
-        records = [r for job in jobs for r in job.records]
-        # Split into columns once: the model's input frame and the log's records share them.
-        columns = record_columns(records)
+        # By feature once: the model's input and the log's records share the columns.
+        columns, numbers = _batch_columns(jobs)
         try:
-            proba = self._predict(columns, len(records))
+            proba = self._predict(columns, sum(len(job.records) for job in jobs), numbers)
         except Exception:
             if len(jobs) == 1:
                 raise
@@ -79,22 +84,25 @@ class Predictor:
 
     def _one(self, job: Job) -> Answer | ApiError:
         try:
-            columns = record_columns(job.records)
-            return self._answer([job], columns, self._predict(columns, len(job.records)))[0]
+            columns, numbers = _batch_columns([job])
+            proba = self._predict(columns, len(job.records), numbers)
+            return self._answer([job], columns, proba)[0]
         except Exception:
             logger.exception("prediction failed for request %s", job.request_id)
             return ApiError(500, "prediction failed; see the server log")
 
-    def _predict(self, columns: dict[str, list[Any]], rows: int) -> np.ndarray:
-        return self.inference.predict_proba(columns, rows)
+    def _predict(
+        self, columns: Mapping[str, list[Any]], rows: int, numbers: np.ndarray | None
+    ) -> np.ndarray:
+        return self.inference.predict_proba(columns, rows, numbers)
 
     def _answer(
-        self, jobs: list[Job], columns: dict[str, list[Any]], proba: np.ndarray
+        self, jobs: list[Job], columns: Mapping[str, list[Any]], proba: np.ndarray
     ) -> list[Answer | ApiError]:
         top = self.inference.top(proba)
         labels = [self.classes[i] for i in top.tolist()]
         rounded = proba.round(6)
-        probabilities = [dict(zip(self.keys, row, strict=True)) for row in rounded.tolist()]
+        probabilities = _by_class(self.keys, rounded)
         # Each job's slice of the batch: one log record and one answer per request.
         bounds = np.cumsum([0] + [len(job.records) for job in jobs]).tolist()
         slices = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
@@ -105,7 +113,11 @@ class Predictor:
                     request_id=job.request_id,
                     model_version=self.tag,
                     created_at=now,
-                    instances={name: values[rows] for name, values in columns.items()},
+                    instances=(
+                        job.columns
+                        if job.columns is not None
+                        else {name: values[rows] for name, values in columns.items()}
+                    ),
                     predictions=labels[rows],
                     probabilities=dict(zip(self.keys, rounded[rows].T.tolist(), strict=True)),
                 )
@@ -133,3 +145,48 @@ class Predictor:
             )
             for job, rows in zip(jobs, slices, strict=True)
         ]
+
+
+def _batch_columns(jobs: list[Job]) -> tuple[Mapping[str, list[Any]], np.ndarray | None]:
+    """The jobs' records by feature, and their numbers when every job has them. The columns
+    validation made are joined instead of splitting every record again."""
+    first = jobs[0].columns
+    if first is None or any(
+        job.columns is None or job.columns.keys() != first.keys() for job in jobs
+    ):
+        return record_columns([r for job in jobs for r in job.records]), None
+    numbers = [job.numbers for job in jobs]
+    joined = None if any(n is None for n in numbers) else np.concatenate(numbers, axis=1)
+    if len(jobs) == 1:
+        return first, joined
+    return _JoinedColumns([job.columns for job in jobs]), joined
+
+
+class _JoinedColumns(Mapping[str, list[Any]]):
+    """Columns of several jobs as one, each joined when first read: ONNX fed from the numbers
+    reads only the categorical ones, and the log takes each job's own."""
+
+    def __init__(self, parts: list[dict[str, list[Any]]]):
+        self.parts = parts
+        self.joined: dict[str, list[Any]] = {}
+
+    def __getitem__(self, name: str) -> list[Any]:
+        if name not in self.joined:
+            self.joined[name] = list(chain.from_iterable(part[name] for part in self.parts))
+        return self.joined[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.parts[0])
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+
+def _by_class(keys: list[str], proba: np.ndarray) -> list[dict[str, float]]:
+    """Each row of ``proba`` as ``{class: probability}``."""
+    if proba.shape[1:] != (len(keys),):
+        raise ValueError(f"{proba.shape} probabilities for {len(keys)} classes")
+    if len(keys) == 2:  # two classes, the usual case: a dict display is twice as fast
+        k0, k1 = keys
+        return [{k0: p0, k1: p1} for p0, p1 in proba.tolist()]
+    return [dict(zip(keys, row, strict=True)) for row in proba.tolist()]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from operator import countOf, itemgetter
 from typing import Any
 
 import numpy as np
@@ -62,11 +64,18 @@ def body_limit(schema: FeatureSchema, max_rows: int, max_category_chars: int) ->
 
 @dataclass(frozen=True)
 class Instances:
-    """Valid instances, as sent (``None`` is a missing value), and unseen-category counts."""
+    """Valid instances, as sent (``None`` is a missing value), and unseen-category counts.
+
+    ``columns`` are the same values by feature (``vigil.schema.record_columns``), ``numbers``
+    the numeric features' as one float64 array (a row per feature in ``schema.numeric`` order,
+    NaN for missing): made once here, for the model's input and the inference log.
+    """
 
     records: list[dict[str, Any]]
     unseen: dict[str, int] = field(default_factory=dict)
     folded: dict[str, int] = field(default_factory=dict)  # feature -> logged as OTHER_CATEGORY
+    columns: dict[str, list[Any]] | None = None
+    numbers: np.ndarray | None = None
 
 
 @dataclass
@@ -100,6 +109,8 @@ class InstanceValidator:
         self.categories = {
             f.name: frozenset(f.categories) for f in schema.features if f.kind == "categorical"
         }
+        self._allowed = {name: known | {None} for name, known in self.categories.items()}
+        self._values = itemgetter(*self.names)
         self.max_rows = max_rows
         self.strict = strict_categories
         # Distinct unseen values admitted per feature in this window (one worker's view):
@@ -117,6 +128,76 @@ class InstanceValidator:
                 reason="wrong_type",
             )
         check_count(len(instances), self.max_rows, field_name)
+        plain = self._plain(instances)
+        if plain is not None:
+            columns, numbers, unseen = plain
+        else:
+            unseen = self._check_rows(instances, field_name)
+            columns, numbers = self._split(instances)
+        folded: dict[str, int] = {}
+        if unseen and not self.strict:
+            instances = self._fold_unseen(instances, columns, unseen, folded)
+        self._window_left -= len(instances)
+        if self._window_left <= 0:
+            self._window_left = self.limits.window_rows
+            for values in self._seen_unseen.values():
+                values.clear()
+        return Instances(instances, unseen, folded, columns, numbers)
+
+    def _split(self, instances: list[dict]) -> tuple[dict[str, list[Any]], np.ndarray]:
+        """Instances that each have exactly the schema's features, by feature; and the numeric
+        ones as float64 (``None`` becomes NaN; an integer beyond float64 raises
+        OverflowError)."""
+        if len(self.names) == 1:
+            columns = {self.names[0]: [row[self.names[0]] for row in instances]}
+        else:
+            rows = map(self._values, instances)  # in C, as vigil.schema.record_columns does
+            columns = dict(zip(self.names, map(list, zip(*rows, strict=True)), strict=True))
+        numeric = [columns[name] for name in self.numeric]
+        try:  # twice as fast as np.array on the lists, but it refuses None
+            numbers = np.fromiter(
+                chain.from_iterable(numeric), np.float64, len(numeric) * len(instances)
+            )
+        except TypeError:
+            numbers = np.array(numeric, dtype=np.float64)  # None becomes NaN
+        return columns, numbers.reshape(len(numeric), len(instances))
+
+    def _plain(self, instances: list) -> tuple[dict[str, list[Any]], np.ndarray, dict] | None:
+        """``_split`` and the unseen-category counts when every instance is valid, checked a
+        feature at a time (the row-by-row check costs several times more); None when some
+        value has a problem, which ``_check_rows`` then finds and names."""
+        if set(map(type, instances)) != {dict} or set(map(len, instances)) != {len(self.names)}:
+            return None
+        try:
+            columns, numbers = self._split(instances)
+        except (KeyError, OverflowError, TypeError, ValueError):
+            return None
+        numeric = [columns[name] for name in self.numeric]
+        if not set(map(type, chain.from_iterable(numeric))) <= _NUMBER_TYPES:
+            return None  # booleans, strings, lists, objects
+        # Missing values are NaN here; so are NaN, ±inf and numbers beyond float32 once negated.
+        beyond = np.count_nonzero(~(np.abs(numbers) <= _FLOAT32_MAX))
+        if beyond and beyond != sum(map(countOf, numeric, repeat(None))):
+            return None
+        unseen: dict[str, int] = {}
+        for name, allowed in self._allowed.items():
+            values = columns[name]
+            try:
+                new = set(values) - allowed
+            except TypeError:
+                return None  # a list or an object
+            if not new:
+                continue
+            if self.strict or not all(
+                type(v) is str and len(v) <= self.limits.max_category_chars for v in new
+            ):
+                return None
+            unseen[name] = len(values) - sum(map(allowed.__contains__, values))
+        return columns, numbers, unseen
+
+    def _check_rows(self, instances: list, field_name: str) -> dict[str, int]:
+        """Every problem of every instance, raised as one ``ApiError``; else the unseen
+        categories' counts."""
         problems = _Problems()
         unseen: dict[str, int] = {}
         for i, row in enumerate(instances):
@@ -132,34 +213,31 @@ class InstanceValidator:
             self._numbers(row, [field_name, i], problems)
             self._categories(row, [field_name, i], problems, unseen)
         problems.raise_if_any()
-        folded: dict[str, int] = {}
-        if unseen and not self.strict:
-            instances = self._fold_unseen(instances, folded)
-        self._window_left -= len(instances)
-        if self._window_left <= 0:
-            self._window_left = self.limits.window_rows
-            for values in self._seen_unseen.values():
-                values.clear()
-        return Instances(records=instances, unseen=unseen, folded=folded)
+        return unseen
 
-    def _fold_unseen(self, instances: list[dict], folded: dict[str, int]) -> list[dict]:
+    def _fold_unseen(
+        self,
+        instances: list[dict],
+        columns: dict[str, list[Any]],
+        unseen: dict[str, int],
+        folded: dict[str, int],
+    ) -> list[dict]:
         """Past the window's budget of distinct unseen values, a new one is replaced by
-        ``OTHER_CATEGORY`` (still an unseen category for the model and the drift check)."""
+        ``OTHER_CATEGORY`` (still an unseen category for the model and the drift check), in
+        ``columns`` and in the records (copies: the caller's stay as sent)."""
         out = instances
-        for i, row in enumerate(instances):
-            for name, known in self.categories.items():
-                value = row.get(name)
-                if value is None or value in known:
-                    continue
-                seen = self._seen_unseen[name]
-                if value in seen:
+        for name in unseen:
+            known, seen, values = self.categories[name], self._seen_unseen[name], columns[name]
+            for i, value in enumerate(values):
+                if value is None or value in known or value in seen:
                     continue
                 if len(seen) < self.limits.max_unseen:
                     seen.add(value)
                     continue
                 if out is instances:
-                    out = list(instances)  # the caller's list stays as sent
-                out[i] = row = {**row, name: OTHER_CATEGORY}
+                    out = list(instances)
+                out[i] = {**out[i], name: OTHER_CATEGORY}
+                values[i] = OTHER_CATEGORY
                 folded[name] = folded.get(name, 0) + 1
         return out
 
@@ -224,6 +302,7 @@ class InstanceValidator:
                 )
 
 
+_NUMBER_TYPES = frozenset({int, float, type(None)})
 _OUT_OF_RANGE = f"number out of range: the model takes values within ±{_FLOAT32_MAX:.7g} (float32)"
 
 

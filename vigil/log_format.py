@@ -36,13 +36,18 @@ def dumps(value: Any) -> str:
     """JSON text as ``json.dumps(value, allow_nan=False)`` would write it (NaN and infinities
     raise ValueError), but through pydantic_core's encoder: several times faster for floats,
     and the service encodes every answered instance."""
+    return dumps_bytes(value).decode()
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """``dumps`` as UTF-8 bytes (what a response body is)."""
     try:
         out = pydantic_core.to_json(value)
     except (pydantic_core.PydanticSerializationError, ValueError):
-        return _STRICT_JSON.encode(value)
+        return _STRICT_JSON.encode(value).encode()
     if b"NaN" in out or b"Infinity" in out:  # a non-finite number, or just such a string
-        return _STRICT_JSON.encode(value)
-    return out.decode()
+        return _STRICT_JSON.encode(value).encode()
+    return out
 
 
 # pydantic_core's parser gives the same values as json.loads, about 3x faster: parsing is most

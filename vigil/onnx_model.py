@@ -43,21 +43,31 @@ class OnnxModel:
         ]
         self._output = ["probabilities"]
 
-    def feed(self, columns: Mapping[str, Sequence[Any]], rows: int) -> dict[str, np.ndarray]:
-        """Arrays straight from validated values (numbers, strings, None): no pandas."""
+    def feed(
+        self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """Arrays straight from validated values (numbers, strings, None): no pandas.
+        ``numbers``, when given, holds the numeric features already (a row per feature in
+        ``schema.numeric`` order, NaN for missing, as ``service.validation`` makes them)."""
         out = {}
         absent = [None] * rows
+        # float64 to float32 in one cast: the same values as converting each number.
+        numeric_rows = iter(numbers.astype(np.float32)) if numbers is not None else None
         for onnx_name, name, numeric in self._inputs:
-            values = columns.get(name, absent)
-            if numeric:
-                array = np.array(values, dtype=np.float32)  # None becomes NaN
+            if numeric and numeric_rows is not None:
+                array = next(numeric_rows)
+            elif numeric:
+                array = np.array(columns.get(name, absent), dtype=np.float32)  # None: NaN
             else:
+                values = columns.get(name, absent)
                 array = np.array([v if type(v) is str else "" for v in values], dtype=object)
             out[onnx_name] = array.reshape(-1, 1)
         return out
 
-    def predict_proba(self, columns: Mapping[str, Sequence[Any]], rows: int) -> np.ndarray:
-        (proba,) = self.session.run(self._output, self.feed(columns, rows))
+    def predict_proba(
+        self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
+    ) -> np.ndarray:
+        (proba,) = self.session.run(self._output, self.feed(columns, rows, numbers))
         # Float32 sums can land an ULP above 1 (or below 0); scikit-learn's metrics refuse that.
         return np.clip(proba.astype(np.float64), 0.0, 1.0)
 

@@ -234,3 +234,26 @@ def test_a_caller_gone_before_its_batch_runs_is_dropped_not_processed():
     assert asyncio.run(main()) == 1
     assert dropped == [("gone", 1)]
     assert [name for call in recorder.calls for name, _ in call] == ["running"]
+
+
+class Unprintable(tuple):
+    def __repr__(self):
+        raise AssertionError("an item was formatted")
+
+
+def test_a_caller_gone_while_its_batch_runs_costs_no_formatting_of_its_item():
+    """Dropping looks for the caller's entry by identity: deque.remove would spell out the
+    entry (a request's every row) in the error it raises for one already taken."""
+    recorder = Recorder(delay=0.2)
+
+    async def main():
+        batcher = make(recorder, wait_ms=0)
+        gone = asyncio.create_task(batcher.submit(Unprintable(("gone", 1))))
+        await asyncio.sleep(0.05)  # its batch is running
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        await batcher.close()
+        return batcher.dropped
+
+    assert asyncio.run(main()) == 0

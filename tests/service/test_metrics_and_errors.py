@@ -6,9 +6,10 @@ import json
 import random
 
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from service.errors import reshape
+from service.errors import ApiError, parse_json, reshape
 from service.metrics import CONFIDENCE_BUCKETS, REJECT_REASONS, ServiceMetrics, observe_many
 from tests.support.prom import total
 
@@ -86,3 +87,33 @@ def test_reshape_other_bentoml_bodies_and_leaves_ours_alone():
     )
     ours = json.dumps({"error": "x", "detail": [{"loc": ["a"], "msg": "m"}]}).encode()
     assert reshape(400, ours) == (ours, None)
+
+
+@pytest.mark.parametrize(
+    ("body", "by_pydantic"),
+    [
+        (b'{"instances": [{"a": 1, "b": -0.0, "c": 1e-7, "d": null, "e": "x\\u00e9"}]}', True),
+        (b'{"a": 1, "a": 2.5}', True),  # the last duplicate wins, for both parsers
+        (b"[NaN, Infinity, -Infinity, 1e400]", True),
+        (b"[" + b"1" * 4000 + b"]", True),
+        (b'\xef\xbb\xbf{"a": 1}', False),  # a BOM: json.loads takes it
+        (b'["\\ud800"]', False),  # a lone surrogate
+        ('{"a": "\u00e9"}'.encode("utf-16"), False),
+        (b"[" * 500 + b"]" * 500, False),  # deeper than pydantic's parser goes
+    ],
+)
+def test_parse_json_gives_json_loads_values(body, by_pydantic):
+    parsed = parse_json(body)
+    assert parsed.by_pydantic is by_pydantic
+    # NaN is not equal to itself: compare the texts.
+    assert repr(parsed.value) == repr(json.loads(body))
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"{", b"[1,]", b'{"a": 1} x', b'"\xff"', b"[" + b"1" * 5000 + b"]", b"[" * 10**5]
+)
+def test_parse_json_refuses_what_json_loads_refuses(body):
+    with pytest.raises(ApiError) as info:
+        parse_json(body)
+    assert info.value.status == 400 and info.value.reason == "malformed"
+    assert info.value.error.startswith("malformed JSON")

@@ -78,6 +78,43 @@ def test_a_batch_is_predicted_logged_and_counted(mixed_bundle, log):
     assert total(text, "vigil_model_info", model_version=mixed_bundle.tag) == 1
 
 
+@pytest.mark.parametrize("runtime", ["sklearn", "onnx"])
+def test_jobs_split_by_validation_answer_and_log_as_jobs_of_records(
+    mixed_bundle, tmp_path, runtime
+):
+    from service.inference import load_inference
+    from service.validation import InstanceValidator
+
+    inference = load_inference(mixed_bundle, runtime)
+    assert inference.runtime == runtime
+    validator = InstanceValidator(mixed_bundle.schema, max_rows=100)
+    requests = [
+        [mixed_instance(), mixed_instance(age=None, region=None, income=3)],
+        [mixed_instance(plan="enterprise", age=61.5)],
+        [mixed_instance(age=a, income=1000 * a) for a in range(20, 60, 3)],
+    ]
+    checked = [validator.validate(rows) for rows in requests]
+    ids = [new_request_id() for _ in requests]
+    logged = []
+    for i, split in enumerate((False, True)):
+        log = InferenceLog(f"sqlite:///{tmp_path / f'{i}.sqlite3'}")
+        log.create_schema()
+        jobs = [
+            Job(rid, c.records, c.unseen, *((c.columns, c.numbers) if split else ()))
+            for rid, c in zip(ids, checked, strict=True)
+        ]
+        answers = Predictor(mixed_bundle, log, None, inference)(jobs)
+        with sqlite3.connect(log.url.split(":///", 1)[1]) as conn:
+            rows = conn.execute(
+                "SELECT request_id, instances, predictions, probabilities FROM vigil_requests "
+                "ORDER BY request_id"
+            ).fetchall()
+        log.close()
+        logged.append((answers, rows))
+    assert logged[0] == logged[1]
+    assert len(logged[0][1]) == len(requests)
+
+
 def test_integer_classes_stay_integers(default_bundle, default_rows, log):
     answer = Predictor(default_bundle, log, None)([Job(new_request_id(), default_rows[:5])])[0]
     assert all(type(p) is int for p in answer.predictions)
@@ -150,3 +187,16 @@ def test_the_fast_frame_path_matches_the_general_one(mixed_bundle):
     pd.testing.assert_frame_equal(fast, general)
     # Anything else takes the general path (text in a numeric column is coerced there).
     assert to_frame(mixed_bundle.schema, [mixed_instance(age="41")])["age"].tolist() == [41.0]
+
+
+@pytest.mark.parametrize("classes", [["no", "yes"], ["a", "b", "c"], ["only"]])
+def test_probabilities_by_class(classes):
+    import numpy as np
+
+    from service.predictor import _by_class
+
+    proba = np.random.default_rng(0).random((5, len(classes)))
+    expected = [{c: float(p) for c, p in zip(classes, row, strict=True)} for row in proba]
+    assert _by_class(classes, proba) == expected
+    with pytest.raises(ValueError):
+        _by_class(classes, proba[:, :-1])

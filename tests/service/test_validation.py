@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from service.errors import ApiError
@@ -208,3 +209,50 @@ def test_a_category_longer_than_the_limit_is_a_400(mixed_bundle):
         v.validate([mixed_instance(region="x" * 21)])
     assert caught.value.status == 400
     assert caught.value.detail[0]["loc"] == ["instances", 0, "region"]
+
+
+def test_valid_instances_also_come_by_feature_and_as_numbers(mixed_bundle):
+    from service.validation import OTHER_CATEGORY, InputLimits
+    from vigil.schema import record_columns
+
+    limits = InputLimits(max_category_chars=200, max_unseen=1, window_rows=1000)
+    v = InstanceValidator(mixed_bundle.schema, max_rows=10, limits=limits)
+    rows = [
+        mixed_instance(),
+        # Keys in another order, an integer, missing values, unseen categories.
+        {"region": None, "plan": "gold", "income": 7, "age": None},
+        mixed_instance(region="mars"),
+        mixed_instance(region="venus", age=-3e38),
+    ]
+    checked = v.validate(rows)
+    assert checked.unseen == {"plan": 1, "region": 2} and checked.folded == {"region": 1}
+    assert checked.records[3]["region"] == OTHER_CATEGORY and rows[3]["region"] == "venus"
+    assert checked.columns == record_columns(checked.records)
+    assert checked.columns["income"][1] == 7 and type(checked.columns["income"][1]) is int
+    expected = [[35.0, math.nan, 35.0, -3e38], [25000.0, 7.0, 25000.0, 25000.0]]
+    assert checked.numbers.dtype == "float64"
+    assert np.array_equal(checked.numbers, expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_any_mix_of_problems_is_reported_row_by_row(mixed_bundle, seed):
+    """One bad value anywhere among valid rows: the same problems, in the same order, as a
+    validator that checks every row (``_check_rows``) reports."""
+    rng = np.random.default_rng(seed)
+    v = InstanceValidator(mixed_bundle.schema, max_rows=50)
+    bad_values = {"age": ["x", True, math.nan, 1e39, 10**400, [1]], "plan": [3, None, {"a": 1}]}
+    for _ in range(20):
+        rows = [mixed_instance(age=float(a)) for a in rng.normal(40, 10, 30)]
+        name = str(rng.choice(list(bad_values)))
+        values = bad_values[name]
+        where = int(rng.integers(30))
+        rows[where] = mixed_instance(**{name: values[int(rng.integers(len(values)))]})
+        try:
+            checked = v.validate(rows)
+        except ApiError as exc:
+            with pytest.raises(ApiError) as info:
+                v._check_rows(rows, "instances")
+            assert exc.detail == info.value.detail and exc.reason == info.value.reason
+        else:
+            assert rows[where]["plan"] is None  # the one valid "bad" value
+            assert checked.columns["plan"][where] is None
