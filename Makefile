@@ -11,6 +11,9 @@ UV_VERSION := 0.13.9
 ARGS ?=
 export BENTOML_DO_NOT_TRACK := true
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Byte-compile at install: otherwise every first import in a fresh clone's test run (each
+# server subprocess included) compiles the packages again.
+export UV_COMPILE_BYTECODE := 1
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --quiet "uv==$(UV_VERSION)"; }
