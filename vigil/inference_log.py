@@ -20,6 +20,7 @@ import gc
 import json
 import logging
 import math
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -108,14 +109,30 @@ class Window:
 def _sqlite_pragmas(timeout: float):
     def on_connect(dbapi_conn, _record) -> None:
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed batch survives power loss, not only a process crash.
-        cur.execute("PRAGMA synchronous=FULL")
         # How long a write waits for a lock before the request gets a 503.
         cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        _switch_to_wal(cur, timeout)
+        # FULL: a committed batch survives power loss, not only a process crash.
+        cur.execute("PRAGMA synchronous=FULL")
         cur.close()
 
     return on_connect
+
+
+def _switch_to_wal(cur, timeout: float) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: while another connection holds a new file's
+    write lock, SQLite answers "database is locked" at once, without its busy handler
+    (processes starting together on an empty log). WAL mode persists in the file, so once
+    one connection has switched it the others' pragma takes no lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def postgres_connect_args(timeout: float) -> dict[str, Any]:
