@@ -239,14 +239,15 @@ def test_locked_sqlite_store_raises_instead_of_hanging(tmp_path):
     assert store.count() == 1
 
 
-def test_a_new_sqlite_file_locked_by_another_process_is_waited_for(tmp_path):
+def test_a_new_sqlite_file_locked_by_another_connection_is_waited_for(tmp_path):
     # Switching a new file to WAL fails at once, busy timeout or not, while another
     # connection holds its write lock: processes starting together on an empty log did so.
     path = tmp_path / "log.sqlite3"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
     holder.execute("CREATE TABLE unrelated (x)")
-    threading.Timer(0.3, lambda: holder.execute("COMMIT")).start()
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
     try:
         store = InferenceLog(f"sqlite:///{path}", timeout=5)
         store.create_schema()
@@ -256,6 +257,7 @@ def test_a_new_sqlite_file_locked_by_another_process_is_waited_for(tmp_path):
             assert fresh.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         store.close()
     finally:
+        release.join()  # never COMMIT on a closed connection
         holder.close()
 
 
