@@ -13,7 +13,7 @@ import pandas as pd
 from monitoring.detect import Detection, detect
 from vigil.inference_log import InferenceLog, InferenceLogError
 from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, NoProductionModel, Registry
-from vigil.schema import _plain, to_frame
+from vigil.schema import to_frame
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,6 @@ class CheckResult:
     detection: Detection | None = None
     evidently: dict | None = None  # what the HTML report's Evidently part computed
     report_job: ReportJob | None = None  # the report still to render (report=False)
-
-
-def _classes(values: pd.Series) -> pd.Series:
-    # Logged 1, reference "1": the same class.
-    return values.dropna().map(lambda v: str(_plain(v)))
 
 
 def _finite(value):
@@ -127,7 +122,7 @@ class Checker:
                 schema = bundle.schema
                 reference = to_frame(schema, bundle.reference)
                 predictions = (
-                    _classes(bundle.reference[PREDICTION_COLUMN])
+                    bundle.task.prediction_values(bundle.reference[PREDICTION_COLUMN])
                     if PREDICTION_COLUMN in bundle.reference
                     else None
                 )
@@ -170,17 +165,21 @@ class Checker:
                 f"a drift check needs at least {s.drift_min_rows}"
             )
         else:
-            self._detect(result, schema, reference, ref_pred, window)
+            self._detect(result, schema, reference, ref_pred, window, bundle.task)
         self._quality(result, schema, bundle)
         if self.report and result.report_job is not None:
             self._report(result)
             result.report_job = None
         return result
 
-    def _detect(self, result, schema, reference, ref_pred, window) -> None:
+    def _detect(self, result, schema, reference, ref_pred, window, task) -> None:
         s, payload = self.settings, result.payload
         current = to_frame(schema, window.frame)
-        cur_pred = _classes(window.frame["prediction"]) if "prediction" in window.frame else None
+        cur_pred = (
+            task.prediction_values(window.frame["prediction"])
+            if "prediction" in window.frame
+            else None
+        )
         detection = detect(
             schema,
             reference,
@@ -189,6 +188,7 @@ class Checker:
             share=s.drift_share,
             reference_predictions=ref_pred,
             current_predictions=cur_pred,
+            prediction_method=task.prediction_drift_method,
         )
         result.outcome, result.detection = OK, detection
         payload.update(
@@ -233,6 +233,7 @@ class Checker:
                 self.settings.quality_window_rows,
                 reference_labels=labels,
                 alpha=self.settings.drift_alpha,
+                task=bundle.task,
             )
         except InferenceLogError as exc:
             raise CheckFailed(str(exc)) from None

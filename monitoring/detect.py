@@ -131,6 +131,13 @@ def _pool_sparse(table: np.ndarray) -> np.ndarray:
     return np.hstack([rest, pooled])
 
 
+def pvalue_by_method(method: str, reference: pd.Series, current: pd.Series) -> float:
+    """p-value of "same distribution" by the named test (a model task's prediction test)."""
+    if method == KS:
+        return ks_pvalue(reference.to_numpy(dtype=float), current.to_numpy(dtype=float))
+    return chisquare_pvalue(reference.astype(str), current.astype(str))
+
+
 def column_pvalue(kind: str, reference: pd.Series, current: pd.Series) -> float:
     """p-value of "same distribution"; both series without missing values."""
     if kind == "numeric":
@@ -173,9 +180,11 @@ def detect(
     share: float,
     reference_predictions: pd.Series | None = None,
     current_predictions: pd.Series | None = None,
+    prediction_method: str = CHISQUARE,
 ) -> Detection:
     """Test every feature of ``schema`` in ``current`` against ``reference`` (both as made by
-    ``vigil.schema.to_frame``); predictions are compared at ``alpha`` (a single test)."""
+    ``vigil.schema.to_frame``); predictions are compared at ``alpha`` (a single test) by
+    ``prediction_method``, the model task's (chi-square of classes, KS of numbers)."""
     m = len(schema.features)
     threshold = alpha / m
     features = {
@@ -185,11 +194,13 @@ def detect(
     drifted = sum(f.drifted for f in features.values())
     prediction = None
     if reference_predictions is not None and current_predictions is not None:
-        ref_pred = reference_predictions.dropna().astype(str)
-        cur_pred = current_predictions.dropna().astype(str)
+        ref_pred = reference_predictions.dropna()
+        cur_pred = current_predictions.dropna()
         if len(ref_pred) and len(cur_pred):
-            p = chisquare_pvalue(ref_pred, cur_pred)
-            prediction = PredictionDrift(score=p, threshold=alpha, drifted=p < alpha)
+            p = pvalue_by_method(prediction_method, ref_pred, cur_pred)
+            prediction = PredictionDrift(
+                score=p, threshold=alpha, drifted=p < alpha, method=prediction_method
+            )
     return Detection(
         features=features,
         drift_share=round(drifted / m, 4),

@@ -88,8 +88,9 @@ _settings = get_settings()
 class PredictResponse(BaseModel):
     model_version: str
     request_id: str
-    predictions: list[int | str]
-    probabilities: list[dict[str, float]]
+    predictions: list[int | str | float]
+    # Classifiers only: a regressor's answer has no such key.
+    probabilities: list[dict[str, float]] | None = None
     prediction_ids: list[str]
 
 
@@ -192,7 +193,8 @@ class VigilService:
             Field(description="Feature values by name, one object per instance; null = missing"),
         ],
     ) -> PredictResponse:
-        """Predict classes and probabilities; every answered instance is logged first."""
+        """Predict (classes and probabilities, or numbers); every answered instance is logged
+        first."""
         request_id = new_request_id()  # time-ordered: the inference log's key
         try:
             # One model for the whole request, even if a rollout swaps in another meanwhile.
@@ -216,8 +218,7 @@ class VigilService:
             {
                 "model_version": model.bundle.tag,
                 "request_id": request_id,
-                "predictions": answer.predictions,
-                "probabilities": answer.probabilities,
+                **answer.fields,
                 "prediction_ids": answer.prediction_ids,
             }
         )
@@ -234,10 +235,12 @@ class VigilService:
         """Join ground-truth labels to logged predictions; a repeated id replaces its label."""
         try:
             runtime = self._ready()
-            classes = runtime.bundle.schema.classes
+            bundle = runtime.bundle
             pairs = _take_prechecked(
-                classes,
-                lambda sent: feedback_labels(sent, classes, runtime.settings.max_batch_rows),
+                bundle,
+                lambda sent: feedback_labels(
+                    sent, bundle.task, bundle.schema.classes, runtime.settings.max_batch_rows
+                ),
                 labels,
             )
             if runtime.log is None:
@@ -341,9 +344,11 @@ def precheck(path: str, body: bytes) -> bytes | None:
         validator = runtime.model.validator
         _prechecked.set((validator, validator.validate(sent), sent))
     else:
-        classes = runtime.bundle.schema.classes
-        pairs = feedback_labels(sent, classes, runtime.settings.max_batch_rows)
-        _prechecked.set((classes, pairs, sent))
+        bundle = runtime.bundle
+        pairs = feedback_labels(
+            sent, bundle.task, bundle.schema.classes, runtime.settings.max_batch_rows
+        )
+        _prechecked.set((bundle, pairs, sent))
     # A body only json.loads accepts (a BOM, a lone surrogate) still goes to BentoML, which
     # refuses it as before.
     return _STAND_INS[path] if by_pydantic else None

@@ -2,7 +2,8 @@
 
 ONNX is served only from a verified artifact: the contract says the training check passed and
 the file's sha256 matches. Serving ONNX never touches ``bundle.pipeline``: the pickle is not
-loaded at all.
+loaded at all. Either runtime returns ``vigil.task.Outputs``: what the outputs are (classes
+with probabilities, or numbers) is the model's task's business.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from vigil.onnx_model import OnnxModel, top, verified_onnx
+from vigil.onnx_model import OnnxModel, verified_onnx
 from vigil.registry import ModelBundle
 from vigil.schema import columns_to_frame
+from vigil.task import Outputs, task_for
 
 
 class NotServable(RuntimeError):
@@ -26,36 +28,32 @@ class SklearnInference:
 
     def __init__(self, bundle: ModelBundle, reason: str | None = None):
         self.schema = bundle.schema
+        self.task = task_for(bundle.contract)
         self.pipeline = bundle.pipeline
-        self.classes: list[Any] = self.pipeline.classes_.tolist()  # numpy ints -> Python ints
+        # numpy ints -> Python ints; a regressor has none
+        self.classes: list[Any] = list(getattr(self.pipeline, "classes_", np.array([])).tolist())
         self.reason = reason
 
-    def predict_proba(
+    def predict(
         self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
-    ) -> np.ndarray:
-        return self.pipeline.predict_proba(columns_to_frame(self.schema, columns, rows))
-
-    @staticmethod
-    def top(proba: np.ndarray) -> np.ndarray:
-        return proba.argmax(axis=1)
+    ) -> Outputs:
+        frame = columns_to_frame(self.schema, columns, rows)
+        return self.task.outputs(self.task.raw(self.pipeline, frame), self.classes)
 
 
 class OnnxInference:
     runtime = "onnx"
 
     def __init__(self, bundle: ModelBundle, model: bytes, reason: str | None = None):
-        self.model = OnnxModel(model, bundle.schema, bundle.contract["onnx"]["classes"])
+        self.task = task_for(bundle.contract)
+        self.model = OnnxModel(model, bundle.schema, bundle.contract["onnx"].get("classes") or [])
         self.classes = self.model.classes
         self.reason = reason
 
-    def predict_proba(
+    def predict(
         self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
-    ) -> np.ndarray:
-        return self.model.predict_proba(columns, rows, numbers)
-
-    @staticmethod
-    def top(proba: np.ndarray) -> np.ndarray:
-        return top(proba)
+    ) -> Outputs:
+        return self.task.outputs(self.model.predict_raw(columns, rows, numbers), self.classes)
 
 
 def load_inference(bundle: ModelBundle, setting: str) -> SklearnInference | OnnxInference:

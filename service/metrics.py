@@ -49,10 +49,15 @@ class ServiceMetrics:
         )
         self.predictions = Counter(
             "vigil_predictions",
-            "Instances predicted (not requests), by predicted class",
+            # An empty label is no label in PromQL: a regressor's series have none.
+            "Instances predicted (not requests), by predicted class (classifiers)",
             ["model_version", "predicted_class"],
             registry=registry,
         )
+        self._registry = registry
+        # vigil_prediction_value: one histogram per regressor version, its buckets taken from
+        # that model's reference predictions (``value_buckets``).
+        self._values: dict[str, Histogram] = {}
         self.confidence = Histogram(
             "vigil_prediction_confidence",
             "Probability of the predicted (top) class, per instance",
@@ -120,7 +125,31 @@ class ServiceMetrics:
     def reject(self, reason: str) -> None:
         self.rejected.labels(reason=reason if reason in REJECT_REASONS else "malformed").inc()
 
-    def predicted(
+    def value_buckets(self, model_version: str, bounds: Sequence[float]) -> None:
+        """Make ``vigil_prediction_value`` for a regressor version (no-op without bounds).
+
+        Only the first is registered in ``registry``: a registry takes a name once. Under
+        ``bentoml serve`` every version's values are in the multiprocess files regardless."""
+        if not bounds or model_version in self._values:
+            return
+        registry = self._registry if not self._values else None
+        histogram = Histogram(
+            "vigil_prediction_value",
+            "A regressor's predicted values, per instance (buckets from its reference)",
+            ["model_version"],
+            buckets=sorted(set(bounds)),
+            registry=registry,
+        )
+        self._values[model_version] = histogram
+
+    def values_predicted(self, values: Sequence[float], version: str) -> None:
+        """Count a regressor's batch: one ``inc`` of ``vigil_predictions_total`` and the
+        values into its ``vigil_prediction_value``."""
+        self.predictions.labels(model_version=version, predicted_class="").inc(len(values))
+        if (histogram := self._values.get(version)) is not None:
+            observe_many(histogram.labels(model_version=version), values)
+
+    def classes_predicted(
         self,
         classes: Sequence[str],
         top: np.ndarray,

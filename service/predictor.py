@@ -22,6 +22,7 @@ from vigil.inference_log import InferenceLog, InferenceLogError, LogRecord
 from vigil.prediction_ids import prediction_ids
 from vigil.registry import ModelBundle
 from vigil.schema import record_columns
+from vigil.task import Outputs
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +40,16 @@ class Job:
 
 @dataclass(frozen=True)
 class Answer:
-    predictions: list[Any]
-    probabilities: list[dict[str, float]]
+    fields: dict[str, Any]  # the task's keys: predictions (and probabilities for classifiers)
     prediction_ids: list[str]
+
+    @property
+    def predictions(self) -> list[Any]:
+        return self.fields["predictions"]
+
+    @property
+    def probabilities(self) -> list[dict[str, float]] | None:
+        return self.fields.get("probabilities")
 
 
 class Predictor:
@@ -55,6 +63,7 @@ class Predictor:
         self.tag = bundle.tag
         self.schema = bundle.schema
         self.inference = inference or SklearnInference(bundle)
+        self.task = self.inference.task
         self.classes: list[Any] = self.inference.classes
         self.keys = [str(c) for c in self.classes]
         self.log = log  # None only with VIGIL_UNSAFE_DISABLE_LOGGING (the benchmark)
@@ -73,36 +82,34 @@ class Predictor:
         # By feature once: the model's input and the log's records share the columns.
         columns, numbers = _batch_columns(jobs)
         try:
-            proba = self._predict(columns, sum(len(job.records) for job in jobs), numbers)
+            outputs = self._predict(columns, sum(len(job.records) for job in jobs), numbers)
         except Exception:
             if len(jobs) == 1:
                 raise
             # One odd request must not fail its neighbours: answer each on its own.
             logger.exception("batch prediction failed; retrying request by request")
             return [self._one(job) for job in jobs]
-        return self._answer(jobs, columns, proba)
+        return self._answer(jobs, columns, outputs)
 
     def _one(self, job: Job) -> Answer | ApiError:
         try:
             columns, numbers = _batch_columns([job])
-            proba = self._predict(columns, len(job.records), numbers)
-            return self._answer([job], columns, proba)[0]
+            outputs = self._predict(columns, len(job.records), numbers)
+            return self._answer([job], columns, outputs)[0]
         except Exception:
             logger.exception("prediction failed for request %s", job.request_id)
             return ApiError(500, "prediction failed; see the server log")
 
     def _predict(
         self, columns: Mapping[str, list[Any]], rows: int, numbers: np.ndarray | None
-    ) -> np.ndarray:
-        return self.inference.predict_proba(columns, rows, numbers)
+    ) -> Outputs:
+        return self.inference.predict(columns, rows, numbers)
 
     def _answer(
-        self, jobs: list[Job], columns: Mapping[str, list[Any]], proba: np.ndarray
+        self, jobs: list[Job], columns: Mapping[str, list[Any]], outputs: Outputs
     ) -> list[Answer | ApiError]:
-        top = self.inference.top(proba)
-        labels = [self.classes[i] for i in top.tolist()]
-        rounded = proba.round(6)
-        probabilities = _by_class(self.keys, rounded)
+        task, keys = self.task, self.keys
+        predictions, probabilities = task.log_outputs(outputs, keys)
         # Each job's slice of the batch: one log record and one answer per request.
         bounds = np.cumsum([0] + [len(job.records) for job in jobs]).tolist()
         slices = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
@@ -118,30 +125,28 @@ class Predictor:
                         if job.columns is not None
                         else {name: values[rows] for name, values in columns.items()}
                     ),
-                    predictions=labels[rows],
-                    probabilities=dict(zip(self.keys, rounded[rows].T.tolist(), strict=True)),
+                    predictions=predictions[rows],
+                    probabilities={k: v[rows] for k, v in probabilities.items()},
                 )
                 for job, rows in zip(jobs, slices, strict=True)
             ]
             try:
                 self.log.write(records)
             except InferenceLogError as exc:
-                logger.error("inference log write failed for %d rows: %s", len(labels), exc)
+                logger.error("inference log write failed for %d rows: %s", len(outputs), exc)
                 if self.metrics is not None:
-                    self.metrics.log_failures.inc(len(labels))
+                    self.metrics.log_failures.inc(len(outputs))
                 msg = "inference log unavailable: prediction not recorded, retry"
                 return [ApiError(503, msg) for _ in jobs]
         if self.metrics is not None:
-            self.metrics.log_rows.inc(len(labels))
-            self.metrics.predicted(self.keys, top, proba.max(axis=1), self.tag)
+            self.metrics.log_rows.inc(len(outputs))
+            task.count(self.metrics, outputs, keys, self.tag)
             for job in jobs:
                 if job.unseen:
                     self.metrics.unseen_categories(job.unseen)
         return [
             Answer(
-                labels[rows],
-                probabilities[rows],
-                prediction_ids(job.request_id, len(job.records)),
+                task.answer(outputs, rows, keys), prediction_ids(job.request_id, len(job.records))
             )
             for job, rows in zip(jobs, slices, strict=True)
         ]
@@ -180,13 +185,3 @@ class _JoinedColumns(Mapping[str, list[Any]]):
 
     def __len__(self) -> int:
         return len(self.parts[0])
-
-
-def _by_class(keys: list[str], proba: np.ndarray) -> list[dict[str, float]]:
-    """Each row of ``proba`` as ``{class: probability}``."""
-    if proba.shape[1:] != (len(keys),):
-        raise ValueError(f"{proba.shape} probabilities for {len(keys)} classes")
-    if len(keys) == 2:  # two classes, the usual case: a dict display is twice as fast
-        k0, k1 = keys
-        return [{k0: p0, k1: p1} for p0, p1 in proba.tolist()]
-    return [dict(zip(keys, row, strict=True)) for row in proba.tolist()]

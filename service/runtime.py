@@ -94,6 +94,8 @@ class Runtime:
     ) -> Model:
         """The serving path of ``bundle``; blocking (loads the model), so off the loop."""
         inference = inference or load_inference(bundle, self.settings.inference)
+        if self.metrics is not None:
+            self.metrics.value_buckets(bundle.tag, bundle.contract.get("prediction_buckets") or [])
         predictor = Predictor(bundle, self.log, self.metrics, inference)
         batcher = MicroBatcher(
             predictor,

@@ -18,6 +18,7 @@ import numpy as np
 
 from service.errors import ApiError, problem, summary
 from vigil.schema import FeatureSchema
+from vigil.task import BadLabel, Task
 
 # The served model may run on float32 (ONNX inputs, scikit-learn's tree thresholds): a number
 # beyond float32's range would become infinite there.
@@ -307,17 +308,17 @@ _OUT_OF_RANGE = f"number out of range: the model takes values within ±{_FLOAT32
 
 
 def feedback_labels(
-    labels: Any, classes: tuple[Any, ...], max_rows: int, field_name: str = "labels"
+    labels: Any, task: Task, classes: tuple[Any, ...], max_rows: int, field_name: str = "labels"
 ) -> list[tuple[str, Any]]:
-    """``(prediction_id, label)`` pairs; a label must be one of the model's classes, exactly
-    (``1`` for an integer class, not ``"1"``, ``1.0`` or ``true``)."""
+    """``(prediction_id, label)`` pairs; a label is what the model's task takes
+    (``vigil.task``): one of a classifier's classes exactly (``1`` for an integer class, not
+    ``"1"``, ``1.0`` or ``true``), a finite number for a regressor."""
     if not isinstance(labels, list):
         msg = f"expected a list of objects, got {_kind(labels)}"
         raise ApiError(
             400, f"{field_name}: {msg}", [problem([field_name], msg)], reason="wrong_type"
         )
     check_count(len(labels), max_rows, field_name)
-    known = {(type(c), c) for c in classes}
     problems = _Problems()
     out = []
     for i, item in enumerate(labels):
@@ -334,12 +335,11 @@ def feedback_labels(
             problems.add([*loc, "prediction_id"], "expected a prediction id string", "wrong_type")
         if "label" not in item:
             problems.add([*loc, "label"], "field required", "missing_field")
-        elif type(label) not in (int, str) or (type(label), label) not in known:
-            problems.add(
-                [*loc, "label"],
-                f"{label!r} is not a class of the model (classes: {list(classes)[:20]})",
-                "unknown_label",
-            )
+        else:
+            try:
+                label = task.check_label(label, classes)
+            except BadLabel as exc:
+                problems.add([*loc, "label"], str(exc), "unknown_label")
         out.append((pid, label))
     problems.raise_if_any()
     return out

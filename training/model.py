@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from vigil.schema import FeatureSchema
-from vigil.scoring import classification_metrics
+from vigil.task import classification_metrics
 
 MISSING_AS_EMPTY = "missing_as_empty"
 
@@ -50,7 +50,7 @@ def build_pipeline(schema: FeatureSchema, *, seed: int, n_estimators: int) -> Pi
 
 
 def score(pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict[str, float | None]:
-    """Held-out quality, as ``vigil.scoring`` computes it for live data too."""
+    """Held-out quality, as ``vigil.task`` computes it for live data too."""
     proba = pipeline.predict_proba(features)
     return score_proba(proba, proba.argmax(axis=1), pipeline.classes_, labels)
 

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil.onnx_model import ARTIFACT, OnnxModel, top
+from vigil.onnx_model import ARTIFACT, OnnxModel
 from vigil.schema import FeatureSchema
+from vigil.task import top_class as top
 
 TOLERANCE = 1e-5
 
@@ -57,7 +58,8 @@ class Export:
     def predict(self, pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities and predicted class indices of the runtime that will serve."""
         if self.served is not None:
-            proba = self.served.predict_proba_frame(frame)
+            # Float32 sums can land an ULP above 1; scikit-learn's metrics refuse that.
+            proba = np.clip(self.served.predict_raw_frame(frame), 0.0, 1.0)
             return proba, top(proba)
         proba = pipeline.predict_proba(frame)
         return proba, proba.argmax(axis=1)
@@ -110,7 +112,7 @@ def export(
     try:
         for name, frame in checks.items():
             expected = pipeline.predict_proba(frame)
-            got = compiled.predict_proba_frame(frame)
+            got = np.clip(compiled.predict_raw_frame(frame), 0.0, 1.0)
             worst = max(worst, float(np.abs(expected - got).max(initial=0.0)))
             mismatches += int((expected.argmax(axis=1) != top(got)).sum())
             check["rows"][name] = len(frame)

@@ -200,14 +200,17 @@ def _worse_than_production(registry, schema, metrics, x_test, y_test) -> str | N
 
 def _score_served(bundle, x_test, y_test) -> dict[str, float | None]:
     """The held-out metrics of what serves ``bundle``: its verified ONNX model, if any."""
+    import numpy as np
+
     from training.model import score, score_proba
-    from vigil.onnx_model import OnnxModel, top, verified_onnx
+    from vigil.onnx_model import OnnxModel, verified_onnx
+    from vigil.task import top_class as top
 
     content, _ = verified_onnx(bundle)
     if content is None:
         return score(bundle.pipeline, x_test, y_test)
     classes = bundle.contract["onnx"]["classes"]
-    proba = OnnxModel(content, bundle.schema, classes).predict_proba_frame(x_test)
+    proba = np.clip(OnnxModel(content, bundle.schema, classes).predict_raw_frame(x_test), 0, 1)
     return score_proba(proba, top(proba), classes, y_test)
 
 

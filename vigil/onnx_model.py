@@ -3,7 +3,9 @@
 Shared by training (which checks the conversion against scikit-learn) and the service (which
 serves it), so both go through the same feed. Inputs are one ``[None, 1]`` tensor per feature
 in schema order: float32 for numeric features (missing as NaN), strings for categorical ones
-(missing as ``""``, which the pipeline's own imputer treats as missing too).
+(missing as ``""``, which the pipeline's own imputer treats as missing too). The output read is
+the model's last: a classifier's probabilities (converted without a ZipMap), a regressor's
+predicted values; ``vigil.task`` turns either into answers.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ import numpy as np
 from vigil.schema import FeatureSchema
 
 ARTIFACT = "model.onnx"
-# Probabilities this close to the top one count as a tie, broken towards the first class as
-# numpy's argmax does on scikit-learn's exact float64 ties (float32 sums differ by ULPs).
-TIE_MARGIN = 1e-6
 
 
 class OnnxModel:
@@ -41,7 +40,7 @@ class OnnxModel:
             (i.name, f.name, f.kind == "numeric")
             for i, f in zip(inputs, schema.features, strict=True)
         ]
-        self._output = ["probabilities"]
+        self._output = [self.session.get_outputs()[-1].name]
 
     def feed(
         self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
@@ -64,25 +63,20 @@ class OnnxModel:
             out[onnx_name] = array.reshape(-1, 1)
         return out
 
-    def predict_proba(
+    def predict_raw(
         self, columns: Mapping[str, Sequence[Any]], rows: int, numbers: np.ndarray | None = None
     ) -> np.ndarray:
-        (proba,) = self.session.run(self._output, self.feed(columns, rows, numbers))
-        # Float32 sums can land an ULP above 1 (or below 0); scikit-learn's metrics refuse that.
-        return np.clip(proba.astype(np.float64), 0.0, 1.0)
+        """Probabilities ``[n, classes]`` or values ``[n]``, as float64."""
+        (raw,) = self.session.run(self._output, self.feed(columns, rows, numbers))
+        return raw.astype(np.float64)
 
-    def predict_proba_frame(self, frame) -> np.ndarray:
+    def predict_raw_frame(self, frame) -> np.ndarray:
         """For training's check: a ``vigil.schema.to_frame`` frame (NaN for missing)."""
         columns = {
             f.name: [None if isinstance(v, float) and math.isnan(v) else v for v in frame[f.name]]
             for f in self.schema.features
         }
-        return self.predict_proba(columns, len(frame))
-
-
-def top(proba: np.ndarray) -> np.ndarray:
-    """Index of the predicted class per row, ties (within ``TIE_MARGIN``) to the first."""
-    return (proba >= proba.max(axis=1, keepdims=True) - TIE_MARGIN).argmax(axis=1)
+        return self.predict_raw(columns, len(frame))
 
 
 def verified_onnx(bundle) -> tuple[bytes | None, str]:

@@ -50,6 +50,7 @@ from vigil.registry_schema import (
     registry_tables,
 )
 from vigil.schema import FeatureSchema
+from vigil.task import Task, task_for
 
 __all__ = [
     "ArtifactIntegrityError",
@@ -145,6 +146,10 @@ class ModelBundle:
     @property
     def metrics(self) -> dict[str, float]:
         return self.contract.get("metrics", {})
+
+    @property
+    def task(self) -> Task:
+        return task_for(self.contract)
 
     def artifact_bytes(self, name: str) -> bytes:
         """The verified bytes of artifact ``name`` (``KeyError`` when the model has none)."""

@@ -80,8 +80,13 @@ class FeatureSchema:
         )
 
     @classmethod
-    def infer(cls, features: pd.DataFrame, labels: pd.Series, target: str) -> FeatureSchema:
-        """Numeric dtypes are numeric; everything else (strings, booleans) is categorical."""
+    def infer(
+        cls, features: pd.DataFrame, labels: pd.Series, target: str, task: str = "classification"
+    ) -> FeatureSchema:
+        """Numeric dtypes are numeric; everything else (strings, booleans) is categorical. The
+        classes are the task's (``vigil.task``): none for a regressor."""
+        from vigil.task import get_task
+
         out = []
         for name in features.columns:
             col = features[name]
@@ -98,8 +103,7 @@ class FeatureSchema:
             else:
                 cats = sorted({str(v) for v in col.dropna().unique()})
                 out.append(Feature(name=str(name), kind="categorical", categories=tuple(cats)))
-        classes = tuple(_plain(v) for v in sorted(labels.dropna().unique(), key=_sort_key))
-        return cls(features=tuple(out), target=target, classes=classes)
+        return cls(features=tuple(out), target=target, classes=get_task(task).classes(labels))
 
 
 def _plain(value: Any) -> Label:

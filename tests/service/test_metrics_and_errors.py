@@ -17,7 +17,7 @@ from tests.support.prom import total
 def test_metric_names_and_labels_follow_the_contract():
     registry = CollectorRegistry()
     metrics = ServiceMetrics(registry, "vigil-model:abc")
-    metrics.predicted(["0", "1"], np.array([0, 1, 1]), np.array([0.9, 0.6, 0.99]))
+    metrics.classes_predicted(["0", "1"], np.array([0, 1, 1]), np.array([0.9, 0.6, 0.99]))
     metrics.reject("non_finite")
     metrics.reject("something-else")  # unknown reasons fold into one bounded value
     metrics.unseen_categories({"plan": 2})

@@ -187,16 +187,3 @@ def test_the_fast_frame_path_matches_the_general_one(mixed_bundle):
     pd.testing.assert_frame_equal(fast, general)
     # Anything else takes the general path (text in a numeric column is coerced there).
     assert to_frame(mixed_bundle.schema, [mixed_instance(age="41")])["age"].tolist() == [41.0]
-
-
-@pytest.mark.parametrize("classes", [["no", "yes"], ["a", "b", "c"], ["only"]])
-def test_probabilities_by_class(classes):
-    import numpy as np
-
-    from service.predictor import _by_class
-
-    proba = np.random.default_rng(0).random((5, len(classes)))
-    expected = [{c: float(p) for c, p in zip(classes, row, strict=True)} for row in proba]
-    assert _by_class(classes, proba) == expected
-    with pytest.raises(ValueError):
-        _by_class(classes, proba[:, :-1])

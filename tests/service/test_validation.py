@@ -10,6 +10,7 @@ import pytest
 from service.errors import ApiError
 from service.validation import InstanceValidator, feedback_labels
 from tests.service.conftest import mixed_instance
+from vigil.task import CLASSIFIER, REGRESSOR
 
 
 @pytest.fixture
@@ -160,13 +161,15 @@ def test_default_model_schema_is_all_numeric(default_bundle, default_rows):
 
 def test_feedback_labels_must_be_classes_of_the_model():
     classes = (0, 1)
-    assert feedback_labels([{"prediction_id": "a", "label": 1}], classes, 10) == [("a", 1)]
+    assert feedback_labels([{"prediction_id": "a", "label": 1}], CLASSIFIER, classes, 10) == [
+        ("a", 1)
+    ]
     for label in ("1", 1.0, True, 2, None, [1]):
         with pytest.raises(ApiError) as info:
-            feedback_labels([{"prediction_id": "a", "label": label}], classes, 10)
+            feedback_labels([{"prediction_id": "a", "label": label}], CLASSIFIER, classes, 10)
         assert info.value.status == 400, label
         assert info.value.detail[0]["loc"] == ["labels", 0, "label"]
-    assert feedback_labels([{"prediction_id": "a", "label": "yes"}], ("no", "yes"), 10)
+    assert feedback_labels([{"prediction_id": "a", "label": "yes"}], CLASSIFIER, ("no", "yes"), 10)
 
 
 @pytest.mark.parametrize(
@@ -183,7 +186,7 @@ def test_feedback_labels_must_be_classes_of_the_model():
 )
 def test_feedback_shape_errors(labels, status, loc):
     with pytest.raises(ApiError) as info:
-        feedback_labels(labels, (0, 1), 10)
+        feedback_labels(labels, CLASSIFIER, (0, 1), 10)
     assert info.value.status == status
     assert info.value.detail[0]["loc"] == loc
 
@@ -256,3 +259,19 @@ def test_any_mix_of_problems_is_reported_row_by_row(mixed_bundle, seed):
         else:
             assert rows[where]["plan"] is None  # the one valid "bad" value
             assert checked.columns["plan"][where] is None
+
+
+def test_feedback_labels_of_a_regressor_are_finite_numbers():
+    pairs = feedback_labels(
+        [{"prediction_id": "a", "label": 151.5}, {"prediction_id": "b", "label": 3}],
+        REGRESSOR,
+        (),
+        10,
+    )
+    assert pairs == [("a", 151.5), ("b", 3.0)]
+    for label in ("1", True, None, [1], float("nan"), float("inf")):
+        with pytest.raises(ApiError) as info:
+            feedback_labels([{"prediction_id": "a", "label": label}], REGRESSOR, (), 10)
+        assert info.value.status == 400, label
+        assert info.value.detail[0]["loc"] == ["labels", 0, "label"]
+        assert "finite number" in info.value.detail[0]["msg"]

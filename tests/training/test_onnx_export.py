@@ -60,7 +60,7 @@ def test_saved_model_carries_a_verified_onnx_artifact(tmp_path, data):
         frame.loc[::5, "region"] = np.nan
     model = OnnxModel(content, bundle.schema, onnx["classes"])
     expected = bundle.pipeline.predict_proba(frame)
-    got = model.predict_proba_frame(frame)
+    got = model.predict_raw_frame(frame)
     assert (expected.argmax(axis=1) == got.argmax(axis=1)).all()
     assert np.abs(expected - got).max() <= TOLERANCE
 

@@ -14,8 +14,8 @@ import pytest
 from training.data import load
 from training.train import Gate, train
 from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
-from vigil.scoring import QUALITY_METRICS
 from vigil.settings import get_settings
+from vigil.task import CLASSIFIER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +66,7 @@ def test_saved_model_carries_its_contract(tmp_path):
     bundle = Registry(settings).load_production()
     assert bundle.tag == outcome.model_tag
     contract = bundle.contract
-    assert tuple(contract["metrics"]) == QUALITY_METRICS
+    assert tuple(contract["metrics"]) == CLASSIFIER.metrics
     assert contract["metrics"]["accuracy"] > 0.9
     assert len(contract["dataset_sha256"]) == 64
     assert contract["params"]["seed"] == 42

@@ -1,0 +1,469 @@
+"""What differs between a classifier and a regressor, in one place.
+
+A model's ``task`` (``classification`` or ``regression``) is recorded in its contract. Training,
+the service and the monitor never branch on it: they ask the ``Task`` object for
+
+- the model's outputs and the answer's shape (``outputs``, ``answer``, ``log_outputs``);
+- the held-out and live metrics and which direction is better (``score``, ``score_logged``,
+  ``metrics``, ``higher_is_better``);
+- the quality gate against a naive predictor and the promotion comparison (``naive``,
+  ``gate``, ``worse``);
+- the label check for ``/feedback`` (``check_label``) and the labels' normal form;
+- the prediction-drift test (``prediction_drift_method``, ``prediction_values``);
+- what a metrics sink counts per prediction (``count``).
+
+``task_for(contract)`` gives the task of a saved model (models saved before tasks existed are
+classifiers); ``infer_task(labels)`` decides one from a target column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+TASKS = (CLASSIFICATION, REGRESSION)
+MAX_CLASSES = 50
+# A numeric target with more distinct values than this (and not all integers few enough to be
+# classes) is a regression target under --task auto.
+_AUTO_MAX_CLASSES = 20
+# Probabilities this close to the top one count as a tie, broken towards the first class as
+# numpy's argmax does on scikit-learn's exact float64 ties (float32 sums differ by ULPs).
+TIE_MARGIN = 1e-6
+
+
+class BadLabel(ValueError):
+    """A label this model cannot take; the message says why (no value echoed beyond 40 chars)."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """A model's answer for ``n`` rows. ``predictions``: class labels or numbers, as Python
+    values; ``proba``: ``[n, classes]`` in class order (classifiers only); ``top``: the index
+    of each row's predicted class (classifiers only)."""
+
+    predictions: list[Any]
+    proba: np.ndarray | None = None
+    top: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+
+class PredictionSink(Protocol):
+    """What the service's metrics take (``service.metrics.ServiceMetrics``)."""
+
+    def classes_predicted(
+        self, classes: Sequence[str], top: np.ndarray, confidence: np.ndarray, version: str
+    ) -> None: ...
+
+    def values_predicted(self, values: Sequence[float], version: str) -> None: ...
+
+
+def top_class(proba: np.ndarray) -> np.ndarray:
+    """Index of the predicted class per row, ties (within ``TIE_MARGIN``) to the first."""
+    return (proba >= proba.max(axis=1, keepdims=True) - TIE_MARGIN).argmax(axis=1)
+
+
+def _plain(value: Any) -> Any:
+    from vigil.schema import _plain as plain
+
+    return plain(value)
+
+
+def _label_text(value: Any) -> str:
+    # 1, 1.0 and "1" from JSON are the same class.
+    return str(_plain(value)) if value is not None else ""
+
+
+class Task:
+    name: str
+    metrics: tuple[str, ...]
+    higher_is_better: Mapping[str, bool]
+    compared: tuple[str, ...]  # the promotion rule compares these with production's
+    quality_metric: str  # the one ModelQualityDrop watches
+    prediction_drift_method: str  # "chisquare" (labels) or "ks" (numbers)
+
+    def classes(self, labels: pd.Series) -> tuple[Any, ...]:
+        """The model's classes as the schema records them (none for a regressor)."""
+        raise NotImplementedError
+
+    def raw(self, model: Any, frame: pd.DataFrame) -> np.ndarray:
+        """A scikit-learn model's raw output: probabilities or predicted numbers."""
+        raise NotImplementedError
+
+    def onnx_options(self, estimator: Any) -> dict[Any, Any]:
+        """skl2onnx options for the final estimator (a probability tensor, not a ZipMap)."""
+        return {}
+
+    def outputs(self, raw: np.ndarray, classes: Sequence[Any]) -> Outputs:
+        """The outputs of a raw model output (scikit-learn's or ONNX's)."""
+        raise NotImplementedError
+
+    def answer(self, outputs: Outputs, rows: slice, keys: Sequence[str]) -> dict[str, Any]:
+        """The answer's task-specific keys for ``rows`` (``predictions``, ``probabilities``)."""
+        raise NotImplementedError
+
+    def log_outputs(
+        self, outputs: Outputs, keys: Sequence[str]
+    ) -> tuple[list[Any], dict[str, list[float]]]:
+        """What the log stores: predictions, and probabilities by class (``{}`` for none)."""
+        raise NotImplementedError
+
+    def count(self, sink: PredictionSink, outputs: Outputs, keys: Sequence[str], version: str):
+        raise NotImplementedError
+
+    def score(
+        self, truth: np.ndarray, outputs: Outputs, classes: Sequence[Any]
+    ) -> dict[str, float | None]:
+        raise NotImplementedError
+
+    def score_logged(self, frame: pd.DataFrame, classes: Sequence[Any]) -> dict[str, Any]:
+        """Quality of logged predictions joined to labels (``label``, ``prediction``,
+        ``probabilities`` columns, as ``InferenceLog.labeled`` reads them)."""
+        raise NotImplementedError
+
+    def naive(self, train_labels: pd.Series, test_labels: pd.Series) -> dict[str, float]:
+        """The naive predictor's held-out figures the gate must beat."""
+        raise NotImplementedError
+
+    def gate(self, metrics: Mapping[str, Any], naive: Mapping[str, float], minimum: float):
+        """None when ``metrics`` pass; otherwise why not. ``minimum``: least accuracy or R²."""
+        raise NotImplementedError
+
+    def worse(self, mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> str | None:
+        """Why ``mine`` is worse than ``theirs`` on the same rows, or None."""
+        for name in self.compared:
+            a, b = mine.get(name), theirs.get(name)
+            if a is None or b is None:
+                continue
+            if (a < b) if self.higher_is_better[name] else (a > b):
+                sign = "<" if self.higher_is_better[name] else ">"
+                return f"held-out {name} {a:.4f} {sign} {b:.4f}"
+        return None
+
+    def check_label(self, value: Any, classes: Sequence[Any]) -> Any:
+        """The label as stored; ``BadLabel`` when the model cannot take it."""
+        raise NotImplementedError
+
+    def normalise_labels(self, labels: pd.Series) -> pd.Series:
+        raise NotImplementedError
+
+    def prediction_values(self, values: pd.Series) -> pd.Series:
+        """Predictions (logged or from the reference) in the form their drift test takes."""
+        raise NotImplementedError
+
+    def label_values(self, values: pd.Series) -> pd.Series:
+        """Labels (logged or from the reference) in the form their drift test takes."""
+        return self.prediction_values(values)
+
+    def reference_predictions(self, outputs: Outputs) -> list[Any]:
+        """Predictions as stored in the reference sample's prediction column."""
+        raise NotImplementedError
+
+    def prediction_buckets(self, reference_predictions: Sequence[Any]) -> list[float]:
+        """Bucket bounds of ``vigil_prediction_value`` (none: the task has no such histogram)."""
+        return []
+
+
+class Classification(Task):
+    name = CLASSIFICATION
+    metrics = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+    higher_is_better = {
+        "accuracy": True,
+        "f1": True,
+        "precision": True,
+        "recall": True,
+        "roc_auc": True,
+        "log_loss": False,
+    }
+    compared = ("accuracy", "f1")
+    quality_metric = "accuracy"
+    prediction_drift_method = "chisquare"
+
+    def classes(self, labels):
+        from vigil.schema import _sort_key
+
+        return tuple(_plain(v) for v in sorted(labels.dropna().unique(), key=_sort_key))
+
+    def raw(self, model, frame):
+        return model.predict_proba(frame)
+
+    def onnx_options(self, estimator):
+        return {id(estimator): {"zipmap": False}}
+
+    def outputs(self, raw: np.ndarray, classes: Sequence[Any]) -> Outputs:
+        proba = np.clip(np.asarray(raw, dtype=np.float64), 0.0, 1.0)
+        top = top_class(proba)
+        classes = list(classes)
+        return Outputs([classes[i] for i in top.tolist()], proba, top)
+
+    def answer(self, outputs: Outputs, rows: slice, keys: Sequence[str]) -> dict[str, Any]:
+        return {
+            "predictions": outputs.predictions[rows],
+            "probabilities": _by_class(keys, outputs.proba[rows].round(6)),
+        }
+
+    def log_outputs(self, outputs, keys):
+        rounded = outputs.proba.round(6)
+        return outputs.predictions, dict(zip(keys, rounded.T.tolist(), strict=True))
+
+    def count(self, sink, outputs, keys, version):
+        sink.classes_predicted(keys, outputs.top, outputs.proba.max(axis=1), version)
+
+    def score(self, truth, outputs, classes):
+        return classification_metrics(
+            np.asarray(truth), np.asarray(outputs.predictions, dtype=object), outputs.proba, classes
+        )
+
+    def score_logged(self, frame, classes):
+        keys = [_label_text(c) for c in classes]
+        truth = frame["label"].map(_label_text)
+        known = truth.isin(keys).to_numpy()
+        # A label outside the model's classes (a client's mistake) cannot be scored.
+        truth = truth[known].to_numpy()
+        predicted = frame["prediction"].map(_label_text)[known].to_numpy()
+        proba = np.array(
+            [[float(p.get(c, 0.0)) for c in keys] for p in frame["probabilities"][known]]
+        ).reshape(-1, len(keys))
+        out: dict[str, Any] = {"labeled_rows": int(len(frame))}
+        if int((~known).sum()):
+            out["unknown_labels"] = int((~known).sum())
+        if not len(truth):
+            return {**{m: None for m in self.metrics}, **out}
+        return {**classification_metrics(truth, predicted, proba, keys), **out}
+
+    def naive(self, train_labels, test_labels):
+        majority = train_labels.value_counts().idxmax()
+        return {"accuracy": round(float((test_labels == majority).mean()), 6)}
+
+    def gate(self, metrics, naive, minimum):
+        accuracy = metrics["accuracy"]
+        if accuracy < minimum:
+            return f"accuracy {accuracy:.4f} is below the gate's {minimum}"
+        if accuracy <= naive["accuracy"]:
+            return (
+                f"accuracy {accuracy:.4f} does not beat always predicting the "
+                f"majority class ({naive['accuracy']:.4f})"
+            )
+        return None
+
+    def check_label(self, value, classes):
+        # Exactly one of the classes: 1 for an integer class, not "1", 1.0 or true.
+        if type(value) not in (int, str) or (type(value), value) not in {
+            (type(c), c) for c in classes
+        }:
+            raise BadLabel(
+                f"{_short(value)} is not a class of the model (classes: {list(classes)[:20]})"
+            )
+        return value
+
+    def normalise_labels(self, labels):
+        """Integral labels as int64, anything else as text: the service answers with these."""
+        plain = labels.map(_plain)
+        if all(isinstance(v, int) for v in plain):
+            return plain.astype("int64")
+        return plain.astype(str)
+
+    def prediction_values(self, values):
+        return values.dropna().map(_label_text)
+
+    def reference_predictions(self, outputs):
+        return [str(p) for p in outputs.predictions]
+
+
+class Regression(Task):
+    name = REGRESSION
+    metrics = ("mae", "rmse", "r2", "mean_error")
+    higher_is_better = {"mae": False, "rmse": False, "r2": True, "mean_error": False}
+    compared = ("rmse",)
+    quality_metric = "rmse"
+    prediction_drift_method = "ks"
+
+    def classes(self, labels):
+        return ()
+
+    def raw(self, model, frame):
+        return model.predict(frame)
+
+    def outputs(self, raw, classes=()):
+        values = np.asarray(raw, dtype=np.float64).reshape(-1)
+        return Outputs(values.tolist())
+
+    def answer(self, outputs, rows, keys=()):
+        return {"predictions": [round(v, 6) for v in outputs.predictions[rows]]}
+
+    def log_outputs(self, outputs, keys=()):
+        return outputs.predictions, {}
+
+    def count(self, sink, outputs, keys, version):
+        sink.values_predicted(outputs.predictions, version)
+
+    def score(self, truth, outputs, classes=()):
+        return regression_metrics(np.asarray(truth, dtype=float), np.asarray(outputs.predictions))
+
+    def score_logged(self, frame, classes=()):
+        truth = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=float)
+        predicted = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(dtype=float)
+        known = np.isfinite(truth) & np.isfinite(predicted)
+        out: dict[str, Any] = {"labeled_rows": int(len(frame))}
+        if int((~known).sum()):
+            out["unknown_labels"] = int((~known).sum())
+        if not known.any():
+            return {**{m: None for m in self.metrics}, **out}
+        return {**regression_metrics(truth[known], predicted[known]), **out}
+
+    def naive(self, train_labels, test_labels):
+        mean = float(train_labels.mean())
+        truth = test_labels.to_numpy(dtype=float)
+        return {"rmse": round(float(np.sqrt(np.mean((truth - mean) ** 2))), 6)}
+
+    def gate(self, metrics, naive, minimum):
+        r2, rmse = metrics["r2"], metrics["rmse"]
+        if r2 is None or r2 < minimum:
+            return f"R² {r2} is below the gate's {minimum}"
+        if rmse >= naive["rmse"]:
+            return (
+                f"RMSE {rmse:.4f} does not beat always predicting the training mean "
+                f"({naive['rmse']:.4f})"
+            )
+        return None
+
+    def check_label(self, value, classes=()):
+        if type(value) not in (int, float) or not math.isfinite(value):
+            raise BadLabel(f"{_short(value)} is not a finite number (the model is a regressor)")
+        if abs(value) > 3.4e38:
+            raise BadLabel("number out of range (float32)")
+        return float(value)
+
+    def normalise_labels(self, labels):
+        return pd.to_numeric(labels, errors="raise").astype("float64")
+
+    def prediction_values(self, values):
+        return pd.to_numeric(values, errors="coerce").dropna().astype(float)
+
+    def reference_predictions(self, outputs):
+        return [float(p) for p in outputs.predictions]
+
+    def prediction_buckets(self, reference_predictions):
+        """At most 19 bounds (20 buckets with +Inf): the reference predictions' 5 % quantiles,
+        rounded to 4 significant digits, so each bucket holds about 5 % of normal traffic."""
+        values = np.asarray(reference_predictions, dtype=float)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return []
+        quantiles = np.quantile(values, np.linspace(0.05, 0.95, 19))
+        return sorted({float(f"{q:.4g}") for q in quantiles})
+
+
+CLASSIFIER = Classification()
+REGRESSOR = Regression()
+_BY_NAME = {CLASSIFICATION: CLASSIFIER, REGRESSION: REGRESSOR}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}") from None
+
+
+def task_for(contract: Mapping[str, Any]) -> Task:
+    """The task of a saved model; models saved before tasks existed are classifiers."""
+    return get_task(contract.get("task") or CLASSIFICATION)
+
+
+def infer_task(labels: pd.Series) -> str:
+    """``--task auto``: text, booleans and few distinct integers are classes; other numbers
+    (any fraction, or more distinct integers than ``_AUTO_MAX_CLASSES``) are a regression."""
+    values = labels.dropna()
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return CLASSIFICATION
+    numbers = values.to_numpy(dtype=float)
+    integral = bool(np.all(np.mod(numbers, 1) == 0))
+    if integral and values.nunique() <= _AUTO_MAX_CLASSES:
+        return CLASSIFICATION
+    return REGRESSION
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _by_class(keys: Sequence[str], proba: np.ndarray) -> list[dict[str, float]]:
+    """Each row of ``proba`` as ``{class: probability}``."""
+    if proba.shape[1:] != (len(keys),):
+        raise ValueError(f"{proba.shape} probabilities for {len(keys)} classes")
+    if len(keys) == 2:  # two classes, the usual case: a dict display is twice as fast
+        k0, k1 = keys
+        return [{k0: p0, k1: p1} for p0, p1 in proba.tolist()]
+    return [dict(zip(keys, row, strict=True)) for row in proba.tolist()]
+
+
+def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float | None]:
+    """MAE, RMSE, R² (None for fewer than two labels or constant labels) and the mean error
+    (prediction − label: positive when the model over-predicts). Rounded to six places."""
+    error = predicted - truth
+    n = len(truth)
+    ss_tot = float(((truth - truth.mean()) ** 2).sum()) if n else 0.0
+    r2 = None if n < 2 or ss_tot == 0 else 1.0 - float((error**2).sum()) / ss_tot
+    metrics = {
+        "mae": float(np.abs(error).mean()),
+        "rmse": float(np.sqrt((error**2).mean())),
+        "r2": r2,
+        "mean_error": float(error.mean()),
+    }
+    return {k: None if v is None else round(v, 6) for k, v in metrics.items()}
+
+
+def classification_metrics(
+    truth: np.ndarray, predicted: np.ndarray, proba: np.ndarray, classes: Sequence[Any]
+) -> dict[str, float | None]:
+    """Accuracy; F1, precision and recall (two classes: of the last class, as scikit-learn
+    orders them; more: macro averages); ROC AUC (None when undefined: one class among the
+    labels); log loss. Rounded to six places. ``proba`` columns follow ``classes``."""
+    from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_score, recall_score
+
+    classes = list(classes)
+    binary = len(classes) == 2
+    avg = {"average": "binary", "pos_label": classes[-1]} if binary else {"average": "macro"}
+    metrics: dict[str, float | None] = {
+        "accuracy": accuracy_score(truth, predicted),
+        "f1": f1_score(truth, predicted, labels=classes, zero_division=0, **avg),
+        "precision": precision_score(truth, predicted, labels=classes, zero_division=0, **avg),
+        "recall": recall_score(truth, predicted, labels=classes, zero_division=0, **avg),
+        "roc_auc": _roc_auc(truth, proba, classes),
+        "log_loss": log_loss(truth, _normalised(proba), labels=classes),
+    }
+    return {k: None if v is None else round(float(v), 6) for k, v in metrics.items()}
+
+
+def _normalised(proba: np.ndarray) -> np.ndarray:
+    # Logged probabilities are rounded; scikit-learn wants rows that sum to one.
+    sums = proba.sum(axis=1, keepdims=True)
+    return np.where(sums > 0, proba / np.where(sums > 0, sums, 1), 1 / proba.shape[1])
+
+
+def _roc_auc(truth: np.ndarray, proba: np.ndarray, classes: list) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    if len(set(truth.tolist())) < 2:
+        return None
+    try:
+        if len(classes) == 2:
+            return roc_auc_score(truth == classes[-1], proba[:, 1])
+        value = roc_auc_score(truth, proba, multi_class="ovr", average="macro", labels=classes)
+    except ValueError:  # a class absent from the labels
+        return None
+    return None if math.isnan(value) else value
+
+
+# Every metric either task reports: gauges and dashboards list them once.
+QUALITY_METRICS = tuple(dict.fromkeys(CLASSIFIER.metrics + REGRESSOR.metrics))
