@@ -155,6 +155,16 @@ class Task:
     def normalise_labels(self, labels: pd.Series) -> pd.Series:
         raise NotImplementedError
 
+    def reference_label(self, value: Any, classes: Sequence[Any]) -> Any:
+        """A label of the reference sample (stored as text for classes) as ``/feedback``
+        takes it."""
+        raise NotImplementedError
+
+    def wrong_label(self, label: Any, classes: Sequence[Any], spread: float) -> Any:
+        """A label the model would be wrong on: another class, or the value moved by
+        ``spread`` (demo traffic that shows ModelQualityDrop)."""
+        raise NotImplementedError
+
     def label_schema(self, classes: Sequence[Any]) -> dict[str, Any]:
         """JSON Schema of one ``/feedback`` label."""
         raise NotImplementedError
@@ -279,6 +289,13 @@ class Classification(Task):
             return plain.astype("int64")
         return plain.astype(str)
 
+    def reference_label(self, value, classes):
+        return {_label_text(c): c for c in classes}[_label_text(value)]
+
+    def wrong_label(self, label, classes, spread):
+        classes = list(classes)
+        return classes[(classes.index(label) + 1) % len(classes)]
+
     def label_schema(self, classes):
         return {"enum": list(classes), "description": "One of the model's classes"}
 
@@ -372,6 +389,12 @@ class Regression(Task):
 
     def normalise_labels(self, labels):
         return pd.to_numeric(labels, errors="raise").astype("float64")
+
+    def reference_label(self, value, classes=()):
+        return float(value)
+
+    def wrong_label(self, label, classes, spread):
+        return float(label) + spread
 
     def label_schema(self, classes=()):
         return {"type": "number", "description": "The true value (a finite number)"}
