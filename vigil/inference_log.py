@@ -401,10 +401,7 @@ class InferenceLog:
         removed = 0
         try:
             if self.partitioned:
-                with self.engine.begin() as conn:
-                    removed += log_partitions.drop_before(
-                        conn, self.table_prefix, older_than, self.feedback.name
-                    )
+                removed += self._drop_partitions(older_than)
             while True:
                 deleted, rows = self._prune_batch(older_than)
                 removed += rows
@@ -412,6 +409,27 @@ class InferenceLog:
                     return removed
         except SQLAlchemyError as exc:
             raise InferenceLogError(f"inference log prune failed: {_one_line(exc)}") from exc
+
+    def _drop_partitions(self, older_than: float) -> int:
+        """Drop the day partitions wholly older than ``older_than``, one per short transaction
+        (each holds a lock that blocks writes until it commits). A partition whose lock stays
+        busy is tried again a few times, then left to the row deletes that follow."""
+        with self.engine.connect() as conn:
+            due = log_partitions.due(conn, self.table_prefix, older_than)
+        removed = 0
+        for part in due:
+            for _ in range(log_partitions.DROP_ATTEMPTS):
+                try:
+                    with self.engine.begin() as conn:
+                        removed += log_partitions.drop_one(
+                            conn, self.table_prefix, part, self.feedback.name
+                        )
+                    break
+                except log_partitions.PartitionBusy:
+                    time.sleep(log_partitions.DROP_PAUSE)
+            else:
+                logger.warning("%s: its lock stayed busy; its rows are deleted instead", part.name)
+        return removed
 
     def _prune_batch(self, older_than: float) -> tuple[int, int]:
         """Delete the oldest ``_PRUNE_BATCH`` requests logged before ``older_than`` and their
