@@ -393,7 +393,7 @@ def openapi_document() -> dict[str, Any]:
     return _documents[version]
 
 
-VigilService.mount_asgi_app(make_app(current_runtime), path="/")
+VigilService.mount_asgi_app(make_app(current_runtime, _api_key), path="/")
 # First added runs first: the key is checked before anything else, then the worker's bound on
 # requests in flight, then the body is read (bounded), parsed and checked.
 VigilService.add_asgi_middleware(

@@ -338,6 +338,10 @@ def test_model_endpoint(server, default_bundle):
     # The default model, trained as `make run` trains it and served with the default
     # VIGIL_INFERENCE=auto, is served through ONNX.
     assert body["inference"]["runtime"] == server.runtime, body["inference"]
+    # A key is set: how the model was made is shown only to callers who send it.
+    assert not {"params", "lineage", "git_commit", "versions"} & set(body)
+    full = httpx.get(f"{server.url}/model", headers=AUTH).json()
+    assert {"params", "lineage", "git_commit", "versions"} <= set(full)
 
 
 def test_probes_docs_and_bentoml_metrics(server):
