@@ -357,6 +357,11 @@ def test_probes_docs_and_bentoml_metrics(server):
         "vigil_model_info",
     ):
         assert name in text, name
+    # Summed over 2 workers, still 1 (livemax) and without a pid label.
+    served = label_values(text, "vigil_model_served_info", "model_version")
+    assert len(served) == 1
+    assert total(text, "vigil_model_served_info", model_version=served.pop()) == 1
+    assert "pid=" not in _lines(text, "vigil_model_served_info")
 
 
 def test_unknown_paths_share_one_endpoint_label(server):
@@ -367,3 +372,7 @@ def test_unknown_paths_share_one_endpoint_label(server):
     endpoints = label_values(scrape(server.url), "bentoml_service_request_total", "endpoint")
     assert not endpoints & set(paths)
     assert "/__unknown__" in endpoints and "/predict" in endpoints
+
+
+def _lines(text: str, word: str) -> str:
+    return "\n".join(line for line in text.splitlines() if word in line)
