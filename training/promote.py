@@ -1,8 +1,11 @@
 """Make a saved model production, or roll back to the previous production model, in the
 registry every replica reads (they follow within seconds).
 
-python -m training.promote vigil-model:<version>
-python -m training.promote --rollback
+python -m training.promote vigil-model:<version> [--expect TAG|none]
+python -m training.promote --rollback [--expect TAG|none]
+
+``--expect``: the production model the operator decided from; if someone changed production
+since, nothing is done and the exit is 3, naming who changed it and when.
 """
 
 from __future__ import annotations
@@ -19,22 +22,43 @@ def main(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Return to the previous production model")
     ] = False,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            help="Act only if production is still this tag ('none': no production model)",
+        ),
+    ] = None,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
-    from vigil.registry import InvalidTag, NoProductionModel, Registry, RegistryError, UnknownModel
+    from vigil.registry import (
+        NO_PRODUCTION,
+        InvalidTag,
+        NoProductionModel,
+        ProductionChanged,
+        Registry,
+        RegistryError,
+        UnknownModel,
+    )
     from vigil.settings import get_settings
 
     if (tag is None) == (not rollback):
         typer.echo("error: give a TAG or --rollback, not both", err=True)
         raise typer.Exit(2)
+    if expect is not None and expect.lower() == "none":
+        expect = NO_PRODUCTION
     registry = Registry(get_settings())
     try:
-        # One locked transaction each: concurrent promotions and rollbacks cannot interleave.
+        # One locked transaction each: concurrent promotions and rollbacks cannot interleave,
+        # and ``expect`` is checked under that lock.
         if rollback:
-            tag = registry.rollback()
+            tag = registry.rollback(expect=expect)
         else:
-            registry.promote(tag)
+            registry.promote(tag, expect=expect)
         history = registry.history()
+    except ProductionChanged as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
     except (NoProductionModel, InvalidTag, UnknownModel, RegistryError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
