@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from monitoring.check import (
     ERROR,
+    INSUFFICIENT,
     Checker,
     CheckFailed,
     CheckResult,
@@ -146,9 +147,13 @@ class Monitor:
     def run_once(self) -> CheckResult | None:
         """One check, recorded in the metrics; None when it could not run."""
         started = time.time()
-        result, outcome = None, ERROR
+        result, outcome, success = None, ERROR, False
         try:
-            version = self.checker.production_tag()
+            pointer = self.checker.production_pointer()
+            version = pointer.tag
+            with self.lock:
+                if self.leader.is_leader:
+                    self.metrics.set_production(version)
             if version is not None:
                 # Before the window is read: rows logged during the check count as new.
                 try:
@@ -158,6 +163,7 @@ class Monitor:
                     raise CheckFailed(str(exc)) from None
             result = self.checker.check()
             outcome = result.outcome
+            success = outcome != INSUFFICIENT or not self._overdue(pointer)
             with self.lock:
                 if not self.leader.is_leader:  # lost leadership meanwhile: export nothing
                     return None
@@ -168,7 +174,7 @@ class Monitor:
             log.exception("drift check failed")
         duration = time.time() - started
         with self.lock:
-            self.metrics.record_run(outcome, started, duration)
+            self.metrics.record_run(outcome, started, duration, success=success)
         self.last = {"outcome": outcome, "started": started, "duration_seconds": duration}
         if result is not None:
             p = result.payload
@@ -189,6 +195,21 @@ class Monitor:
             )
         self.prune()
         return result
+
+    def _overdue(self, pointer) -> bool:
+        """Production has been production longer than its window takes to fill: too few rows
+        now means it gets no traffic, not that it is new."""
+        since = pointer.changed_at
+        overdue = (
+            since is not None and time.time() - since > self.settings.drift_window_fill_seconds
+        )
+        if overdue:
+            log.warning(
+                "%s has been production for %.0f s and still has too few rows for a check; "
+                "this counts as a failed check (DriftCheckStale)",
+                pointer.tag, time.time() - since,
+            )  # fmt: skip
+        return overdue
 
     def on_report(self, job: ReportJob, path: str | None, error: str | None) -> None:
         check = job.check
