@@ -51,10 +51,13 @@ class ReportWorker:
     """Renders reports one at a time in a thread of its own. At most one is in flight and one
     waits; a newer check's report replaces the waiting one (counted ``superseded``)."""
 
-    def __init__(self, settings, metrics: MonitorMetrics, on_done=None):
+    def __init__(self, settings, metrics: MonitorMetrics, on_done=None, fence=None):
         self.settings = settings
         self.metrics = metrics
         self.on_done = on_done or (lambda _job, _path, _error: None)
+        # Asked just before each render (the leader's confirm): a monitor that lost its lock
+        # since the check renders nothing.
+        self.fence = fence or (lambda: True)
         self._pending: ReportJob | None = None
         self._cond = threading.Condition()
         self._stopped = False
@@ -88,6 +91,10 @@ class ReportWorker:
                 if self._stopped:
                     return
                 job, self._pending, self._busy = self._pending, None, True
+            if not self.fence():
+                with self._cond:
+                    self._busy = False
+                continue
             started = time.perf_counter()
             path, error = None, None
             try:
@@ -165,7 +172,10 @@ class Monitor:
             outcome = result.outcome
             success = outcome != INSUFFICIENT or not self._overdue(pointer)
             with self.lock:
-                if not self.leader.is_leader:  # lost leadership meanwhile: export nothing
+                # Fenced: the lock is confirmed on its own session just before the export. A
+                # leader whose session was killed learns it here, not at its next poll, so it
+                # exports nothing after a standby took over.
+                if not self.leader.confirm():
                     return None
                 self.metrics.record_check(result.payload, result.reference_metrics)
         except CheckFailed as exc:
@@ -193,7 +203,8 @@ class Monitor:
                 p["drifted_features"],
                 duration,
             )
-        self.prune()
+        if self.leader.confirm():  # the same fence before deleting anything
+            self.prune()
         return result
 
     def _overdue(self, pointer) -> bool:
@@ -294,7 +305,9 @@ def serve(settings, *, registry: CollectorRegistry | None = None) -> None:
     registry = registry or CollectorRegistry()
     metrics = MonitorMetrics(registry)
     monitor = Monitor(settings, metrics, leader=leadership(settings))
-    monitor.reports = ReportWorker(settings, metrics, on_done=monitor.on_report)
+    monitor.reports = ReportWorker(
+        settings, metrics, on_done=monitor.on_report, fence=monitor.leader.confirm
+    )
     server = MonitorServer(
         (settings.monitor_host, settings.monitor_port),
         _LockedRegistry(registry, monitor.lock),
