@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(default=2000, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
     # Benchmark only: turns off the inference log and custom metrics to measure their cost.
+    # Model signatures (vigil.signing): training signs with the private key, everything that
+    # loads a model verifies with the public one; with require_signed_models an unsigned or
+    # wrongly signed model is refused (`python -m vigil.signing keygen` makes a pair).
+    model_signing_key: SecretStr | None = None
+    model_verify_key: str | None = None
+    require_signed_models: bool = False
     # Never set in production: predictions answered with it are not logged.
     unsafe_disable_logging: bool = False
 
