@@ -6,6 +6,11 @@ python -m training.promote --rollback [--expect TAG|none]
 
 ``--expect``: the production model the operator decided from; if someone changed production
 since, nothing is done and the exit is 3, naming who changed it and when.
+
+A model that the service of this build cannot load (``VIGIL_INFERENCE=onnx`` and no ONNX
+artifact, a module it lacks, another scikit-learn version, damaged bytes) is refused with
+exit 2 and the reason, unless ``--force``: the replicas would keep serving the old model
+while the monitor checks the new one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ def main(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Return to the previous production model")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even a model this build cannot load")
+    ] = False,
     expect: Annotated[
         str | None,
         typer.Option(
@@ -31,6 +39,7 @@ def main(
     ] = None,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
+    from service.servable import why_not_servable
     from vigil.registry import (
         NO_PRODUCTION,
         InvalidTag,
@@ -47,13 +56,22 @@ def main(
         raise typer.Exit(2)
     if expect is not None and expect.lower() == "none":
         expect = NO_PRODUCTION
-    registry = Registry(get_settings())
+    settings = get_settings()
+    registry = Registry(settings)
     try:
         # One locked transaction each: concurrent promotions and rollbacks cannot interleave,
         # and ``expect`` is checked under that lock.
         if rollback:
             tag = registry.rollback(expect=expect)
         else:
+            problem = None if force else why_not_servable(registry.load(tag), settings.inference)
+            if problem:
+                typer.echo(
+                    f"error: {tag} cannot be served by this build ({problem}); nothing done "
+                    "(--force promotes it anyway)",
+                    err=True,
+                )
+                raise typer.Exit(2)
             registry.promote(tag, expect=expect)
         history = registry.history()
     except ProductionChanged as exc:
