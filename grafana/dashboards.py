@@ -445,7 +445,7 @@ def drift_dashboard() -> dash.Dashboard:
         .with_row(dash.Row("Model quality"))
         .with_panel(
             _timeseries(
-                "Classifier quality vs held-out reference",
+                "Quality vs held-out reference (classifiers)",
                 "Quality on the latest labeled production rows and on held-out data at training "
                 "(reference), by metric; ModelQualityDrop fires 0.05 below the reference.",
                 "percentunit",
@@ -464,7 +464,7 @@ def drift_dashboard() -> dash.Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Regressor error vs held-out reference",
+                "Error vs held-out reference (regressors)",
                 "A regressor's MAE, RMSE and mean error (prediction − label) on the latest "
                 "labeled rows and at training (reference); ModelQualityDrop fires when RMSE "
                 "exceeds its reference by 20 %.",
@@ -484,7 +484,7 @@ def drift_dashboard() -> dash.Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Regressor R² vs held-out reference",
+                "R² vs held-out reference (regressors)",
                 "A regressor's R² on the latest labeled rows and at training (reference).",
                 "short",
                 _query('vigil_model_quality{metric="r2"}', "{{model_version}} r2", "A"),
@@ -559,17 +559,35 @@ def substitute_macros(
     return pattern.sub(lambda match: replacements[match.group(0)], expr)
 
 
+# A panel whose title ends with one of these shows only that task's series: empty otherwise.
+TASK_PANEL_SUFFIXES = {"classification": "(classifiers)", "regression": "(regressors)"}
+
+
+def for_task(panel: dict, task: str | None) -> bool:
+    """Whether ``panel`` has data when a model of ``task`` is served (None: any panel)."""
+    if task is None:
+        return True
+    title = panel.get("title", "")
+    return not any(
+        title.endswith(suffix) for name, suffix in TASK_PANEL_SUFFIXES.items() if name != task
+    )
+
+
 def dashboard_queries(
     directory: Path = DASHBOARDS_DIR,
     *,
     rate_interval: str = "1m",
     interval: str = "15s",
     range_: str = "1h",
+    task: str | None = None,
 ) -> list[str]:
-    """Every panel's PromQL from the committed dashboards, macros substituted, in order."""
+    """Every panel's PromQL from the committed dashboards, macros substituted, in order;
+    with ``task``, only the panels that have data for a model of that task."""
     queries = []
     for path in sorted(directory.glob("*.json")):
-        for _, target in panel_targets(json.loads(path.read_text(encoding="utf-8"))):
+        for panel, target in panel_targets(json.loads(path.read_text(encoding="utf-8"))):
+            if not for_task(panel, task):
+                continue
             queries.append(
                 substitute_macros(
                     target["expr"], rate_interval=rate_interval, interval=interval, range_=range_
