@@ -123,7 +123,9 @@ def fit_and_decide(
     """
     from training.model import build_pipeline, score_proba
     from training.onnx_export import export
+    from vigil.quality_estimate import fit_quality_estimators
     from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
+    from vigil.task import CLASSIFIER
 
     x_train, y_train = train_split
     x_test, y_test = holdout
@@ -142,6 +144,9 @@ def fit_and_decide(
     _, reference_top = exported.predict(pipeline, features)
     reference[LABEL_COLUMN] = y_train.loc[reference.index].astype(str)
     reference[PREDICTION_COLUMN] = pipeline.classes_[reference_top].astype(str)
+    estimators = fit_quality_estimators(
+        CLASSIFIER, proba, x_test, y_test, seed, classes=pipeline.classes_
+    )
 
     contract = {
         "schema": schema.to_dict(),
@@ -159,11 +164,15 @@ def fit_and_decide(
         "git_commit": _git_commit(),
         "lineage": {},
         **exported.contract(),
+        **estimators["contract"],
         **contract,
     }
     registry = Registry(settings)
     tag = registry.save(
-        pipeline, contract, reference.reset_index(drop=True), artifacts=exported.artifacts()
+        pipeline,
+        contract,
+        reference.reset_index(drop=True),
+        artifacts={**exported.artifacts(), **estimators["artifacts"]},
     )
 
     failed = gate.check(metrics, baseline)

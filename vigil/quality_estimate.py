@@ -164,6 +164,12 @@ class ConfidenceBased:
         }
         return state, None
 
+    def rows_from_log(self, frame: pd.DataFrame, features: pd.DataFrame, classes) -> dict:
+        """A logged window's probabilities (a ``{class: p}`` per row) in class order."""
+        keys = [str(c) for c in classes]
+        proba = [[float(p.get(k, 0.0)) for k in keys] for p in frame["probabilities"]]
+        return {"proba": np.asarray(proba, dtype=float).reshape(-1, len(keys))}
+
     def calibrated(self, state: Mapping[str, Any], raw: np.ndarray) -> np.ndarray:
         k = raw.shape[1]
         out = raw.copy()
@@ -263,6 +269,10 @@ class DirectLoss:
         state = {"method": self.name, "holdout": {"error": error[keep].round(6).tolist()}}
         return state, buffer.getvalue()
 
+    def rows_from_log(self, frame: pd.DataFrame, features: pd.DataFrame, classes=()) -> dict:
+        predictions = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(dtype=float)
+        return {"features": features, "predictions": predictions}
+
     def estimate(self, state, model, rows: Mapping[str, Any]) -> dict[str, float]:
         x = _with_prediction(rows["features"], rows["predictions"])
         abs_error = np.clip(model["abs"].predict(x), 0.0, None)
@@ -351,6 +361,10 @@ class QualityEstimator:
 
     def standard_errors(self, n: int) -> dict[str, float | None]:
         return _standard_errors(self, n)
+
+    def rows_from_log(self, frame: pd.DataFrame, features: pd.DataFrame, classes) -> dict:
+        """What ``estimate`` takes, from logged rows (``frame``) and their model input."""
+        return self.method.rows_from_log(frame, features, classes)
 
     def estimate_values(self, rows: Mapping[str, Any]) -> dict[str, float | None]:
         return self.method.estimate(self.state, self.model, rows)
