@@ -43,6 +43,10 @@ DEFAULT_FOR: dict[str, str] = {
     "HighPredictionLatency": "10m",
     "InferenceLogFailures": "1m",
     "ModelQualityDrop": "10m",
+    # Estimated quality and data quality: every check over five minutes must agree, so one
+    # unlucky window among frequent checks does not page (docs/runbook.md, "Estimated quality").
+    "ModelQualityDropEstimated": "5m",
+    "DataQualityDegraded": "5m",
 }
 ALERT_NAMES: tuple[str, ...] = tuple(DEFAULT_FOR)
 DRIFT_ALERTS: tuple[str, ...] = ("DataDriftDetected", "FeatureDriftDetected")
@@ -163,6 +167,7 @@ def render_rules(
     latency_p95_seconds: float = 0.5,
     quality_margin: float = 0.05,
     quality_min_labeled_rows: int = 200,
+    quality_rmse_margin: float = 0.2,
     report_base_url: str = "http://127.0.0.1:9108/reports/",
     runbook_url: str = "docs/runbook.md",
 ) -> str:
@@ -190,6 +195,8 @@ def render_rules(
         "LATENCY_P95_SECONDS": _number("latency_p95_seconds", latency_p95_seconds),
         "QUALITY_MARGIN": _number("quality_margin", quality_margin),
         "QUALITY_MIN_LABELED_ROWS": str(int(quality_min_labeled_rows)),
+        "QUALITY_RMSE_MARGIN": _number("quality_rmse_margin", quality_rmse_margin),
+        "QUALITY_RMSE_FACTOR": _number("quality_rmse_margin", 1 + quality_rmse_margin),
         "REPORT_URL": _link("report_base_url", report_base_url.rstrip("/") + "/latest"),
         "RUNBOOK_URL": _link("runbook_url", runbook_url),
     }
@@ -271,6 +278,7 @@ def render_configs(
     latency_p95_seconds: float = 0.5,
     quality_margin: float = 0.05,
     quality_min_labeled_rows: int = 200,
+    quality_rmse_margin: float = 0.2,
     group_wait: str = "30s",
     group_interval: str = "5m",
     repeat_interval: str = "4h",
@@ -317,6 +325,7 @@ def render_configs(
                 latency_p95_seconds=latency_p95_seconds,
                 quality_margin=quality_margin,
                 quality_min_labeled_rows=quality_min_labeled_rows,
+                quality_rmse_margin=quality_rmse_margin,
                 report_base_url=report_base_url,
                 runbook_url=runbook_url,
             ),
@@ -356,6 +365,7 @@ def settings_defaults(settings: object) -> dict[str, object]:
         "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
         "quality_margin": s.quality_alert_margin,
         "quality_min_labeled_rows": s.quality_alert_min_labels,
+        "quality_rmse_margin": s.quality_rmse_margin,
         "retrain_url": (
             f"http://127.0.0.1:{s.retrain_trigger_port}/retrain"
             if s.retrain_trigger_enabled
@@ -373,7 +383,13 @@ def committed_files(settings: object) -> dict[Path, str]:
     compose = {**local, **COMPOSE_TARGETS}
     rules_args = {
         k: local[k]
-        for k in ("report_base_url", "stale_after", "quality_margin", "quality_min_labeled_rows")
+        for k in (
+            "report_base_url",
+            "stale_after",
+            "quality_margin",
+            "quality_min_labeled_rows",
+            "quality_rmse_margin",
+        )
     }
     prom_keys = ("service_target", "monitor_target", "alertmanager_target")
     return {

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # this many labeled rows are behind it.
     quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
     quality_alert_min_labels: int = Field(default=200, ge=1)
+    # Errors (MAE, RMSE; lower is better): the alert margin is relative to the held-out value.
+    # ModelQualityDropEstimated applies both margins to the estimate (docs/runbook.md).
+    quality_rmse_margin: float = Field(default=0.2, ge=0, le=10)
 
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
     retrain_trigger_enabled: bool = False
