@@ -2,8 +2,10 @@
 the three cases of the evaluation (issue 20).
 
 - ``"none"``: the training distribution;
-- ``"covariate"``: inputs shift (an irrelevant feature moves, a relevant one a little), P(y|x)
-  unchanged;
+- ``"covariate"``: inputs shift inside the training support (an irrelevant feature and the
+  category mix move, a relevant feature a little), P(y|x) unchanged;
+- ``"beyond"``: the same kind of shift, but pushing an irrelevant feature outside the training
+  range (where the model extrapolates and no holdout row shows its errors);
 - ``"worse"``: inputs shift into a region where the model is worse (classifier: towards the
   decision boundary; regressor: where the noise is larger). P(y|x) still unchanged, so the
   estimate should see it.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-CASES = ("none", "covariate", "worse")
+CASES = ("none", "covariate", "beyond", "worse")
 GROUPS = (["a", "b", "c"], [0.5, 0.3, 0.2])
 
 
@@ -23,7 +25,12 @@ def _features(n: int, rng: np.random.Generator, case: str) -> pd.DataFrame:
     x2 = rng.normal(0.0, 1.0, n)
     x3 = rng.normal(0.0, 1.0, n)
     x4 = rng.normal(0.0, 1.0, n)
+    groups = GROUPS[1]
     if case == "covariate":
+        x4 = x4 * 0.8 + 0.8
+        x1 = x1 + 0.4
+        groups = [0.2, 0.3, 0.5]
+    elif case == "beyond":
         x4 = x4 * 1.5 + 1.5
         x1 = x1 + 0.4
     elif case == "worse":
@@ -32,7 +39,7 @@ def _features(n: int, rng: np.random.Generator, case: str) -> pd.DataFrame:
         x3 = rng.normal(1.6, 0.6, n)
     elif case != "none":
         raise ValueError(f"unknown case {case!r}; expected one of {CASES}")
-    group = rng.choice(GROUPS[0], size=n, p=GROUPS[1])
+    group = rng.choice(GROUPS[0], size=n, p=groups)
     return pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "x4": x4, "group": group.astype(object)})
 
 
