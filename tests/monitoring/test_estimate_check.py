@@ -165,3 +165,12 @@ def test_running_monitor_exports_estimates_and_flags(production):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_the_report_shows_the_estimate_and_data_quality(production):
+    _, log, bundle = production
+    fill_log(log, bundle, breast_cancer_rows(400, seed=14))
+    result = CliRunner().invoke(app, ["check", "--json"])
+    assert result.exit_code == 0, result.stderr
+    page = Path(json.loads(result.stdout)["report_path"]).read_text()
+    assert "Estimated quality (no labels)" in page and "Data quality" in page
