@@ -43,6 +43,7 @@ DEFAULT_FOR: dict[str, str] = {
     "HighPredictionLatency": "10m",
     "InferenceLogFailures": "1m",
     "ModelQualityDrop": "10m",
+    "ProductionModelNotServed": "2m",
     # Estimated quality and data quality: every check over five minutes must agree, so one
     # unlucky window among frequent checks does not page (docs/runbook.md, "Estimated quality").
     "ModelQualityDropEstimated": "5m",
@@ -155,6 +156,13 @@ def render_prometheus(
     return _checked(_header(PROMETHEUS_TEMPLATE) + substitute(_read(PROMETHEUS_TEMPLATE), values))
 
 
+def _higher_is_better_classifier_metrics() -> str:
+    """The classifier metrics an absolute drop alarms on (not log loss: lower is better)."""
+    from vigil.task import CLASSIFIER
+
+    return "|".join(m for m in CLASSIFIER.metrics if CLASSIFIER.higher_is_better[m])
+
+
 def render_rules(
     *,
     for_all: str | None = None,
@@ -166,8 +174,8 @@ def render_rules(
     error_rate_threshold: float = 0.05,
     latency_p95_seconds: float = 0.5,
     quality_margin: float = 0.05,
-    quality_min_labeled_rows: int = 200,
     quality_rmse_margin: float = 0.2,
+    quality_min_labeled_rows: int = 200,
     report_base_url: str = "http://127.0.0.1:9108/reports/",
     runbook_url: str = "docs/runbook.md",
 ) -> str:
@@ -194,9 +202,10 @@ def render_rules(
         "ERROR_RATE_PERCENT": f"{error_rate_threshold * 100:g}%",
         "LATENCY_P95_SECONDS": _number("latency_p95_seconds", latency_p95_seconds),
         "QUALITY_MARGIN": _number("quality_margin", quality_margin),
-        "QUALITY_MIN_LABELED_ROWS": str(int(quality_min_labeled_rows)),
+        "QUALITY_HIGHER_METRICS": _higher_is_better_classifier_metrics(),
         "QUALITY_RMSE_MARGIN": _number("quality_rmse_margin", quality_rmse_margin),
-        "QUALITY_RMSE_FACTOR": _number("quality_rmse_margin", 1 + quality_rmse_margin),
+        "QUALITY_RMSE_MARGIN_PERCENT": f"{quality_rmse_margin * 100:g}%",
+        "QUALITY_MIN_LABELED_ROWS": str(int(quality_min_labeled_rows)),
         "REPORT_URL": _link("report_base_url", report_base_url.rstrip("/") + "/latest"),
         "RUNBOOK_URL": _link("runbook_url", runbook_url),
     }
@@ -277,8 +286,8 @@ def render_configs(
     error_rate_threshold: float = 0.05,
     latency_p95_seconds: float = 0.5,
     quality_margin: float = 0.05,
-    quality_min_labeled_rows: int = 200,
     quality_rmse_margin: float = 0.2,
+    quality_min_labeled_rows: int = 200,
     group_wait: str = "30s",
     group_interval: str = "5m",
     repeat_interval: str = "4h",
@@ -324,8 +333,8 @@ def render_configs(
                 error_rate_threshold=error_rate_threshold,
                 latency_p95_seconds=latency_p95_seconds,
                 quality_margin=quality_margin,
-                quality_min_labeled_rows=quality_min_labeled_rows,
                 quality_rmse_margin=quality_rmse_margin,
+                quality_min_labeled_rows=quality_min_labeled_rows,
                 report_base_url=report_base_url,
                 runbook_url=runbook_url,
             ),
@@ -364,8 +373,8 @@ def settings_defaults(settings: object) -> dict[str, object]:
         # Three missed checks plus one interval of slack for a slow check.
         "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
         "quality_margin": s.quality_alert_margin,
-        "quality_min_labeled_rows": s.quality_alert_min_labels,
         "quality_rmse_margin": s.quality_rmse_margin,
+        "quality_min_labeled_rows": s.quality_alert_min_labels,
         "retrain_url": (
             f"http://127.0.0.1:{s.retrain_trigger_port}/retrain"
             if s.retrain_trigger_enabled
@@ -387,8 +396,8 @@ def committed_files(settings: object) -> dict[Path, str]:
             "report_base_url",
             "stale_after",
             "quality_margin",
-            "quality_min_labeled_rows",
             "quality_rmse_margin",
+            "quality_min_labeled_rows",
         )
     }
     prom_keys = ("service_target", "monitor_target", "alertmanager_target")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil.task import CLASSIFICATION, REGRESSION, Task
+from vigil.task import CLASSIFICATION, REGRESSION, Outputs, Task
 
 CONTRACT_KEY = "quality_estimator"
 ARTIFACT = "quality_estimator.joblib"
@@ -137,6 +137,9 @@ class ConfidenceBased:
 
     name = "cbpe"
     metrics = ("accuracy", "f1", "roc_auc")
+
+    def raw_of(self, outputs: Outputs) -> np.ndarray:
+        return outputs.proba
 
     def truth(self, labels: pd.Series, classes) -> np.ndarray:
         """Each label's index among the probability columns' classes."""
@@ -250,6 +253,9 @@ class DirectLoss:
     name = "dle"
     metrics = ("mae", "rmse")
 
+    def raw_of(self, outputs: Outputs) -> np.ndarray:
+        return np.asarray(outputs.predictions, dtype=float)
+
     def truth(self, labels: pd.Series, classes=None) -> np.ndarray:
         return pd.to_numeric(labels, errors="raise").to_numpy(dtype=float)
 
@@ -316,17 +322,20 @@ def fit_quality_estimators(
     """Fit the task's estimator on the holdout; works for any fitted model.
 
     ``model_or_outputs``: a fitted scikit-learn model (``predict_proba`` / ``predict`` is
-    called on ``holdout_features``) or its raw output on them (probabilities in class order,
-    or predicted numbers). ``classes``: the probability columns' classes (default: the
-    model's ``classes_``). Returns ``{"contract": {CONTRACT_KEY: …}, "artifacts": {name:
-    bytes}}``: merge the first into the contract, the second into the saved artifacts.
+    called on ``holdout_features``), its ``vigil.task.Outputs`` on them (as the served runtime
+    gave them), or its raw output (probabilities in class order, or predicted numbers).
+    ``classes``: the probability columns' classes (default: the model's ``classes_``).
+    Returns ``{"contract": {CONTRACT_KEY: …}, "artifacts": {name: bytes}}``: merge the first
+    into the contract, the second into the saved artifacts.
     """
-    if hasattr(model_or_outputs, "predict"):
+    method = estimator_for(task)
+    if isinstance(model_or_outputs, Outputs):
+        raw = method.raw_of(model_or_outputs)
+    elif hasattr(model_or_outputs, "predict"):
         raw = task.raw(model_or_outputs, holdout_features)
         classes = list(getattr(model_or_outputs, "classes_", classes or ()))
     else:
         raw = np.asarray(model_or_outputs)
-    method = estimator_for(task)
     state, blob = method.fit(raw, holdout_features, method.truth(holdout_labels, classes), seed)
     state["holdout_rows"] = len(holdout_labels)
     return {"contract": {CONTRACT_KEY: state}, "artifacts": {ARTIFACT: blob} if blob else {}}
