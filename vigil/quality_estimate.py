@@ -9,9 +9,11 @@
   the holdout, from the features and the prediction to the absolute and the squared error;
   a window's MAE and RMSE are the means of their predictions.
 
-Standard errors come from the spread of the metric over holdout chunks of the window's size
-(bootstrap draws): how far a window's realized value strays from its expectation by sampling
-alone. The estimate assumes covariate shift only (P(y|x) unchanged): docs/runbook.md.
+Standard errors come from holdout chunks of the window's size (bootstrap draws): the spread of
+the realized metric (how far a window's true value strays by sampling alone, NannyML's sampling
+error) and the spread of the estimate itself, added in quadrature, so that the band covers both
+the truth's noise and the estimate's. The estimate assumes covariate shift only (P(y|x)
+unchanged): docs/runbook.md.
 
 One registry keyed by task name (``_ESTIMATORS``) holds what differs between the two tasks.
 ``fit_quality_estimators`` gives what training stores: JSON for the contract and, for a
@@ -189,16 +191,19 @@ class ConfidenceBased:
         raw = np.asarray(rows["proba"], dtype=float)
         return classifier_metrics(raw, self.calibrated(state, raw))
 
-    def realized_draws(self, state, n: int, seed: int) -> list[dict]:
+    def draws(self, state, n: int, seed: int) -> tuple[list[dict], list[dict]]:
+        """Realized and estimated metrics over bootstrap chunks of ``n`` holdout rows."""
         raw = np.asarray(state["holdout"]["proba"], dtype=float)
         labels = np.asarray(state["holdout"]["label"], dtype=int)
         onehot = np.eye(raw.shape[1])[labels]
+        calibrated = self.calibrated(state, raw)
         rng = np.random.default_rng(seed)
-        draws = []
+        realized, estimated = [], []
         for _ in range(SE_DRAWS):
             idx = rng.integers(0, len(labels), n)
-            draws.append(classifier_metrics(raw[idx], onehot[idx]))
-        return draws
+            realized.append(classifier_metrics(raw[idx], onehot[idx]))
+            estimated.append(classifier_metrics(raw[idx], calibrated[idx]))
+        return realized, estimated
 
 
 # -- regressor: direct loss estimation -------------------------------------------------------
@@ -272,8 +277,13 @@ class DirectLoss:
         buffer = io.BytesIO()
         joblib.dump(models, buffer)
         keep = _subsample(len(error), seed)
-        state = {"method": self.name, "holdout": {"error": error[keep].round(6).tolist()}}
-        return state, buffer.getvalue()
+        x = x.iloc[keep]
+        predicted = {
+            "predicted_abs": np.clip(models["abs"].predict(x), 0.0, None).round(6).tolist(),
+            "predicted_sq": np.clip(models["sq"].predict(x), 0.0, None).round(6).tolist(),
+        }
+        holdout = {"error": error[keep].round(6).tolist(), **predicted}
+        return {"method": self.name, "holdout": holdout}, buffer.getvalue()
 
     def rows_from_log(self, frame: pd.DataFrame, features: pd.DataFrame, classes=()) -> dict:
         predictions = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(dtype=float)
@@ -285,14 +295,19 @@ class DirectLoss:
         sq_error = np.clip(model["sq"].predict(x), 0.0, None)
         return regressor_metrics(abs_error, sq_error)
 
-    def realized_draws(self, state, n: int, seed: int) -> list[dict]:
-        error = np.asarray(state["holdout"]["error"], dtype=float)
+    def draws(self, state, n: int, seed: int) -> tuple[list[dict], list[dict]]:
+        """Realized and estimated metrics over bootstrap chunks of ``n`` holdout rows."""
+        held = state["holdout"]
+        error = np.asarray(held["error"], dtype=float)
+        predicted = np.c_[held.get("predicted_abs", []), held.get("predicted_sq", [])]
         rng = np.random.default_rng(seed)
-        draws = []
+        realized, estimated = [], []
         for _ in range(SE_DRAWS):
-            e = error[rng.integers(0, len(error), n)]
-            draws.append(regressor_metrics(np.abs(e), e**2))
-        return draws
+            idx = rng.integers(0, len(error), n)
+            realized.append(regressor_metrics(np.abs(error[idx]), error[idx] ** 2))
+            if len(predicted) == len(error):
+                estimated.append(regressor_metrics(predicted[idx, 0], predicted[idx, 1]))
+        return realized, estimated
 
 
 _ESTIMATORS = {CLASSIFICATION: ConfidenceBased(), REGRESSION: DirectLoss()}
@@ -393,8 +408,13 @@ def _standard_errors(estimator: QualityEstimator, n: int) -> dict[str, float | N
     if n not in cache:
         if len(cache) > 16:  # window sizes vary little; keep the cache bounded
             cache.clear()
-        draws = estimator.method.realized_draws(estimator.state, max(int(n), 1), seed=n)
-        cache[n] = _spread(draws, estimator.metrics)
+        realized, estimated = estimator.method.draws(estimator.state, max(int(n), 1), seed=n)
+        sampling = _spread(realized, estimator.metrics)
+        own = _spread(estimated, estimator.metrics) if estimated else {}
+        cache[n] = {
+            m: None if sampling[m] is None else float(np.hypot(sampling[m], own.get(m) or 0.0))
+            for m in estimator.metrics
+        }
     return cache[n]
 
 
