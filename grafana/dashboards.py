@@ -38,6 +38,7 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 API_ENDPOINTS = 'endpoint=~"/predict|/feedback|/model"'
 DRIFT_ALERTS = (
     "DataDriftDetected|FeatureDriftDetected|DriftCheckStale|DriftMonitorDown|ModelQualityDrop"
+    "|ModelQualityDropEstimated|DataQualityDegraded"
 )
 
 
@@ -502,6 +503,45 @@ def drift_dashboard() -> dash.Dashboard:
                 "Labeled rows behind the quality figures, per model version.",
                 "short",
                 _query("vigil_labeled_rows", "{{model_version}}"),
+            )
+        )
+        .with_row(dash.Row("Estimated quality and data quality"))
+        .with_panel(
+            _timeseries(
+                "Estimated vs realized quality",
+                "Quality estimated from each window's inputs without labels (CBPE for "
+                "classifiers, DLE for regressors) beside the realized quality on labeled rows; "
+                "ModelQualityDropEstimated fires past the margin and 3 standard errors.",
+                "short",
+                _query("vigil_model_quality_estimated", "{{model_version}} {{metric}} estimated"),
+                _query("vigil_model_quality", "{{model_version}} {{metric}} realized", "B"),
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Estimate error on labeled rows",
+                "Estimated minus realized quality on the latest labeled rows: how far the "
+                "label-free estimate can be trusted for this model.",
+                "short",
+                _query("vigil_quality_estimate_error", "{{model_version}} {{metric}}"),
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Data-quality flags",
+                "1 where a feature's data-quality test rejected in the latest window (missing "
+                "share, out of range, unseen categories, constant, type).",
+                "short",
+                _query("vigil_data_quality_flagged", "{{model_version}} {{feature}}"),
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Data-quality shares",
+                "Share of each window's rows missing, out of the training range, or of an "
+                "unseen category, per feature.",
+                "percentunit",
+                _query("vigil_data_quality_share", "{{feature}} {{check}}"),
             )
         )
     )
