@@ -26,6 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from vigil.labels import label_sort_key, plain_label
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
@@ -72,9 +74,7 @@ def top_class(proba: np.ndarray) -> np.ndarray:
 
 
 def _plain(value: Any) -> Any:
-    from vigil.schema import _plain as plain
-
-    return plain(value)
+    return plain_label(value)
 
 
 def _label_text(value: Any) -> str:
@@ -223,9 +223,7 @@ class Classification(Task):
     prediction_drift_method = "chisquare"
 
     def classes(self, labels):
-        from vigil.schema import _sort_key
-
-        return tuple(_plain(v) for v in sorted(labels.dropna().unique(), key=_sort_key))
+        return tuple(_plain(v) for v in sorted(labels.dropna().unique(), key=label_sort_key))
 
     def raw(self, model, frame):
         return model.predict_proba(frame)
