@@ -122,8 +122,25 @@ class MonitorMetrics:
             "Inference-log rows deleted by retention",
             registry=registry,
         )
+        self.candidate_agreement = gauge(
+            "vigil_candidate_agreement",
+            "Candidate vs production on the rows both predicted: share of equal labels "
+            "(classifiers) or mean absolute difference (regressors)",
+            ("model_version", "candidate_version"),
+        )
+        self.candidate_better = gauge(
+            "vigil_candidate_better",
+            "1 when the paired test says the candidate is better, 0 worse; absent: undecided",
+            ("model_version", "candidate_version"),
+        )
+        self.candidate_rows = gauge(
+            "vigil_candidate_rows",
+            "Rows both models predicted, and of them labeled, behind the candidate's verdict",
+            ("model_version", "candidate_version", "kind"),
+        )
         self._version: str | None = None
         self._series: dict[Gauge, set[tuple[str, ...]]] = {}
+        self._candidate: list[tuple[Gauge, tuple[str, ...]]] = []
 
     # -- bookkeeping: remember every labelled child so a version's series can be dropped ----
 
@@ -160,6 +177,8 @@ class MonitorMetrics:
         if not leading and self._version is not None:
             self.forget(self._version)
             self._version = None
+        if not leading:
+            self._record_candidate("", None)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -201,6 +220,34 @@ class MonitorMetrics:
             if "label_drift" in quality:
                 self._set(self.label_drift, v, quality["label_drift"]["score"])
                 self._set(self.label_drifted, v, int(quality["label_drift"]["drifted"]))
+        self._record_candidate(version, payload.get("candidate"))
+
+    def _record_candidate(self, version: str, candidate: dict | None) -> None:
+        """The candidate's series, replaced whole at every check (gone when none runs)."""
+        for gauge, labels in self._candidate:
+            try:
+                gauge.remove(*labels)
+            except KeyError:
+                pass
+        self._candidate = []
+        if not candidate:
+            return
+
+        def put(gauge: Gauge, labels: tuple[str, ...], value) -> None:
+            gauge.labels(*labels).set(value)
+            self._candidate.append((gauge, labels))
+
+        pair = (version, candidate["model_version"])
+        put(self.candidate_rows, (*pair, "both"), candidate["rows"])
+        put(self.candidate_rows, (*pair, "labeled"), candidate["labeled_rows"])
+        if candidate.get("agreement") is not None:
+            put(self.candidate_agreement, pair, candidate["agreement"])
+        if candidate.get("better") is not None:
+            put(self.candidate_better, pair, int(candidate["better"]))
+        quality = (candidate.get("quality") or {}).get("candidate") or {}
+        for metric in QUALITY_METRICS:
+            if quality.get(metric) is not None:
+                put(self.quality, (candidate["model_version"], metric), quality[metric])
 
     def _quality_gauges(self):
         return (
