@@ -2,6 +2,8 @@
 
     python -m training.models list [--json]
     python -m training.models show TAG [--json]
+    python -m training.models shadow TAG | shadow --stop
+    python -m training.models canary TAG --percent P | canary --stop
 
 ``--json`` prints one JSON document. The same registry every replica serves from
 (``VIGIL_DATABASE_URL``, SQLite under ``VIGIL_HOME`` by default).
@@ -142,6 +144,60 @@ def show(
         typer.echo(f"{'artifact:':<16}{name} sha256={info['sha256']} ({info['size']} bytes)")
     for e in doc["promotions"]:
         typer.echo(f"{'history:':<16}r{e['revision']} {e['at'][:19]} {e['action']} by {e['by']}")
+
+
+def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -> None:
+    """Start or stop a shadow or a canary; every replica follows within seconds."""
+    from vigil.candidates import CandidateConflict, Candidates
+    from vigil.registry import InvalidTag, RegistryError, UnknownModel
+
+    if (tag is None) == (not stop):
+        typer.echo("error: give a TAG or --stop, not both", err=True)
+        raise typer.Exit(2)
+    try:
+        candidates = Candidates(_open())
+        if stop:
+            ended = candidates.stop(mode)
+            doc = {"stopped": mode, "model_version": ended.tag}
+        else:
+            candidates.start(tag, mode, percent)
+            doc = {"started": mode, "model_version": tag}
+            if mode == "canary":
+                doc["percent"] = percent
+        doc["revision"] = candidates.current().revision
+    except CandidateConflict as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (InvalidTag, UnknownModel, RegistryError) as exc:
+        _fail(exc)
+    typer.echo(json.dumps(doc))
+
+
+TAG_ARGUMENT = typer.Argument(help="The candidate's vigil-model:<version> tag")
+STOP_OPTION = typer.Option("--stop", help="Stop it: every replica follows within seconds")
+
+
+@cli.command()
+def shadow(
+    tag: Annotated[str | None, TAG_ARGUMENT] = None,
+    stop: Annotated[bool, STOP_OPTION] = False,
+) -> None:
+    """Score every answered request with TAG too, after the answer and off its path; the
+    monitor judges it against production. Never alongside a canary."""
+    _candidate_command("shadow", tag, stop, 0.0)
+
+
+@cli.command()
+def canary(
+    tag: Annotated[str | None, TAG_ARGUMENT] = None,
+    percent: Annotated[
+        float, typer.Option("--percent", min=0.01, max=100, help="Share of requests TAG answers")
+    ] = 5.0,
+    stop: Annotated[bool, STOP_OPTION] = False,
+) -> None:
+    """Answer PERCENT % of requests (chosen by request id, the same on every replica) with
+    TAG; the monitor judges it against production. Never alongside a shadow."""
+    _candidate_command("canary", tag, stop, percent)
 
 
 def _num(value: Any) -> str:

@@ -1,8 +1,13 @@
 """Make a saved model production, or roll back to the previous production model, in the
 registry every replica reads (they follow within seconds).
 
-python -m training.promote vigil-model:<version>
+python -m training.promote vigil-model:<version> [--if-better]
 python -m training.promote --rollback
+
+``--if-better``: only when the monitor's latest verdict on TAG as a shadow or canary says
+better, with at least ``VIGIL_CANDIDATE_MIN_LABELED_ROWS`` labeled rows behind it, and TAG
+passes the offline gate (its held-out figures not worse than production's on the same rows);
+otherwise exit 1 printing the figures. A running shadow or canary of TAG ends with it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,13 @@ def main(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Return to the previous production model")
     ] = False,
+    if_better: Annotated[
+        bool,
+        typer.Option(
+            "--if-better",
+            help="Only if the monitor's latest live verdict on TAG says better (exit 1 if not)",
+        ),
+    ] = False,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
     from vigil.registry import InvalidTag, NoProductionModel, Registry, RegistryError, UnknownModel
@@ -33,7 +45,14 @@ def main(
         if rollback:
             tag = registry.rollback()
         else:
+            if if_better:
+                refusal = _live_refusal(registry, tag, get_settings())
+                if refusal is not None:
+                    typer.echo(json.dumps(refusal))
+                    raise typer.Exit(1)
             registry.promote(tag)
+            if if_better:
+                _end_candidate(registry, tag)
         history = registry.history()
     except (NoProductionModel, InvalidTag, UnknownModel, RegistryError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -41,6 +60,69 @@ def main(
     last = history[-1] if history else None
     previous = last.previous if last is not None and last.tag == tag else None
     typer.echo(json.dumps({"production": tag, "previous": previous}))
+
+
+def _live_refusal(registry, tag: str, settings) -> dict | None:
+    """Why ``--if-better`` refuses ``tag`` (the figures it read), or None to go ahead."""
+    from vigil.candidates import Candidates
+
+    verdict = Candidates(registry).latest_verdict(tag)
+    least = settings.candidate_min_labeled_rows
+    if verdict is None:
+        reason = f"no live verdict on {tag}: run it as a shadow or canary first"
+        return {"promoted": False, "model_version": tag, "reason": reason}
+    figures = verdict.figures
+    reason = None
+    if verdict.labeled_rows < least:
+        reason = f"{verdict.labeled_rows} labeled rows behind the verdict; at least {least} needed"
+    elif verdict.better is not True:
+        reason = "the paired test says " + (
+            "worse" if verdict.better is False else "no significant difference (undecided)"
+        )
+    elif verdict.model_version != registry.production_tag():
+        reason = f"the verdict was against {verdict.model_version}, no longer production"
+    else:
+        reason = _offline_gate(registry, tag)
+    if reason is None:
+        return None
+    return {"promoted": False, "model_version": tag, "reason": reason, "verdict": figures}
+
+
+def _offline_gate(registry, tag: str) -> str | None:
+    """The offline gate, from the figures saved with the models: TAG's held-out figures
+    against its naive predictor's (when recorded), and against production's when both were
+    measured on the same data (same dataset sha256)."""
+    from vigil.task import task_for
+
+    mine = registry.model(tag)
+    task = task_for(mine.contract)
+    naive = mine.contract.get("naive")
+    if naive is None and "baseline_accuracy" in mine.contract:
+        naive = {"accuracy": mine.contract["baseline_accuracy"]}
+    if naive is not None:
+        try:
+            failed = task.gate(mine.metrics, naive, float(mine.contract.get("gate_minimum", 0.0)))
+        except (KeyError, TypeError):
+            failed = None  # figures not recorded: the paired live test stands alone
+        if failed:
+            return f"offline gate: {failed}"
+    current = registry.production_tag()
+    if current is None:
+        return None
+    theirs = registry.model(current)
+    if mine.dataset_sha256 and mine.dataset_sha256 == theirs.dataset_sha256:
+        worse = task.worse(mine.metrics, theirs.metrics)
+        return f"offline gate: {worse}" if worse else None
+    return None
+
+
+def _end_candidate(registry, tag: str) -> None:
+    from vigil.candidates import Candidates
+
+    candidates = Candidates(registry)
+    running = candidates.current()
+    if running.active and running.tag == tag:
+        candidates.stop(running.mode)
 
 
 if __name__ == "__main__":
