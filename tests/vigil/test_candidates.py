@@ -1,0 +1,94 @@
+"""The candidate pointer in the registry on SQLite and PostgreSQL: a shadow or a canary,
+never both, each start and stop in the history; the production model cannot be a candidate;
+the monitor's verdicts, newest first."""
+
+from __future__ import annotations
+
+import pytest
+
+from vigil.candidates import CandidateConflict, Candidates, Verdict
+from vigil.registry import Registry, UnknownModel
+from vigil.registry_schema import drop_registry_schema
+from vigil.settings import get_settings
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def registry(request, tmp_path, default_bundle):
+    if request.param == "sqlite":
+        overrides = {"database_url": f"sqlite:///{tmp_path / 'registry.sqlite3'}"}
+    else:
+        url, prefix = request.getfixturevalue("postgres_url")
+        overrides = {"database_url": url, "table_prefix": prefix}
+    reg = Registry(get_settings(home=tmp_path / "home", **overrides))
+    reg.promote(other(reg, default_bundle))
+    yield reg
+    if request.param == "postgres":
+        drop_registry_schema(reg.engine, overrides["table_prefix"])
+
+
+@pytest.fixture(scope="module")
+def default_bundle(trained_home_template):
+    return Registry(get_settings(home=trained_home_template)).load_production()
+
+
+def other(registry, bundle) -> str:
+    return registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+
+
+def test_a_shadow_and_a_canary_are_never_both_active(registry, default_bundle):
+    candidates = Candidates(registry)
+    assert not candidates.current().active
+    tag = other(registry, default_bundle)
+    candidates.start(tag, "shadow")
+    now = candidates.current()
+    assert (now.tag, now.mode, now.revision) == (tag, "shadow", 1)
+    with pytest.raises(CandidateConflict, match="never both active"):
+        candidates.start(tag, "canary", 10)
+    with pytest.raises(CandidateConflict, match="no canary to stop"):
+        candidates.stop("canary")
+    candidates.stop("shadow")
+    candidates.start(tag, "canary", 10)
+    candidates.start(tag, "canary", 20)  # a new percent: a new revision
+    now = candidates.current()
+    assert (now.mode, now.percent, now.revision) == ("canary", 20.0, 4)
+    candidates.stop("canary")
+    assert not candidates.current().active
+    history = [(e.action, e.mode, e.percent) for e in candidates.history()]
+    assert history == [
+        ("start", "shadow", 0.0),
+        ("stop", "shadow", 0.0),
+        ("start", "canary", 10.0),
+        ("start", "canary", 20.0),
+        ("stop", "canary", 20.0),
+    ]
+
+
+def test_production_and_unknown_models_cannot_be_candidates(registry):
+    candidates = Candidates(registry)
+    with pytest.raises(CandidateConflict, match="production model already"):
+        candidates.start(registry.production_tag(), "shadow")
+    with pytest.raises(UnknownModel):
+        candidates.start("vigil-model:nosuchmodel", "shadow")
+    assert candidates.current().revision == 0
+
+
+def test_the_latest_verdict_is_the_newest(registry, default_bundle):
+    candidates = Candidates(registry)
+    tag = other(registry, default_bundle)
+    assert candidates.latest_verdict(tag) is None
+    for labeled, better in ((10, None), (500, True)):
+        candidates.record_verdict(
+            Verdict(
+                tag,
+                registry.production_tag(),
+                "shadow",
+                1.0,
+                labeled,
+                better,
+                {"labeled_rows": labeled},
+            )  # fmt: skip
+        )
+    latest = candidates.latest_verdict(tag)
+    assert (latest.labeled_rows, latest.better, latest.figures) == (
+        500, True, {"labeled_rows": 500}
+    )  # fmt: skip
