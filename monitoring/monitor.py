@@ -22,6 +22,7 @@ import signal
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
@@ -240,7 +241,16 @@ class Monitor:
             stop.wait(TICK_SECONDS)
 
     def health(self) -> dict:
-        return {**self.last, "leader": self.leader.is_leader, "check": self.latest}
+        return {**self.last, "leader": self.leader.is_leader, "check": _public(self.latest)}
+
+
+def _public(check: dict | None) -> dict | None:
+    """The check as /healthz shows it: the report by its URL on this server, not by the
+    absolute path it has on the pod's disk."""
+    if check is None or not check.get("report_path"):
+        return check
+    name = Path(check["report_path"]).name
+    return {k: v for k, v in check.items() if k != "report_path"} | {"report": f"/reports/{name}"}
 
 
 class _LockedRegistry:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -67,12 +68,23 @@ class Runtime:
         return self.model.batcher
 
     @classmethod
-    def start(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
+    def start(
+        cls,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        on_load_failure: Callable[[str, BaseException], object] | None = None,
+    ) -> Runtime:
         """Load the production model (``NoProductionModel`` if none) and open the log
-        (``InferenceLogError`` if unreachable); ``registry`` defaults to a fresh one."""
+        (``InferenceLogError`` if unreachable); ``registry`` defaults to a fresh one.
+        ``on_load_failure(tag, exc)`` hears of a production model that failed to load."""
         bundle = Registry(settings).load_production()
         # Load now, not on the first request; NotServable when VIGIL_INFERENCE cannot be met.
-        inference = load_inference(bundle, settings.inference)
+        try:
+            inference = load_inference(bundle, settings.inference)
+        except Exception as exc:
+            if on_load_failure is not None:
+                on_load_failure(bundle.tag, exc)
+            raise
         log = metrics = None
         if settings.unsafe_disable_logging:
             logger.warning("VIGIL_UNSAFE_DISABLE_LOGGING: predictions are NOT logged")

@@ -1,13 +1,17 @@
 """Make a saved model production, or roll back to the previous production model, in the
 registry every replica reads (they follow within seconds).
 
-python -m training.promote vigil-model:<version> [--if-better]
-python -m training.promote --rollback
+python -m training.promote vigil-model:<version> [--expect TAG|none] [--if-better]
+python -m training.promote --rollback [--expect TAG|none]
+
+``--expect``: the production model the operator decided from; if someone changed production
+since, nothing is done and the exit is 3, naming who changed it and when.
 
 ``--if-better``: only when the monitor's latest verdict on TAG as a shadow or canary says
 better, with at least ``VIGIL_CANDIDATE_MIN_LABELED_ROWS`` labeled rows behind it, and TAG
-passes the offline gate (its held-out figures not worse than production's on the same rows);
-otherwise exit 1 printing the figures. A running shadow or canary of TAG ends with it.
+passes the offline gate (its held-out figures not worse than production's on the same data);
+otherwise exit 1 printing the figures. The promotion expects the production model the verdict
+was made against (exit 3 if it changed since). A running shadow or canary of TAG ends with it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ def main(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Return to the previous production model")
     ] = False,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            "--expect",
+            help="Act only if production is still this tag ('none': no production model)",
+        ),
+    ] = None,
     if_better: Annotated[
         bool,
         typer.Option(
@@ -33,27 +44,43 @@ def main(
     ] = False,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
-    from vigil.registry import InvalidTag, NoProductionModel, Registry, RegistryError, UnknownModel
+    from vigil.registry import (
+        NO_PRODUCTION,
+        InvalidTag,
+        NoProductionModel,
+        ProductionChanged,
+        Registry,
+        RegistryError,
+        UnknownModel,
+    )
     from vigil.settings import get_settings
 
     if (tag is None) == (not rollback):
         typer.echo("error: give a TAG or --rollback, not both", err=True)
         raise typer.Exit(2)
+    if expect is not None and expect.lower() == "none":
+        expect = NO_PRODUCTION
     registry = Registry(get_settings())
     try:
-        # One locked transaction each: concurrent promotions and rollbacks cannot interleave.
+        # One locked transaction each: concurrent promotions and rollbacks cannot interleave,
+        # and ``expect`` is checked under that lock.
         if rollback:
-            tag = registry.rollback()
+            tag = registry.rollback(expect=expect)
         else:
             if if_better:
-                refusal = _live_refusal(registry, tag, get_settings())
+                refusal, judged_against = _live_refusal(registry, tag, get_settings())
                 if refusal is not None:
                     typer.echo(json.dumps(refusal))
                     raise typer.Exit(1)
-            registry.promote(tag)
+                # Compare and set: production must still be the model the verdict beat.
+                expect = expect or judged_against
+            registry.promote(tag, expect=expect)
             if if_better:
                 _end_candidate(registry, tag)
         history = registry.history()
+    except ProductionChanged as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from None
     except (NoProductionModel, InvalidTag, UnknownModel, RegistryError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -62,15 +89,16 @@ def main(
     typer.echo(json.dumps({"production": tag, "previous": previous}))
 
 
-def _live_refusal(registry, tag: str, settings) -> dict | None:
-    """Why ``--if-better`` refuses ``tag`` (the figures it read), or None to go ahead."""
+def _live_refusal(registry, tag: str, settings) -> tuple[dict | None, str | None]:
+    """(why ``--if-better`` refuses ``tag``, with the figures it read, or None to go ahead;
+    the production model the verdict was made against)."""
     from vigil.candidates import Candidates
 
     verdict = Candidates(registry).latest_verdict(tag)
     least = settings.candidate_min_labeled_rows
     if verdict is None:
         reason = f"no live verdict on {tag}: run it as a shadow or canary first"
-        return {"promoted": False, "model_version": tag, "reason": reason}
+        return {"promoted": False, "model_version": tag, "reason": reason}, None
     figures = verdict.figures
     reason = None
     if verdict.labeled_rows < least:
@@ -84,8 +112,9 @@ def _live_refusal(registry, tag: str, settings) -> dict | None:
     else:
         reason = _offline_gate(registry, tag)
     if reason is None:
-        return None
-    return {"promoted": False, "model_version": tag, "reason": reason, "verdict": figures}
+        return None, verdict.model_version
+    refusal = {"promoted": False, "model_version": tag, "reason": reason, "verdict": figures}
+    return refusal, verdict.model_version
 
 
 def _offline_gate(registry, tag: str) -> str | None:

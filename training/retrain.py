@@ -23,7 +23,15 @@ import pandas as pd
 import typer
 
 from training import holdout
-from training.train import DEFAULT_GATE, Gate, Outcome, fit_and_decide, normalise_labels
+from training.train import (
+    DEFAULT_GATE,
+    Gate,
+    Outcome,
+    exit_for,
+    fit_and_decide,
+    normalise_labels,
+    promote_if_unchanged,
+)
 
 # Accuracy or F1 a candidate may lose on the trusted holdout and still be promoted.
 TRUSTED_TOLERANCE = 0.05
@@ -134,11 +142,12 @@ def retrain(
         "recent holdout": (holdout_x, holdout_y, 0.0),
     }
     worse = _worse_than(registry.load(candidate.model_tag), parent, holdouts)
-    promoted = promote and worse is None
-    if promoted:
-        registry.promote(candidate.model_tag)
+    if promote and worse is None:
+        # Only if production is still the parent it was trained from and compared with: a
+        # rollback made meanwhile is not undone.
+        return promote_if_unchanged(registry, candidate.model_tag, candidate.metrics, parent.tag)
     reason = worse if promote else "not asked to promote (--promote)"
-    return Outcome(candidate.model_tag, candidate.metrics, promoted, reason, gate_passed=True)
+    return Outcome(candidate.model_tag, candidate.metrics, False, reason, gate_passed=True)
 
 
 def _worse_than(candidate, production, holdouts: dict) -> str | None:
@@ -198,8 +207,7 @@ def main(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(outcome.to_json())
-    if not outcome.gate_passed:
-        raise typer.Exit(1)
+    exit_for(outcome)
 
 
 if __name__ == "__main__":

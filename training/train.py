@@ -32,6 +32,8 @@ class Outcome:
     promoted: bool
     reason: str | None
     gate_passed: bool
+    # Production changed between reading it and promoting (``ProductionChanged``): exit 3.
+    conflict: bool = False
 
     def to_json(self) -> str:
         out: dict[str, Any] = {
@@ -123,7 +125,7 @@ def fit_and_decide(
     """
     from training.model import build_pipeline, score_proba
     from training.onnx_export import export
-    from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
+    from vigil.registry import LABEL_COLUMN, NO_PRODUCTION, PREDICTION_COLUMN, Registry
 
     x_train, y_train = train_split
     x_test, y_test = holdout
@@ -171,10 +173,22 @@ def fit_and_decide(
         return Outcome(tag, metrics, False, f"quality gate: {failed}", gate_passed=False)
     if not promote:
         return Outcome(tag, metrics, False, "not asked to promote (--promote)", gate_passed=True)
+    expect = registry.production_tag() or NO_PRODUCTION  # what the comparison is against
     worse = _worse_than_production(registry, schema, metrics, x_test, y_test)
     if worse:
         return Outcome(tag, metrics, False, worse, gate_passed=True)
-    registry.promote(tag)
+    return promote_if_unchanged(registry, tag, metrics, expect)
+
+
+def promote_if_unchanged(registry, tag: str, metrics: dict, expect: str) -> Outcome:
+    """Promote ``tag`` if production is still ``expect``, the model it was compared with; an
+    outcome with ``conflict`` (naming who changed production) otherwise."""
+    from vigil.registry import ProductionChanged
+
+    try:
+        registry.promote(tag, expect=expect)
+    except ProductionChanged as exc:
+        return Outcome(tag, metrics, False, str(exc), gate_passed=True, conflict=True)
     return Outcome(tag, metrics, True, None, gate_passed=True)
 
 
@@ -287,6 +301,15 @@ def main(
         gate=Gate(min_accuracy=min_accuracy),
     )
     typer.echo(outcome.to_json())
+    exit_for(outcome)
+
+
+def exit_for(outcome: Outcome) -> None:
+    """Exit 1 when the gate failed, 3 when production changed under the run (stderr says
+    who changed it); return (exit 0) otherwise."""
+    if outcome.conflict:
+        typer.echo(f"error: {outcome.reason}", err=True)
+        raise typer.Exit(3)
     if not outcome.gate_passed:
         raise typer.Exit(1)
 

@@ -56,7 +56,9 @@ __all__ = [
     "ArtifactIntegrityError",
     "InvalidTag",
     "ModelBundle",
+    "NO_PRODUCTION",
     "NoProductionModel",
+    "ProductionChanged",
     "Registry",
     "RegistryError",
     "RegistrySchemaError",
@@ -76,6 +78,15 @@ _schema_ready: set[tuple[str, str]] = set()
 
 class NoProductionModel(LookupError):
     """No model has been promoted to production yet (or none to roll back to)."""
+
+
+# ``expect=NO_PRODUCTION``: the change is meant for a registry with no production model yet.
+NO_PRODUCTION = ""
+
+
+class ProductionChanged(RuntimeError):
+    """Production is not what the caller read before deciding (compare-and-set failed): someone
+    promoted or rolled back in between. The message names who, when and to what."""
 
 
 class UnknownModel(LookupError):
@@ -372,12 +383,16 @@ class Registry:
             rows = conn.execute(sa.select(h).order_by(h.c.revision)).all()
         return [Promotion(r.revision, r.action, r.tag, r.previous, r.at, r.by) for r in rows]
 
-    def promote(self, tag: str, *, by: str | None = None) -> None:
+    def promote(self, tag: str, *, by: str | None = None, expect: str | None = None) -> None:
         """Make ``tag`` the one production model; the previous one goes on the rollback stack.
-        Promoting the current production model changes nothing."""
+        Promoting the current production model changes nothing.
+
+        ``expect``: the production tag the caller decided on (``NO_PRODUCTION`` for none);
+        checked under the pointer's lock, ``ProductionChanged`` when it is no longer so."""
         check_tag(tag)
         m = self.tables.models
         with self._locked() as (conn, current):
+            self._check_expected(conn, current, expect)
             if conn.scalar(sa.select(m.c.id).where(m.c.tag == tag)) is None:
                 raise UnknownModel(f"model {tag} not found in the registry")
             if current.tag == tag:
@@ -385,14 +400,31 @@ class Registry:
             stack = [*current.previous, current.tag] if current.tag else list(current.previous)
             self._move(conn, current, "promote", tag, stack, by)
 
-    def rollback(self, *, by: str | None = None) -> str:
-        """Return to the previous production model; returns its tag."""
+    def rollback(self, *, by: str | None = None, expect: str | None = None) -> str:
+        """Return to the previous production model; returns its tag. ``expect`` as for
+        ``promote``."""
         with self._locked() as (conn, current):
+            self._check_expected(conn, current, expect)
             if not current.previous:
                 raise NoProductionModel("no previous production model to roll back to")
             *stack, tag = current.previous
             self._move(conn, current, "rollback", tag, stack, by)
         return tag
+
+    def _check_expected(self, conn, current: Pointer, expect: str | None) -> None:
+        if expect is None or (current.tag or NO_PRODUCTION) == expect:
+            return
+        h = self.tables.history
+        last = conn.execute(sa.select(h).where(h.c.revision == current.revision)).first()
+        change = (
+            f" by {last.by} at {_iso(last.at)} ({last.action}, revision {last.revision})"
+            if last is not None
+            else ""
+        )
+        raise ProductionChanged(
+            f"production is {current.tag or 'empty'}, not {expect or 'empty'} as expected: "
+            f"changed{change}; nothing done"
+        )
 
     @contextmanager
     def _locked(self) -> Iterator[tuple[Connection, Pointer]]:
@@ -423,6 +455,10 @@ class Registry:
 
 def _pointer(row) -> Pointer:
     return Pointer(row.tag, int(row.revision), row.changed_at, tuple(json.loads(row.previous)))
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:

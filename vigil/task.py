@@ -155,6 +155,24 @@ class Task:
     def normalise_labels(self, labels: pd.Series) -> pd.Series:
         raise NotImplementedError
 
+    def reference_label(self, value: Any, classes: Sequence[Any]) -> Any:
+        """A label of the reference sample (stored as text for classes) as ``/feedback``
+        takes it."""
+        raise NotImplementedError
+
+    def wrong_label(self, label: Any, classes: Sequence[Any], spread: float) -> Any:
+        """A label the model would be wrong on: another class, or the value moved by
+        ``spread`` (demo traffic that shows ModelQualityDrop)."""
+        raise NotImplementedError
+
+    def label_schema(self, classes: Sequence[Any]) -> dict[str, Any]:
+        """JSON Schema of one ``/feedback`` label."""
+        raise NotImplementedError
+
+    def answer_schema(self, classes: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        """JSON Schema of the answer's task-specific keys (``answer``)."""
+        raise NotImplementedError
+
     def prediction_values(self, values: pd.Series) -> pd.Series:
         """Predictions (logged or from the reference) in the form their drift test takes."""
         raise NotImplementedError
@@ -286,6 +304,33 @@ class Classification(Task):
             return plain.astype("int64")
         return plain.astype(str)
 
+    def reference_label(self, value, classes):
+        return {_label_text(c): c for c in classes}[_label_text(value)]
+
+    def wrong_label(self, label, classes, spread):
+        classes = list(classes)
+        return classes[(classes.index(label) + 1) % len(classes)]
+
+    def label_schema(self, classes):
+        return {"enum": list(classes), "description": "One of the model's classes"}
+
+    def answer_schema(self, classes):
+        keys = [str(c) for c in classes]
+        probability = {"type": "number", "minimum": 0, "maximum": 1}
+        return {
+            "predictions": {"type": "array", "items": {"enum": list(classes)}},
+            "probabilities": {
+                "type": "array",
+                "description": "Each instance's probability of each class",
+                "items": {
+                    "type": "object",
+                    "required": keys,
+                    "additionalProperties": False,
+                    "properties": {k: probability for k in keys},
+                },
+            },
+        }
+
     def prediction_values(self, values):
         return values.dropna().map(_label_text)
 
@@ -383,6 +428,24 @@ class Regression(Task):
 
     def normalise_labels(self, labels):
         return pd.to_numeric(labels, errors="raise").astype("float64")
+
+    def reference_label(self, value, classes=()):
+        return float(value)
+
+    def wrong_label(self, label, classes, spread):
+        return float(label) + spread
+
+    def label_schema(self, classes=()):
+        return {"type": "number", "description": "The true value (a finite number)"}
+
+    def answer_schema(self, classes=()):
+        return {
+            "predictions": {
+                "type": "array",
+                "items": {"type": "number"},
+                "description": "The predicted value of each instance",
+            }
+        }
 
     def prediction_values(self, values):
         return pd.to_numeric(values, errors="coerce").dropna().astype(float)

@@ -3,6 +3,7 @@ minimum interval; the report comes after the verdict and fills in its report_pat
 
 from __future__ import annotations
 
+import json
 import time
 
 from prometheus_client import CollectorRegistry
@@ -41,4 +42,9 @@ def test_new_rows_trigger_a_check_after_the_minimum_interval(production):
         time.sleep(0.2)
     assert monitor.latest["report_path"].endswith(".html")
     assert metrics.reports.labels("written")._value.get() == 1
+    # /healthz names the report by its URL: no path of the pod's disk.
+    health = json.dumps(monitor.health())
+    assert str(settings.home_dir) not in health and '"report_path"' not in health
+    name = monitor.latest["report_path"].rsplit("/", 1)[-1]
+    assert monitor.health()["check"]["report"] == f"/reports/{name}"
     monitor.reports.stop()
