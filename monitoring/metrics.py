@@ -133,6 +133,12 @@ class MonitorMetrics:
             "1 when the paired test says the candidate is better, 0 worse; absent: undecided",
             ("model_version", "candidate_version"),
         )
+        self.candidate_quality = gauge(
+            "vigil_candidate_quality",
+            "The candidate's live quality on the labeled rows both models predicted "
+            "(also in vigil_model_quality under the candidate's version)",
+            ("model_version", "candidate_version", "metric"),
+        )
         self.candidate_rows = gauge(
             "vigil_candidate_rows",
             "Rows both models predicted, and of them labeled, behind the candidate's verdict",
@@ -248,6 +254,7 @@ class MonitorMetrics:
         for metric in QUALITY_METRICS:
             if quality.get(metric) is not None:
                 put(self.quality, (candidate["model_version"], metric), quality[metric])
+                put(self.candidate_quality, (*pair, metric), quality[metric])
 
     def _quality_gauges(self):
         return (
