@@ -62,6 +62,21 @@ class ShadowLog:
         except SQLAlchemyError as exc:
             raise InferenceLogError(f"shadow log write failed: {_one_line(exc)}") from exc
 
+    def prune(self, older_than: float) -> int:
+        """Delete shadow predictions made before ``older_than`` (Unix seconds), as retention
+        deletes requests; returns the rows (instances) deleted."""
+        t = self.table
+        old = t.c.created_at < older_than
+        try:
+            with self.log.engine.begin() as conn:
+                rows = conn.scalar(
+                    sa.select(sa.func.coalesce(sa.func.sum(t.c.row_count), 0)).where(old)
+                )
+                conn.execute(t.delete().where(old))
+        except SQLAlchemyError as exc:
+            raise InferenceLogError(f"shadow log prune failed: {_one_line(exc)}") from exc
+        return int(rows)
+
     def count(self, model_version: str | None = None) -> int:
         """Shadow predictions (instances) logged."""
         t = self.table

@@ -201,3 +201,7 @@ def test_a_check_reports_a_shadow_exports_it_and_stores_the_verdict(production):
     metrics.record_check(result.payload, result.reference_metrics)
     text = generate_latest(metrics.registry).decode()
     assert "vigil_candidate_better{" not in text
+
+    # Retention deletes shadow rows as it deletes requests.
+    assert ShadowLog(log).prune(1.0 + n / 2) == n // 2
+    assert ShadowLog(log).count(candidate) == n - n // 2
