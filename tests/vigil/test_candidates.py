@@ -92,3 +92,37 @@ def test_the_latest_verdict_is_the_newest(registry, default_bundle):
     assert (latest.labeled_rows, latest.better, latest.figures) == (
         500, True, {"labeled_rows": 500}
     )  # fmt: skip
+
+
+def test_the_migration_makes_the_tables_as_queried(tmp_path):
+    """0004_candidates' frozen definitions and vigil.candidate_schema's agree."""
+    import importlib.util
+
+    import sqlalchemy as sa
+
+    from vigil import migrations
+    from vigil.candidate_schema import candidate_tables
+
+    path = migrations._HERE / "versions" / "0004_candidates.py"
+    spec = importlib.util.spec_from_file_location("m0004", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def shape(tables):
+        return {
+            t.name: (
+                [(c.name, repr(c.type), c.nullable, c.primary_key, c.unique) for c in t.columns],
+                sorted((i.name, [c.name for c in i.columns]) for i in t.indexes),
+            )
+            for t in tables
+        }
+
+    q = candidate_tables("p_")
+    queried = [q.candidate, q.history, q.shadow, q.verdicts]
+    assert shape(module.tables("p_")) == shape(queried)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrations.upgrade(engine, "p_", only_if_empty=True)
+    with engine.connect() as conn:
+        assert migrations.state(conn, "p_").state == "current"
+        names = set(sa.inspect(conn).get_table_names())
+    assert {t.name for t in queried} <= names
