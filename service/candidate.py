@@ -199,8 +199,9 @@ class CandidateFollower:
         *,
         retry: float = RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        candidates: Candidates | None = None,
     ):
-        self.candidates = Candidates(Registry(settings))
+        self.candidates = candidates or Candidates(Registry(settings))
         self.current = current
         self.retry = retry
         self.clock = clock

@@ -83,11 +83,14 @@ def _fail(exc: Exception) -> None:
 def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """Every saved model, oldest first: created at, metrics, dataset sha256, git commit,
     parent and lineage, whether production; and every promotion and rollback."""
+    from vigil.candidates import Candidates
     from vigil.registry import RegistryError
 
     try:
         registry = _open()
         records, history, pointer = registry.models(), registry.history(), registry.pointer()
+        candidates = Candidates(registry)
+        candidate, candidate_history = candidates.current(), candidates.history()
     except RegistryError as exc:
         _fail(exc)
     parents = {r.tag: r.parent for r in records}
@@ -98,6 +101,8 @@ def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
             "revision": pointer.revision,
             "models": docs,
             "history": [_event_doc(e) for e in history],
+            "candidate": _candidate_doc(candidate),
+            "candidate_history": [{**e.__dict__, "at": _iso(e.at)} for e in candidate_history],
         }
         typer.echo(json.dumps(doc))
         return
@@ -112,6 +117,9 @@ def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
             f"{d['parent'] or '-'}"
         )
     typer.echo(f"\nproduction: {pointer.tag or 'none'}   (* marks it)")
+    if candidate.active:
+        how = f" at {candidate.percent:g} %" if candidate.mode == "canary" else ""
+        typer.echo(f"candidate:  {candidate.tag} ({candidate.mode}{how})")
     for e in history:
         typer.echo(f"  r{e.revision} {_iso(e.at)[:19]} {e.action:<8} {e.tag}  (was "
                    f"{e.previous or 'none'}) by {e.by}")  # fmt: skip
@@ -144,6 +152,18 @@ def show(
         typer.echo(f"{'artifact:':<16}{name} sha256={info['sha256']} ({info['size']} bytes)")
     for e in doc["promotions"]:
         typer.echo(f"{'history:':<16}r{e['revision']} {e['at'][:19]} {e['action']} by {e['by']}")
+
+
+def _candidate_doc(candidate) -> dict[str, Any] | None:
+    if not candidate.active:
+        return None
+    return {
+        "model_version": candidate.tag,
+        "mode": candidate.mode,
+        "percent": candidate.percent if candidate.mode == "canary" else None,
+        "revision": candidate.revision,
+        "since": _iso(candidate.changed_at),
+    }
 
 
 def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -> None:

@@ -163,3 +163,44 @@ def test_offers_from_many_threads_never_exceed_the_bound():
         assert worker.scored + worker.skipped == 800
     finally:
         worker.close()
+
+
+def test_a_candidate_that_fails_to_load_is_counted_logged_and_retried(caplog, tmp_path):
+    """The follower keeps the worker serving without a candidate and tries again later."""
+    import asyncio
+
+    from service.candidate import CandidateFollower
+    from vigil.candidates import Candidate
+
+    class Runtime:
+        candidate = None
+        loads = 0
+
+        def __init__(self):
+            self.metrics = Counts()
+
+        def load(self, tag):
+            self.loads += 1
+            raise OSError("artifact damaged")
+
+        async def set_candidate(self, candidate):  # pragma: no cover - never reached
+            raise AssertionError("no candidate should be set")
+
+    class Pointer:
+        def current(self):
+            return Candidate("vigil-model:broken", "shadow", 0.0, 1, 0.0)
+
+    now = [0.0]
+    runtime = Runtime()
+    follower = CandidateFollower(
+        None, lambda: runtime, retry=10.0, clock=lambda: now[0], candidates=Pointer()
+    )
+    assert asyncio.run(follower.check()) is False
+    assert runtime.metrics.failures == [("vigil-model:broken", "load", 0)]
+    assert "cannot load candidate vigil-model:broken" in caplog.text
+    now[0] = 5.0
+    asyncio.run(follower.check())
+    assert runtime.loads == 1  # not before the retry delay
+    now[0] = 10.5
+    asyncio.run(follower.check())
+    assert runtime.loads == 2

@@ -4,6 +4,8 @@ the monitor's verdicts, newest first."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from vigil.candidates import CandidateConflict, Candidates, Verdict
@@ -126,3 +128,28 @@ def test_the_migration_makes_the_tables_as_queried(tmp_path):
         assert migrations.state(conn, "p_").state == "current"
         names = set(sa.inspect(conn).get_table_names())
     assert {t.name for t in queried} <= names
+
+
+def test_models_list_shows_the_candidate_and_its_history(tmp_path, monkeypatch, default_bundle):
+    from typer.testing import CliRunner
+
+    from training.models import cli
+
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VIGIL_ENV_FILE", "")
+    monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
+    registry = Registry(get_settings())
+    registry.promote(other(registry, default_bundle))
+    tag = other(registry, default_bundle)
+    runner = CliRunner()
+    started = runner.invoke(cli, ["canary", tag, "--percent", "5"])
+    assert started.exit_code == 0, started.output
+    refused = runner.invoke(cli, ["shadow", tag])
+    assert refused.exit_code == 1 and "never both active" in refused.output
+    listed = runner.invoke(cli, ["list", "--json"])
+    doc = json.loads(listed.stdout)
+    assert doc["candidate"]["model_version"] == tag and doc["candidate"]["percent"] == 5.0
+    assert [e["action"] for e in doc["candidate_history"]] == ["start"]
+    assert f"candidate:  {tag} (canary at 5 %)" in runner.invoke(cli, ["list"]).stdout
+    assert runner.invoke(cli, ["canary", "--stop"]).exit_code == 0
+    assert json.loads(runner.invoke(cli, ["list", "--json"]).stdout)["candidate"] is None
