@@ -53,6 +53,9 @@ class AlwaysLeader:
     def start(self, on_change: Callable[[bool], None]) -> None:
         on_change(True)
 
+    def confirm(self) -> bool:
+        return True
+
     def stop(self) -> None:
         pass
 
@@ -114,6 +117,23 @@ class AdvisoryLockLeader:
             self._close()
         return self._leading
 
+    def confirm(self) -> bool:
+        """Whether this monitor still leads, asked of the server on the lock's own session: the
+        fence before exporting, pruning or rendering. ``is_leader`` is only as fresh as the
+        last poll; a session killed since has lost its lock, and a standby may hold it now."""
+        if not self._leading:
+            return False
+        try:
+            held = bool(self._conn.execute(_HELD, _lock_ids(self.key)).fetchone()[0])
+        except Exception as exc:  # a broken or closed session holds nothing
+            log.warning("leader election: cannot confirm the lock: %s", exc)
+            held = False
+        if not held:
+            log.warning("leader election: the lock is gone; no longer leader")
+            self._set(False)
+            self._close()
+        return held
+
     def _connect(self) -> None:
         import psycopg
 
@@ -144,6 +164,19 @@ class AdvisoryLockLeader:
                 conn.close()
             except Exception:  # already broken
                 pass
+
+
+# A session's bigint advisory lock, as pg_locks shows it: the key's high and low 32 bits.
+_HELD = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = pg_backend_pid() AND classid = %s::bigint::oid AND objid = %s::bigint::oid"
+    " AND objsubid = 1)"
+)
+
+
+def _lock_ids(key: int) -> tuple[int, int]:
+    unsigned = key % 2**64
+    return unsigned >> 32, unsigned & 0xFFFFFFFF
 
 
 def leadership(settings) -> AlwaysLeader | AdvisoryLockLeader:

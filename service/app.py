@@ -53,6 +53,7 @@ from vigil.inference_log import InferenceLogError, LogSchemaError
 from vigil.log_format import dumps_bytes
 from vigil.prediction_ids import new_request_id
 from vigil.settings import get_settings
+from vigil.signing import ModelSignatureError
 
 logger = logging.getLogger("vigil.service")
 
@@ -147,7 +148,7 @@ class VigilService:
                 self.runtime = Runtime.start(
                     self.settings, on_load_failure=self.load_failures.record
                 )
-            except (LogSchemaError, NotServable) as exc:
+            except (LogSchemaError, NotServable, ModelSignatureError) as exc:
                 # Our own words (the command to run, the setting to change): safe to show.
                 self.not_ready = self.schema_problem = str(exc)
                 logger.error("service not ready: %s", exc)

@@ -77,13 +77,18 @@ class Runtime:
         """Load the production model (``NoProductionModel`` if none) and open the log
         (``InferenceLogError`` if unreachable); ``registry`` defaults to a fresh one.
         ``on_load_failure(tag, exc)`` hears of a production model that failed to load."""
-        bundle = Registry(settings).load_production()
-        # Load now, not on the first request; NotServable when VIGIL_INFERENCE cannot be met.
+        models = Registry(settings)
+        tag = models.production_tag()
+        if tag is None:
+            models.load_production()  # NoProductionModel, with what to run
+        # Load now, not on the first request; NotServable when VIGIL_INFERENCE cannot be met,
+        # ModelSignatureError when VIGIL_REQUIRE_SIGNED_MODELS cannot.
         try:
+            bundle = models.load(tag)
             inference = load_inference(bundle, settings.inference)
         except Exception as exc:
             if on_load_failure is not None:
-                on_load_failure(bundle.tag, exc)
+                on_load_failure(tag, exc)
             raise
         log = metrics = None
         if settings.unsafe_disable_logging:

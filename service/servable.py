@@ -25,11 +25,14 @@ def failure_reason(exc: BaseException) -> str:
     from service.inference import NotServable
     from vigil.artifacts import ArtifactIntegrityError
     from vigil.registry import RegistryError
+    from vigil.signing import ModelSignatureError
 
     if isinstance(exc, NotServable):
         return "not_servable"
+    if isinstance(exc, ModelSignatureError):
+        return "signature"
     if isinstance(exc, ArtifactIntegrityError):
-        return "signature" if "signature" in str(exc) else "integrity"
+        return "integrity"
     if isinstance(exc, RegistryError):
         return "registry"
     if isinstance(exc, ImportError | AttributeError | EOFError) or "pickle" in str(exc).lower():

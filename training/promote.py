@@ -7,6 +7,11 @@ python -m training.promote --rollback [--expect TAG|none]
 ``--expect``: the production model the operator decided from; if someone changed production
 since, nothing is done and the exit is 3, naming who changed it and when.
 
+A model that the service of this build cannot load (``VIGIL_INFERENCE=onnx`` and no ONNX
+artifact, a module it lacks, another scikit-learn version, damaged bytes) is refused with
+exit 2 and the reason, unless ``--force``: the replicas would keep serving the old model
+while the monitor checks the new one.
+
 ``--if-better``: only when the monitor's latest verdict on TAG as a shadow or canary says
 better, with at least ``VIGIL_CANDIDATE_MIN_LABELED_ROWS`` labeled rows behind it, and TAG
 passes the offline gate (its held-out figures not worse than production's on the same data);
@@ -28,6 +33,9 @@ def main(
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Return to the previous production model")
     ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even a model this build cannot load")
+    ] = False,
     expect: Annotated[
         str | None,
         typer.Option(
@@ -44,6 +52,7 @@ def main(
     ] = False,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
+    from service.servable import why_not_servable
     from vigil.registry import (
         NO_PRODUCTION,
         InvalidTag,
@@ -60,7 +69,8 @@ def main(
         raise typer.Exit(2)
     if expect is not None and expect.lower() == "none":
         expect = NO_PRODUCTION
-    registry = Registry(get_settings())
+    settings = get_settings()
+    registry = Registry(settings)
     try:
         # One locked transaction each: concurrent promotions and rollbacks cannot interleave,
         # and ``expect`` is checked under that lock.
@@ -68,12 +78,20 @@ def main(
             tag = registry.rollback(expect=expect)
         else:
             if if_better:
-                refusal, judged_against = _live_refusal(registry, tag, get_settings())
+                refusal, judged_against = _live_refusal(registry, tag, settings)
                 if refusal is not None:
                     typer.echo(json.dumps(refusal))
                     raise typer.Exit(1)
                 # Compare and set: production must still be the model the verdict beat.
                 expect = expect or judged_against
+            problem = None if force else why_not_servable(registry.load(tag), settings.inference)
+            if problem:
+                typer.echo(
+                    f"error: {tag} cannot be served by this build ({problem}); nothing done "
+                    "(--force promotes it anyway)",
+                    err=True,
+                )
+                raise typer.Exit(2)
             registry.promote(tag, expect=expect)
             if if_better:
                 _end_candidate(registry, tag)

@@ -10,7 +10,9 @@ schema is refused (``RegistrySchemaError``) until ``python -m vigil.db upgrade``
 - A model's artifacts (``pipeline.joblib``, ``reference.parquet``, ``contract.json`` and any
   others, such as an ONNX export) are stored content-addressed by sha256
   (``vigil.artifacts``), cached under ``VIGIL_HOME/artifacts`` and verified on every read: a
-  model whose bytes are not what was saved is refused, never unpickled.
+  model whose bytes are not what was saved is refused, never unpickled. Training signs each
+  model (``vigil.signing``); with ``VIGIL_REQUIRE_SIGNED_MODELS`` a model whose signature does
+  not verify is refused before any of it is read.
 - Training also saves each model to BentoML's model store under ``vigil-model`` (the tag is
   BentoML's), but serving reads only the registry: a replica with an empty ``VIGIL_HOME``
   serves the production model.
@@ -40,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from vigil import signing
 from vigil.artifacts import ArtifactIntegrityError, ArtifactStore
 from vigil.registry_schema import (
     POINTER_ID,
@@ -50,12 +53,14 @@ from vigil.registry_schema import (
     registry_tables,
 )
 from vigil.schema import FeatureSchema
+from vigil.signing import SIGNATURE, ModelSignatureError
 from vigil.task import Task, task_for
 
 __all__ = [
     "ArtifactIntegrityError",
     "InvalidTag",
     "ModelBundle",
+    "ModelSignatureError",
     "NO_PRODUCTION",
     "NoProductionModel",
     "ProductionChanged",
@@ -252,7 +257,7 @@ class Registry:
 
         extra = dict(artifacts or {})
         for name, data in extra.items():
-            if not _ARTIFACT_NAME.match(name) or name in (PIPELINE, CONTRACT, REFERENCE):
+            if not _ARTIFACT_NAME.match(name) or name in (PIPELINE, CONTRACT, REFERENCE, SIGNATURE):
                 raise ValueError(f"artifact name {name!r} is reserved or not a plain file name")
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise TypeError(f"artifact {name!r} must be bytes, not {type(data).__name__}")
@@ -279,8 +284,12 @@ class Registry:
 
         lineage = full.get("lineage") or {}
         t = self.tables
+        key = self.settings.model_signing_key
         with self._transaction() as conn:
             digests = {name: self.store.put(conn, data) for name, data in files.items()}
+            if key is not None:  # training's key: proof of where the model comes from
+                files[SIGNATURE] = signing.sign(key.get_secret_value(), tag, digests)
+                digests[SIGNATURE] = self.store.put(conn, files[SIGNATURE])
             conn.execute(
                 t.models.insert().values(
                     tag=tag,
@@ -310,6 +319,19 @@ class Registry:
         digests = {name: digest for name, digest in rows}
         if CONTRACT not in digests:
             raise UnknownModel(f"model {tag} not found in the registry")
+        # Origin before anything of the model is read: ModelSignatureError when it fails.
+        signature = (
+            self.store.read(digests[SIGNATURE], f"signature of {tag}")
+            if SIGNATURE in digests
+            else None
+        )
+        signing.verify(
+            self.settings.model_verify_key,
+            tag,
+            digests,
+            signature,
+            required=self.settings.require_signed_models,
+        )
         contract = json.loads(self.store.read(digests[CONTRACT], f"contract of {tag}"))
         return ModelBundle(tag=tag, contract=contract, artifacts=digests, store=self.store)
 
