@@ -186,7 +186,10 @@ def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -
         typer.echo("error: give a TAG or --stop, not both", err=True)
         raise typer.Exit(2)
     try:
-        candidates = Candidates(_open())
+        registry = _open()
+        candidates = Candidates(registry)
+        if not stop:
+            _check_servable(registry, tag)
         if stop:
             ended = candidates.stop(mode)
             doc = {"stopped": mode, "model_version": ended.tag}
@@ -202,6 +205,18 @@ def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -
     except (InvalidTag, UnknownModel, RegistryError) as exc:
         _fail(exc)
     typer.echo(json.dumps(doc))
+
+
+def _check_servable(registry, tag: str) -> None:
+    """Exit 2 when the replicas of this build could not load ``tag`` (they would run no
+    candidate and the monitor would judge nothing): as ``training.promote`` refuses it."""
+    from service.servable import why_not_servable
+
+    problem = why_not_servable(registry.load(tag), registry.settings.inference)
+    if problem:
+        typer.echo(f"error: {tag} cannot be served by this build ({problem}); nothing done",
+                   err=True)  # fmt: skip
+        raise typer.Exit(2)
 
 
 TAG_ARGUMENT = typer.Argument(help="The candidate's vigil-model:<version> tag")

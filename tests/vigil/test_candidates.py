@@ -153,3 +153,21 @@ def test_models_list_shows_the_candidate_and_its_history(tmp_path, monkeypatch, 
     assert f"candidate:  {tag} (canary at 5 %)" in runner.invoke(cli, ["list"]).stdout
     assert runner.invoke(cli, ["canary", "--stop"]).exit_code == 0
     assert json.loads(runner.invoke(cli, ["list", "--json"]).stdout)["candidate"] is None
+
+
+def test_a_candidate_the_replicas_could_not_load_is_refused(tmp_path, monkeypatch, default_bundle):
+    from typer.testing import CliRunner
+
+    from training.models import cli
+
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VIGIL_ENV_FILE", "")
+    monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
+    registry = Registry(get_settings())
+    registry.promote(other(registry, default_bundle))
+    contract = {k: v for k, v in default_bundle.contract.items() if k != "onnx"}
+    tag = registry.save(default_bundle.pipeline, contract, default_bundle.reference)
+    monkeypatch.setenv("VIGIL_INFERENCE", "onnx")  # and the candidate has no ONNX artifact
+    refused = CliRunner().invoke(cli, ["shadow", tag])
+    assert refused.exit_code == 2 and "cannot be served" in refused.output
+    assert not Candidates(Registry(get_settings())).current().active
