@@ -130,17 +130,23 @@ def test_the_migration_makes_the_tables_as_queried(tmp_path):
     assert {t.name for t in queried} <= names
 
 
-def test_models_list_shows_the_candidate_and_its_history(tmp_path, monkeypatch, default_bundle):
-    from typer.testing import CliRunner
-
-    from training.models import cli
-
+@pytest.fixture
+def cli_registry(tmp_path, monkeypatch, default_bundle):
+    """A registry under this test's VIGIL_HOME (as the CLI reads it) with a production model."""
     monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("VIGIL_ENV_FILE", "")
     monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
     registry = Registry(get_settings())
     registry.promote(other(registry, default_bundle))
-    tag = other(registry, default_bundle)
+    return registry
+
+
+def test_models_list_shows_the_candidate_and_its_history(cli_registry, default_bundle):
+    from typer.testing import CliRunner
+
+    from training.models import cli
+
+    tag = other(cli_registry, default_bundle)
     runner = CliRunner()
     started = runner.invoke(cli, ["canary", tag, "--percent", "5"])
     assert started.exit_code == 0, started.output
@@ -155,18 +161,15 @@ def test_models_list_shows_the_candidate_and_its_history(tmp_path, monkeypatch, 
     assert json.loads(runner.invoke(cli, ["list", "--json"]).stdout)["candidate"] is None
 
 
-def test_a_candidate_the_replicas_could_not_load_is_refused(tmp_path, monkeypatch, default_bundle):
+def test_a_candidate_the_replicas_could_not_load_is_refused(
+    cli_registry, monkeypatch, default_bundle
+):
     from typer.testing import CliRunner
 
     from training.models import cli
 
-    monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("VIGIL_ENV_FILE", "")
-    monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
-    registry = Registry(get_settings())
-    registry.promote(other(registry, default_bundle))
     contract = {k: v for k, v in default_bundle.contract.items() if k != "onnx"}
-    tag = registry.save(default_bundle.pipeline, contract, default_bundle.reference)
+    tag = cli_registry.save(default_bundle.pipeline, contract, default_bundle.reference)
     monkeypatch.setenv("VIGIL_INFERENCE", "onnx")  # and the candidate has no ONNX artifact
     refused = CliRunner().invoke(cli, ["shadow", tag])
     assert refused.exit_code == 2 and "cannot be served" in refused.output
