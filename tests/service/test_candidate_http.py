@@ -237,7 +237,22 @@ def test_a_canary_answers_its_share_and_names_itself_and_takes_feedback(served, 
     assert answered == {tags["production"], tags["other"]}
     for version in answered:
         assert log.labeled_count(version) >= 1
-    # Each canary answer was scored by production afterwards: the monitor pairs them.
-    wait_scored(log, tags["production"], sum(v == tags["other"] for v in by.values()))
+    # Each answer was scored afterwards by the model that did not give it: the monitor pairs
+    # both kinds, and `monitoring.drift check --json` reports the canary.
+    canary_rows = sum(v == tags["other"] for v in by.values())
+    wait_scored(log, tags["production"], canary_rows)
+    wait_scored(log, tags["other"], len(by) - canary_rows)
+    pairs = ShadowLog(log).pairs(tags["production"], tags["other"], 100_000)
+    assert set(pairs["answered_by"]) == {tags["production"], tags["other"]}
+    env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_ENV_FILE": "",
+           "BENTOML_DO_NOT_TRACK": "true"}  # fmt: skip
+    env.pop("VIGIL_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "monitoring.drift", "check", "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    candidate = json.loads(done.stdout)["candidate"]
+    assert candidate["model_version"] == tags["other"] and candidate["mode"] == "canary"
+    assert candidate["rows"] >= len(by) and candidate["labeled_rows"] >= 60
     run_cli(home, "canary", "--stop")
     wait_following(svc.url, None, None)
