@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vigil.candidates import CANARY, SHADOW, Candidates
+from vigil.candidates import CANARY, Candidates
 from vigil.registry import Registry
 from vigil.shadow_log import ShadowLog, ShadowRecord
 
@@ -264,6 +264,3 @@ class CandidateFollower:
         self._due = None
         await runtime.set_candidate(ActiveCandidate(pointer.mode, pointer.percent, model))
         return True
-
-
-__all__ = ["SHADOW", "CANARY", "ActiveCandidate", "CandidateFollower", "ShadowWorker", "in_canary"]
