@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile", "candidate")
+SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile", "estimate", "candidate")
 
 
 def main(
@@ -23,7 +23,7 @@ def main(
     ] = None,
 ) -> None:
     """Benchmark the prediction service, the drift check, the inference log, the registry
-    fetch, and the service under hostile load."""
+    fetch, the service under hostile load, and the quality estimates against the truth."""
     import importlib
 
     out.mkdir(parents=True, exist_ok=True)

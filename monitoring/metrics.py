@@ -122,6 +122,31 @@ class MonitorMetrics:
         self.label_drifted = gauge(
             "vigil_label_drifted", "1 when the labels' class mix drifted from training", v
         )
+        self.quality_estimated = gauge(
+            "vigil_model_quality_estimated",
+            "Quality estimated from the latest window without labels (CBPE or DLE)",
+            (*v, "metric"),
+        )
+        self.quality_estimated_se = gauge(
+            "vigil_model_quality_estimated_se",
+            "Standard error of vigil_model_quality_estimated at the window's size",
+            (*v, "metric"),
+        )
+        self.quality_estimate_error = gauge(
+            "vigil_quality_estimate_error",
+            "Estimated minus realized quality on the latest labeled rows",
+            (*v, "metric"),
+        )
+        self.data_quality_flagged = gauge(
+            "vigil_data_quality_flagged",
+            "1 when a data-quality check of the feature rejected (corrected across checks)",
+            (*v, "feature"),
+        )
+        self.data_quality_share = gauge(
+            "vigil_data_quality_share",
+            "Share of window rows missing, out of the training range, or of an unseen category",
+            (*v, "feature", "check"),
+        )
         self.pruned = Counter(
             "vigil_inference_log_pruned_rows",
             "Inference-log rows deleted by retention",
@@ -232,6 +257,7 @@ class MonitorMetrics:
         for metric, value in reference_metrics.items():
             if isinstance(value, int | float):
                 self._set(self.quality_reference, (version, metric), value)
+        self._record_window_quality(version, payload)
         quality = payload.get("quality")
         self._drop(self._quality_gauges(), version)
         if quality:
@@ -275,6 +301,36 @@ class MonitorMetrics:
             if quality.get(metric) is not None:
                 put(self.quality, (candidate["model_version"], metric), quality[metric])
                 put(self.candidate_quality, (*pair, metric), quality[metric])
+
+    def _record_window_quality(self, version: str, payload: dict) -> None:
+        """Estimated quality, its error on labeled rows, and data quality (issue 20)."""
+        self._drop(
+            (
+                self.quality_estimated,
+                self.quality_estimated_se,
+                self.quality_estimate_error,
+                self.data_quality_flagged,
+                self.data_quality_share,
+            ),
+            version,
+        )
+        estimated = payload.get("estimated_quality") or {}
+        for metric, value in estimated.items():
+            if value is None:
+                continue
+            if metric.endswith("_se"):
+                self._set(self.quality_estimated_se, (version, metric[:-3]), value)
+            else:
+                self._set(self.quality_estimated, (version, metric), value)
+        for metric, value in (payload.get("estimate_error") or {}).items():
+            self._set(self.quality_estimate_error, (version, metric), value)
+        for feature, q in (payload.get("data_quality") or {}).items():
+            self._set(self.data_quality_flagged, (version, feature), int(q["flagged"]))
+            for check in ("missing", "out_of_range", "unseen"):
+                if q.get(check + "_share") is not None:
+                    self._set(
+                        self.data_quality_share, (version, feature, check), q[check + "_share"]
+                    )
 
     def _quality_gauges(self):
         return (

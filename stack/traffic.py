@@ -78,7 +78,7 @@ def make_labeled_rows(
     rng = np.random.default_rng(seed)
     sampled = reference.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
     labels = sampled[LABEL_COLUMN].tolist() if LABEL_COLUMN in sampled else [None] * n
-    rows = sampled[schema.names]
+    rows = sampled[schema.names].copy()
     for name in schema.numeric:
         std = float(reference[name].std(skipna=True) or 0.0)
         noise = rng.normal(scale=0.05 * std, size=n) if std > 0 else 0.0

@@ -469,11 +469,13 @@ class InferenceLog:
         since: float | None = None,
         max_rows: int | None = None,
         seed: int = 0,
+        probabilities: bool = False,
     ) -> Window:
         """The newest ``n`` rows of ``model_version`` (optionally newer than ``since``), oldest
         first, as a frame of the logged inputs plus ``prediction_id``, ``created_at`` and
-        ``prediction``. Memory stays bounded: a window larger than ``max_rows`` is read as a
-        uniform sample of ``max_rows`` of its rows, and ``sampled`` says so."""
+        ``prediction`` (and ``probabilities``, a ``{class: p}`` per row, when asked for).
+        Memory stays bounded: a window larger than ``max_rows`` is read as a uniform sample
+        of ``max_rows`` of its rows, and ``sampled`` says so."""
         r = self.requests
         with self._reading() as conn:
             # Partitioned, the newest day is read first, then the week, then everything: a
@@ -503,6 +505,8 @@ class InferenceLog:
                 )
             ]
             cols = [r.c.id, r.c.request_id, r.c.created_at, r.c.instances, r.c.predictions]
+            if probabilities:
+                cols.append(r.c.probabilities)
             # Parsed chunk by chunk: the whole window's JSON text and values (several times
             # the frame's size) never live at once.
             with _no_gc():
@@ -706,6 +710,7 @@ def _window_frame(chunk: list[tuple[int, int, list[int]]], found: dict) -> pd.Da
     pids: list[str] = []
     created: list[float] = []
     predictions: list[Any] = []
+    probabilities: list[dict] = []
     for record_id, size, offsets in chunk:
         record = found.get(record_id)
         if record is None:
@@ -715,9 +720,13 @@ def _window_frame(chunk: list[tuple[int, int, list[int]]], found: dict) -> pd.Da
         predictions.extend(preds if len(offsets) == size else [preds[o] for o in offsets])
         pids.extend(prediction_id(record.request_id, o) for o in offsets)
         created.extend([record.created_at] * len(offsets))
-    return builder.frame(
-        [("prediction_id", pids), ("created_at", created), ("prediction", predictions)]
-    )
+        if "probabilities" in record._fields:
+            probs = loads(record.probabilities)
+            probabilities.extend(row(probs, o) for o in offsets)
+    columns = [("prediction_id", pids), ("created_at", created), ("prediction", predictions)]
+    if probabilities:
+        columns.append(("probabilities", probabilities))
+    return builder.frame(columns)
 
 
 @contextmanager

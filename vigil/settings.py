@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     # this many labeled rows are behind it.
     quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
     # A regressor's ModelQualityDrop: live RMSE above its held-out RMSE by this share.
+    # ModelQualityDropEstimated applies the same relative margin to estimated MAE and RMSE.
     quality_rmse_margin: float = Field(default=0.2, ge=0, le=10)
     quality_alert_min_labels: int = Field(default=200, ge=1)
 
