@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile", "estimate")
+SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile", "estimate", "candidate")
 
 
 def main(

@@ -544,6 +544,45 @@ def drift_dashboard() -> dash.Dashboard:
                 _query("vigil_data_quality_share", "{{feature}} {{check}}"),
             )
         )
+        .with_row(dash.Row("Candidate vs production"))
+        .with_panel(
+            _timeseries(
+                "Candidate vs production quality",
+                "A shadow's or canary's live quality beside production's, on the same labeled "
+                "rows (python -m training.models shadow|canary TAG).",
+                "short",
+                _query(
+                    "vigil_candidate_quality", "candidate {{candidate_version}} {{metric}}", "A"
+                ),
+                _query(
+                    "vigil_model_quality and on (model_version) vigil_candidate_rows",
+                    "production {{model_version}} {{metric}}",
+                    "B",
+                ),
+                w=8,
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Candidate agreement",
+                "Share of equal labels (classifiers) or mean absolute difference (regressors) "
+                "on the rows both models predicted.",
+                "short",
+                _query("vigil_candidate_agreement", "{{candidate_version}}"),
+                w=8,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Candidate verdict",
+                "The paired test on labeled rows: better, worse, or no series while undecided.",
+                "none",
+                _query("vigil_candidate_better", "{{candidate_version}}"),
+                w=8,
+            )
+            .mappings(_state_mappings(("WORSE", "red"), ("Better", "green")))
+            .thresholds(_thresholds((None, "red"), (1, "green")))
+        )
     )
 
 

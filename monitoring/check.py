@@ -181,6 +181,7 @@ class Checker:
             self._detect(result, schema, reference, ref_pred, window, bundle.task)
             self._window_quality(result, schema, reference, window, bundle)
         self._quality(result, schema, bundle)
+        self._candidate(result, bundle)
         if self.report and result.report_job is not None:
             self._report(result)
             result.report_job = None
@@ -301,3 +302,20 @@ class Checker:
         except InferenceLogError as exc:
             raise CheckFailed(str(exc)) from None
         result.payload["estimate_error"] = errors
+
+    def _candidate(self, result, bundle) -> None:
+        """A shadow's or canary's verdict (``monitoring.candidate``), when one runs."""
+        from monitoring.candidate import check_candidate
+
+        try:
+            candidate = check_candidate(self.settings, self.log, bundle)
+        except InferenceLogError as exc:
+            raise CheckFailed(str(exc)) from None
+        except Exception as exc:  # the drift verdict stands without the candidate's
+            log.warning("candidate check failed", exc_info=True)
+            result.payload["message"] = add_note(
+                result.payload["message"], f"candidate check failed: {exc}"[:300]
+            )
+            return
+        if candidate is not None:
+            result.payload["candidate"] = candidate

@@ -152,8 +152,31 @@ class MonitorMetrics:
             "Inference-log rows deleted by retention",
             registry=registry,
         )
+        self.candidate_agreement = gauge(
+            "vigil_candidate_agreement",
+            "Candidate vs production on the rows both predicted: share of equal labels "
+            "(classifiers) or mean absolute difference (regressors)",
+            ("model_version", "candidate_version"),
+        )
+        self.candidate_better = gauge(
+            "vigil_candidate_better",
+            "1 when the paired test says the candidate is better, 0 worse; absent: undecided",
+            ("model_version", "candidate_version"),
+        )
+        self.candidate_quality = gauge(
+            "vigil_candidate_quality",
+            "The candidate's live quality on the labeled rows both models predicted "
+            "(also in vigil_model_quality under the candidate's version)",
+            ("model_version", "candidate_version", "metric"),
+        )
+        self.candidate_rows = gauge(
+            "vigil_candidate_rows",
+            "Rows both models predicted, and of them labeled, behind the candidate's verdict",
+            ("model_version", "candidate_version", "kind"),
+        )
         self._version: str | None = None
         self._series: dict[Gauge, set[tuple[str, ...]]] = {}
+        self._candidate: list[tuple[Gauge, tuple[str, ...]]] = []
 
     # -- bookkeeping: remember every labelled child so a version's series can be dropped ----
 
@@ -191,6 +214,7 @@ class MonitorMetrics:
             self.forget(self._version)
             self._version = None
         if not leading:
+            self._record_candidate("", None)
             self.set_production(None)
 
     def set_production(self, version: str | None) -> None:
@@ -248,6 +272,35 @@ class MonitorMetrics:
             if "label_drift" in quality:
                 self._set(self.label_drift, v, quality["label_drift"]["score"])
                 self._set(self.label_drifted, v, int(quality["label_drift"]["drifted"]))
+        self._record_candidate(version, payload.get("candidate"))
+
+    def _record_candidate(self, version: str, candidate: dict | None) -> None:
+        """The candidate's series, replaced whole at every check (gone when none runs)."""
+        for gauge, labels in self._candidate:
+            try:
+                gauge.remove(*labels)
+            except KeyError:
+                pass
+        self._candidate = []
+        if not candidate:
+            return
+
+        def put(gauge: Gauge, labels: tuple[str, ...], value) -> None:
+            gauge.labels(*labels).set(value)
+            self._candidate.append((gauge, labels))
+
+        pair = (version, candidate["model_version"])
+        put(self.candidate_rows, (*pair, "both"), candidate["rows"])
+        put(self.candidate_rows, (*pair, "labeled"), candidate["labeled_rows"])
+        if candidate.get("agreement") is not None:
+            put(self.candidate_agreement, pair, candidate["agreement"])
+        if candidate.get("better") is not None:
+            put(self.candidate_better, pair, int(candidate["better"]))
+        quality = (candidate.get("quality") or {}).get("candidate") or {}
+        for metric in QUALITY_METRICS:
+            if quality.get(metric) is not None:
+                put(self.quality, (candidate["model_version"], metric), quality[metric])
+                put(self.candidate_quality, (*pair, metric), quality[metric])
 
     def _record_window_quality(self, version: str, payload: dict) -> None:
         """Estimated quality, its error on labeled rows, and data quality (issue 20)."""

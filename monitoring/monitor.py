@@ -40,6 +40,7 @@ from monitoring.leader import AlwaysLeader, leadership
 from monitoring.metrics import MonitorMetrics
 from vigil.inference_log import InferenceLogError
 from vigil.log_progress import LogProgress, NewRows
+from vigil.shadow_log import ShadowLog
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,7 @@ class Monitor:
             return
         try:
             removed = self.checker.log.prune(time.time() - days * 86400)
+            ShadowLog(self.checker.log).prune(time.time() - days * 86400)
         except Exception as exc:  # retention can wait for the next run
             log.warning("inference log retention failed: %s", exc)
             return

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from service.admission import Admission
 from service.auth import BearerAuth
 from service.batcher import BatcherClosed, BatcherFull
+from service.candidate import CandidateFollower
 from service.errors import (
     ApiError,
     JsonApi,
@@ -133,6 +134,7 @@ class VigilService:
         self._starting = threading.Lock()
         self._last_attempt = 0.0
         self._reloading: asyncio.Task | None = None
+        self._following: asyncio.Task | None = None
         self._try_start()
 
     def _try_start(self) -> bool:
@@ -171,6 +173,8 @@ class VigilService:
             self.settings, lambda: self.runtime, on_load_failure=self.load_failures.record
         )
         self._reloading = asyncio.get_running_loop().create_task(reloader.run())
+        follower = CandidateFollower(self.settings, lambda: self.runtime)
+        self._following = asyncio.get_running_loop().create_task(follower.run())
 
     def __is_ready__(self) -> bool:
         if self.runtime is None and time.monotonic() - self._last_attempt > RETRY_START_SECONDS:
@@ -207,13 +211,14 @@ class VigilService:
         try:
             # One model for the whole request, even if a rollout swaps in another meanwhile.
             runtime = self._ready()
-            model = runtime.model
+            # A canary answers its share of requests; the other model scores each afterwards.
+            model, other = runtime.route(request_id, runtime.model)
             checked = _take_prechecked(model.validator, model.validator.validate, instances)
             if checked.folded and runtime.metrics is not None:
                 runtime.metrics.unseen_folded_categories(checked.folded)
-            answer = await model.batcher.submit(
-                Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
-            )
+            job = Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
+            answer = await model.batcher.submit(job)
+            runtime.answered(job, other)
         except ApiError as exc:
             return self._error(exc)
         except BatcherFull:
@@ -269,10 +274,11 @@ class VigilService:
     @bentoml.on_shutdown
     async def shutdown(self) -> None:
         # Uvicorn has stopped accepting and waited for in-flight requests; drain anyway.
-        if self._reloading is not None:
-            self._reloading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reloading
+        for task in (self._reloading, self._following):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.runtime is not None:
             await self.runtime.close()
 

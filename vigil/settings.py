@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # company before its batch runs.
     batch_max_rows: int = Field(default=2000, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
+    # A candidate on live traffic (shadow or canary): the other model scores answered rows in
+    # a thread of its own, at most this many rows behind (further rows are skipped and
+    # counted), this many rows per model call.
+    shadow_max_queued_rows: int = Field(default=2000, ge=1)
+    shadow_batch_rows: int = Field(default=500, ge=1)
     # Benchmark only: turns off the inference log and custom metrics to measure their cost.
     # Model signatures (vigil.signing): training signs with the private key, everything that
     # loads a model verifies with the public one; with require_signed_models an unsigned or
@@ -98,6 +103,12 @@ class Settings(BaseSettings):
     # ModelQualityDropEstimated applies the same relative margin to estimated MAE and RMSE.
     quality_rmse_margin: float = Field(default=0.2, ge=0, le=10)
     quality_alert_min_labels: int = Field(default=200, ge=1)
+
+    # Candidate verdict: rows both models saw per check, the paired test's alpha, and the
+    # labeled rows below which it stays undecided (and `promote --if-better` refuses).
+    candidate_window_rows: int = Field(default=5000, ge=1)
+    candidate_alpha: float = Field(default=0.01, gt=0, lt=1)
+    candidate_min_labeled_rows: int = Field(default=200, ge=1)
 
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
     retrain_trigger_enabled: bool = False
