@@ -207,6 +207,14 @@ class Monitor:
             self.prune()
         return result
 
+    def ensure_partitions(self) -> None:
+        """The log's partitions for today and the days ahead: the service's role may not
+        create them (docs/deploy.md), so the monitor does, at most every few minutes."""
+        try:
+            self.checker.log.ensure_partitions()
+        except Exception as exc:  # rows go to the default partition meanwhile
+            log.warning("inference log partitions not checked: %s", exc)
+
     def _overdue(self, pointer) -> bool:
         """Production has been production longer than its window takes to fill: too few rows
         now means it gets no traffic, not that it is new."""
@@ -267,6 +275,8 @@ class Monitor:
 
     def loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            if self.leader.is_leader:
+                self.ensure_partitions()
             if self.leader.is_leader and self.due():
                 self._checked_at = time.monotonic()
                 self.run_once()

@@ -208,7 +208,7 @@ class Registry:
     # -- database access -----------------------------------------------------------------
 
     def create_schema(self) -> None:
-        create_registry_schema(self.engine, self.prefix)
+        create_registry_schema(self.engine, self.prefix, manage=self.settings.manage_schema)
         _schema_ready.add((self.url, self.prefix))
 
     @contextmanager

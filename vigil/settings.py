@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(default=2000, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
     # Benchmark only: turns off the inference log and custom metrics to measure their cost.
+    # Whether this process may change the database's schema: create the tables on an empty
+    # database and each day's log partitions. False for the service under its least-privilege
+    # role (docs/deploy.md): the monitor and `python -m vigil.db upgrade` do it instead.
+    manage_schema: bool = True
     # Model signatures (vigil.signing): training signs with the private key, everything that
     # loads a model verifies with the public one; with require_signed_models an unsigned or
     # wrongly signed model is refused (`python -m vigil.signing keygen` makes a pair).
