@@ -598,10 +598,6 @@ def test_only_the_documented_peers_reach_the_service(manifests):
         assert peers == SERVICE_PEERS
 
 
-def spec_of(spec: dict) -> dict:
-    return _container(spec)
-
-
 def test_models_are_signed_by_training_only_and_served_through_onnx(manifests):
     """Origin: only the training jobs hold the signing key; every workload verifies and
     refuses unsigned models; the service serves ONNX only, as a role without DDL."""
