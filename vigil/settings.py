@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Inference-log retention applied by the monitor (0 keeps everything). On PostgreSQL whole
     # day partitions are dropped; SQLite deletes in short batches.
     log_retention_days: float = Field(default=30, ge=0)
+    # Models kept by the monitor's daily collection besides production and the rollback stack
+    # (the newest saved); older ones and the bytes only they used are deleted. 0: never.
+    registry_keep_models: int = Field(default=20, ge=0)
     quality_window_rows: int = Field(default=1000, ge=1)
     # ModelQualityDrop: fires when a live metric falls this far below its held-out value, once
     # this many labeled rows are behind it.
