@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     shadow_max_queued_rows: int = Field(default=2000, ge=1)
     shadow_batch_rows: int = Field(default=500, ge=1)
     # Benchmark only: turns off the inference log and custom metrics to measure their cost.
+    # Whether this process may change the database's schema: create the tables on an empty
+    # database and each day's log partitions. False for the service under its least-privilege
+    # role (docs/deploy.md): the monitor and `python -m vigil.db upgrade` do it instead.
+    manage_schema: bool = True
     # Model signatures (vigil.signing): training signs with the private key, everything that
     # loads a model verifies with the public one; with require_signed_models an unsigned or
     # wrongly signed model is refused (`python -m vigil.signing keygen` makes a pair).
@@ -95,6 +99,9 @@ class Settings(BaseSettings):
     # Inference-log retention applied by the monitor (0 keeps everything). On PostgreSQL whole
     # day partitions are dropped; SQLite deletes in short batches.
     log_retention_days: float = Field(default=30, ge=0)
+    # Models kept by the monitor's daily collection besides production and the rollback stack
+    # (the newest saved); older ones and the bytes only they used are deleted. 0: never.
+    registry_keep_models: int = Field(default=20, ge=0)
     quality_window_rows: int = Field(default=1000, ge=1)
     # ModelQualityDrop: fires when a live metric falls this far below its held-out value, once
     # this many labeled rows are behind it.
