@@ -25,7 +25,14 @@ import pandas as pd
 import typer
 
 from training import holdout
-from training.train import DEFAULT_GATE, Gate, Outcome, fit_and_decide
+from training.train import (
+    DEFAULT_GATE,
+    Gate,
+    Outcome,
+    exit_for,
+    fit_and_decide,
+    promote_if_unchanged,
+)
 
 # What a candidate may lose on the trusted holdout and still be promoted: this much accuracy
 # or F1, or this share of RMSE.
@@ -143,12 +150,15 @@ def retrain(
         "recent holdout": (holdout_x, holdout_y, 0.0),
     }
     worse = _worse_than(registry.load(candidate.model_tag), parent, holdouts)
-    promoted = promote and worse is None
-    if promoted:
-        registry.promote(candidate.model_tag)
+    if promote and worse is None:
+        # Only if production is still the parent it was trained from and compared with: a
+        # rollback made meanwhile is not undone.
+        return promote_if_unchanged(
+            registry, candidate.model_tag, candidate.metrics, parent.tag, task
+        )
     reason = worse if promote else "not asked to promote (--promote)"
     return Outcome(
-        candidate.model_tag, candidate.metrics, promoted, reason, gate_passed=True, task=task.name
+        candidate.model_tag, candidate.metrics, False, reason, gate_passed=True, task=task.name
     )
 
 
@@ -230,8 +240,7 @@ def main(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(outcome.to_json())
-    if not outcome.gate_passed:
-        raise typer.Exit(1)
+    exit_for(outcome)
 
 
 if __name__ == "__main__":

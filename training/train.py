@@ -40,6 +40,8 @@ class Outcome:
     reason: str | None
     gate_passed: bool
     task: str = CLASSIFICATION
+    # Production changed between reading it and promoting (``ProductionChanged``): exit 3.
+    conflict: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -195,7 +197,7 @@ def decide(
     asked, when it passes the gate and when it is not worse than production on ``holdout``.
     ``artifacts``: further files to store (``training.register``: the model as skops)."""
     from training.onnx_export import export
-    from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
+    from vigil.registry import LABEL_COLUMN, NO_PRODUCTION, PREDICTION_COLUMN, Registry
 
     ref_x, ref_y = reference
     x_test, y_test = holdout
@@ -234,11 +236,25 @@ def decide(
         return outcome(False, f"quality gate: {failed}", passed=False)
     if not promote:
         return outcome(False, "not asked to promote (--promote)")
+    expect = registry.production_tag() or NO_PRODUCTION  # what the comparison is against
     worse = _worse_than_production(registry, task, schema, metrics, x_test, y_test)
     if worse:
         return outcome(False, worse)
-    registry.promote(tag)
-    return outcome(True, None)
+    return promote_if_unchanged(registry, tag, metrics, expect, task)
+
+
+def promote_if_unchanged(
+    registry, tag: str, metrics: dict, expect: str, task: Task = CLASSIFIER
+) -> Outcome:
+    """Promote ``tag`` if production is still ``expect``, the model it was compared with; an
+    outcome with ``conflict`` (naming who changed production) otherwise."""
+    from vigil.registry import ProductionChanged
+
+    try:
+        registry.promote(tag, expect=expect)
+    except ProductionChanged as exc:
+        return Outcome(tag, metrics, False, str(exc), True, task.name, conflict=True)
+    return Outcome(tag, metrics, True, None, True, task.name)
 
 
 def _worse_than_production(registry, task, schema, metrics, x_test, y_test) -> str | None:
@@ -362,6 +378,15 @@ def main(
         gate=Gate(min_accuracy=min_accuracy, min_r2=min_r2),
     )
     typer.echo(outcome.to_json())
+    exit_for(outcome)
+
+
+def exit_for(outcome: Outcome) -> None:
+    """Exit 1 when the gate failed, 3 when production changed under the run (stderr says
+    who changed it); return (exit 0) otherwise."""
+    if outcome.conflict:
+        typer.echo(f"error: {outcome.reason}", err=True)
+        raise typer.Exit(3)
     if not outcome.gate_passed:
         raise typer.Exit(1)
 
