@@ -27,17 +27,11 @@ def main(out: Path) -> None:
     frame["sex"] = frame["sex"].map({1.0: "female", 2.0: "male"})
     train, holdout = train_test_split(frame, test_size=0.25, random_state=0)
     numbers = [c for c in frame.columns if c not in ("sex", "progression")]
+    encode = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    prepare = ColumnTransformer([("sex", encode, ["sex"]), ("numbers", "passthrough", numbers)])
     model = Pipeline(
         [
-            (
-                "prepare",
-                ColumnTransformer(
-                    [
-                        ("sex", OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["sex"]),
-                        ("numbers", "passthrough", numbers),
-                    ]
-                ),
-            ),
+            ("prepare", prepare),
             ("model", HistGradientBoostingRegressor(max_iter=100, learning_rate=0.05)),
         ]
     )
