@@ -87,11 +87,12 @@ def run(out_dir: Path) -> dict:
     return results
 
 
-def _train(home: Path) -> Path:
+def _train(home: Path, args: tuple[str, ...] = ()) -> Path:
+    """A home with a model trained by ``training.train --promote *args``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIL_", "BENTOML_"))}
     env.update({"VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"})
     subprocess.run(
-        [sys.executable, "-m", "training.train", "--promote"],
+        [sys.executable, "-m", "training.train", "--promote", *args],
         cwd=ROOT,
         env=env,
         check=True,

@@ -322,6 +322,16 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+# Options training.register shares.
+PromoteOption = Annotated[
+    bool, typer.Option("--promote", help="Make it production if it passes the gates")
+]
+MinAccuracyOption = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Quality gate: least held-out accuracy")
+]
+MinR2Option = Annotated[
+    float, typer.Option(max=1.0, help="Quality gate: least held-out R² (regressors)")
+]
 Dataset_ = Enum("Dataset_", {name: name for name in DATASETS}, type=str)
 TaskChoice = Enum("TaskChoice", {n: n for n in ("auto", CLASSIFICATION, REGRESSION)}, type=str)
 Estimator = Enum("Estimator", {name: name for name in ESTIMATORS}, type=str)
@@ -346,16 +356,10 @@ def main(
         Estimator, typer.Option(help="linear: logistic regression or ridge, with scaling")
     ] = DEFAULT_ESTIMATOR_CHOICE,
     seed: Annotated[int, typer.Option(help="Random seed: same data and seed, same model")] = 42,
-    promote: Annotated[
-        bool, typer.Option("--promote", help="Make it production if it passes the gates")
-    ] = False,
+    promote: PromoteOption = False,
     n_estimators: Annotated[int, typer.Option(min=1, help="Trees in a random forest")] = 100,
-    min_accuracy: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Quality gate: least held-out accuracy")
-    ] = DEFAULT_GATE.min_accuracy,
-    min_r2: Annotated[
-        float, typer.Option(max=1.0, help="Quality gate: least held-out R² (regressors)")
-    ] = DEFAULT_GATE.min_r2,
+    min_accuracy: MinAccuracyOption = DEFAULT_GATE.min_accuracy,
+    min_r2: MinR2Option = DEFAULT_GATE.min_r2,
 ) -> None:
     """Train, evaluate on a held-out split, save to the model store, optionally promote."""
     from vigil.settings import get_settings

@@ -7,8 +7,8 @@ code and the tables of ``vigil.registry_schema``, made and versioned by the migr
 the log's: a registry on an empty database creates the schema, one on an older or newer
 schema is refused (``RegistrySchemaError``) until ``python -m vigil.db upgrade``.
 
-- A model's artifacts (``pipeline.joblib``, ``reference.parquet``, ``contract.json`` and any
-  others, such as an ONNX export) are stored content-addressed by sha256
+- A model's artifacts (``pipeline.joblib`` or ``pipeline.skops``, ``reference.parquet``,
+  ``contract.json`` and any others, such as an ONNX export) are stored content-addressed by sha256
   (``vigil.artifacts``), cached under ``VIGIL_HOME/artifacts`` and verified on every read: a
   model whose bytes are not what was saved is refused, never unpickled. Training signs each
   model (``vigil.signing``); with ``VIGIL_REQUIRE_SIGNED_MODELS`` a model whose signature does
@@ -59,6 +59,7 @@ from vigil.task import Task, task_for
 __all__ = [
     "ArtifactIntegrityError",
     "InvalidTag",
+    "MissingModelCode",
     "ModelBundle",
     "ModelSignatureError",
     "NO_PRODUCTION",
@@ -74,6 +75,9 @@ MODEL_NAME = "vigil-model"
 LABEL_COLUMN = "__label__"
 PREDICTION_COLUMN = "__prediction__"
 PIPELINE = "pipeline.joblib"
+# A model registered from a .skops file is stored as skops, loaded with the types its
+# contract trusts (``skops_trusted``): serving never unpickles it.
+SKOPS_PIPELINE = "pipeline.skops"
 CONTRACT = "contract.json"
 REFERENCE = "reference.parquet"
 # Rollbacks reach this many production models back; older ones drop off the stack (every
@@ -103,6 +107,29 @@ class UnknownModel(LookupError):
 
 class InvalidTag(ValueError):
     """Not a ``vigil-model:<version>`` tag."""
+
+
+class MissingModelCode(ImportError):
+    """The model's pipeline uses a module this process cannot import (a user's own classes);
+    the message names it in one line."""
+
+
+def load_model_bytes(data: bytes, fmt: str, trusted: list[str], what: str) -> Any:
+    """A fitted model from its stored bytes: ``skops`` (only ``trusted`` types) or
+    ``joblib``. A module that cannot be imported is ``MissingModelCode`` naming it."""
+    try:
+        if fmt == "skops":
+            import skops.io
+
+            return skops.io.loads(data, trusted=trusted)
+        import joblib
+
+        return joblib.load(io.BytesIO(data))
+    except ModuleNotFoundError as exc:
+        raise MissingModelCode(
+            f"{what} needs the Python module {exc.name!r}, which cannot be imported here: "
+            "install the package that defines it in this environment or add it to PYTHONPATH"
+        ) from None
 
 
 def check_tag(tag: object) -> str:
@@ -181,11 +208,17 @@ class ModelBundle:
 
     @property
     def pipeline(self) -> Any:
+        """The fitted model, loaded from the bytes just verified (not from a file that could
+        change after); ``MissingModelCode`` when it needs a module this process lacks."""
         if self._pipeline is None:
-            import joblib
-
-            # Unpickled from the bytes just verified, not from a file that could change after.
-            self._pipeline = joblib.load(io.BytesIO(self.artifact_bytes(PIPELINE)))
+            what = f"model {self.tag}"
+            if SKOPS_PIPELINE in self.artifacts:
+                trusted = list(self.contract.get("skops_trusted") or [])
+                data = self.artifact_bytes(SKOPS_PIPELINE)
+                self._pipeline = load_model_bytes(data, "skops", trusted, what)
+            else:
+                data = self.artifact_bytes(PIPELINE)
+                self._pipeline = load_model_bytes(data, "joblib", [], what)
         return self._pipeline
 
     @property
@@ -254,7 +287,8 @@ class Registry:
         artifacts: Mapping[str, bytes] | None = None,
     ) -> str:
         """Save a model with its contract (which must hold ``schema``) and any further
-        artifacts (name -> bytes, e.g. an ONNX export); returns its tag."""
+        artifacts (name -> bytes, e.g. an ONNX export); returns its tag. Given
+        ``pipeline.skops`` among them, the model is stored as that and not pickled."""
         import bentoml
         import joblib
 
@@ -264,9 +298,11 @@ class Registry:
                 raise ValueError(f"artifact name {name!r} is reserved or not a plain file name")
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise TypeError(f"artifact {name!r} must be bytes, not {type(data).__name__}")
-        buffer = io.BytesIO()
-        joblib.dump(pipeline, buffer)
-        files = {PIPELINE: buffer.getvalue(), REFERENCE: _parquet(reference)}
+        files = {REFERENCE: _parquet(reference)}
+        if SKOPS_PIPELINE not in extra:
+            buffer = io.BytesIO()
+            joblib.dump(pipeline, buffer)
+            files[PIPELINE] = buffer.getvalue()
         files.update({name: bytes(data) for name, data in extra.items()})
 
         summary = {

@@ -34,7 +34,7 @@ def drifted_traffic(n: int, seed: int = 0):
     return rows, labels
 
 
-def log_with_labels(settings, version: str, rows, labels) -> None:
+def log_with_labels(settings, version: str, rows, labels, *, regression=False) -> None:
     log = InferenceLog.from_settings(settings)
     log.create_schema()
     n = len(rows)
@@ -43,12 +43,67 @@ def log_with_labels(settings, version: str, rows, labels) -> None:
         model_version=version,
         created_at=time.time(),
         instances=rows.to_dict(orient="records"),
-        predictions=[0] * n,
-        probabilities={"0": [1.0] * n, "1": [0.0] * n},
+        predictions=[0.0 if regression else 0] * n,
+        probabilities={} if regression else {"0": [1.0] * n, "1": [0.0] * n},
     )
     log.write([logged])
-    log.add_feedback([(i, int(y)) for i, y in zip(logged.prediction_ids, labels, strict=True)])
+    cast = float if regression else int
+    log.add_feedback([(i, cast(y)) for i, y in zip(logged.prediction_ids, labels, strict=True)])
     log.close()
+
+
+def drifted_diabetes(n: int, seed: int = 0):
+    """Patients with a far higher BMI than any in training, whose progression is 150 higher."""
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes(as_frame=True).frame
+    rows = data.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
+    rows["bmi"] = rows["bmi"] + 4 * data["bmi"].std()
+    return rows, rows.pop("target") + 150
+
+
+def test_a_regressor_is_retrained_on_its_drifted_traffic(tmp_path, monkeypatch):
+    from training.data import load
+    from training.train import train
+
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path))
+    settings = get_settings()
+    registry = Registry(settings)
+    first = train(settings, load(None, None, dataset="diabetes"), promote=True)
+    parent = registry.load_production()
+    assert parent.tag == first.model_tag and parent.task.name == "regression"
+    rows, labels = drifted_diabetes(600)
+    log_with_labels(settings, parent.tag, rows, labels, regression=True)
+
+    outcome = retrain(settings, min_labels=100)
+    assert outcome.task == "regression" and set(outcome.metrics) == set(parent.metrics)
+    assert outcome.promoted, outcome.reason
+    child = registry.load_production()
+    assert child.task.name == "regression" and child.schema.classes == ()
+    assert child.contract["params"]["estimator"] == "random_forest"
+    assert child.contract["lineage"]["parent"] == parent.tag
+    fresh, truth = drifted_diabetes(300, seed=9)
+    task = child.task
+    before = score(parent.pipeline, to_frame(parent.schema, fresh), truth, task)
+    after = score(child.pipeline, to_frame(child.schema, fresh), truth, task)
+    assert after["rmse"] < 0.7 * before["rmse"], (before, after)
+
+
+def test_a_worse_regressor_candidate_is_not_promoted(tmp_path, monkeypatch):
+    from sklearn.datasets import load_diabetes
+
+    from training.data import load
+    from training.train import train
+
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path))
+    settings = get_settings()
+    train(settings, load(None, None, dataset="diabetes"), promote=True)
+    parent = Registry(settings).load_production()
+    data = load_diabetes(as_frame=True).frame.sample(n=300, random_state=1)
+    log_with_labels(settings, parent.tag, data, data.pop("target"), regression=True)
+    outcome = retrain(settings, min_labels=100, n_estimators=1)
+    assert not outcome.promoted and "rmse" in (outcome.reason or ""), outcome
+    assert Registry(settings).production_tag() == parent.tag
 
 
 def test_retrained_model_wins_on_the_drifted_data(trained_home):
