@@ -41,6 +41,11 @@ DRIFT_ALERTS = (
 )
 
 
+# Quality metrics by task (vigil.task): scores in [0, 1] and a regressor's errors.
+CLASSIFIER_SCORES = "accuracy|f1|precision|recall|roc_auc"
+REGRESSOR_ERRORS = "mae|rmse|mean_error"
+
+
 def _query(expr: str, legend: str = "__auto", ref: str = "A") -> Dataquery:
     return Dataquery().expr(expr).legend_format(legend).ref_id(ref).range().datasource(DATASOURCE)
 
@@ -141,6 +146,7 @@ def service_dashboard() -> dash.Dashboard:
         f'sum by (le) (rate(bentoml_service_request_duration_seconds_bucket{{endpoint="/predict"}}'
         f"{rate}))"
     )
+    value_bucket = f"sum by (le, model_version) (rate(vigil_prediction_value_bucket{rate}))"
     confidence_bucket = (
         f"sum by (le, model_version) (rate(vigil_prediction_confidence_bucket{rate}))"
     )
@@ -238,7 +244,8 @@ def service_dashboard() -> dash.Dashboard:
         .with_panel(
             _timeseries(
                 "Predictions by class",
-                "Predicted instances (not requests) per second, by model version and class.",
+                "Predicted instances (not requests) per second, by model version and class "
+                "(a regressor's have no class).",
                 "short",
                 _query(
                     "sum by (model_version, predicted_class) "
@@ -249,9 +256,9 @@ def service_dashboard() -> dash.Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Prediction confidence",
+                "Prediction confidence (classifiers)",
                 "Top-class probability: median and 10th percentile. A falling confidence is an "
-                "early hint of drift.",
+                "early hint of drift. Empty for regressors.",
                 "percentunit",
                 _query(
                     f"histogram_quantile(0.5, {confidence_bucket})", "{{model_version}} p50", "A"
@@ -262,6 +269,17 @@ def service_dashboard() -> dash.Dashboard:
             )
             .min(0)
             .max(1)
+        )
+        .with_panel(
+            _timeseries(
+                "Predicted values (regressors)",
+                "A regressor's predictions: 10th, 50th and 90th percentiles, from buckets cut at "
+                "its reference predictions' 5 % quantiles. Empty for classifiers.",
+                "short",
+                _query(f"histogram_quantile(0.1, {value_bucket})", "{{model_version}} p10", "A"),
+                _query(f"histogram_quantile(0.5, {value_bucket})", "{{model_version}} p50", "B"),
+                _query(f"histogram_quantile(0.9, {value_bucket})", "{{model_version}} p90", "C"),
+            )
         )
         .with_panel(
             _timeseries(
@@ -427,16 +445,55 @@ def drift_dashboard() -> dash.Dashboard:
         .with_row(dash.Row("Model quality"))
         .with_panel(
             _timeseries(
-                "Model quality vs held-out reference",
-                "Quality on the latest labeled production rows (solid) and on held-out data at "
-                "training (reference); ModelQualityDrop fires 0.05 below the reference.",
+                "Classifier quality vs held-out reference",
+                "Quality on the latest labeled production rows and on held-out data at training "
+                "(reference), by metric; ModelQualityDrop fires 0.05 below the reference.",
                 "percentunit",
-                _query("vigil_model_quality", "{{model_version}} {{metric}}", "A"),
                 _query(
-                    "vigil_model_quality_reference",
+                    f'vigil_model_quality{{metric=~"{CLASSIFIER_SCORES}"}}',
+                    "{{model_version}} {{metric}}",
+                    "A",
+                ),
+                _query(
+                    f'vigil_model_quality_reference{{metric=~"{CLASSIFIER_SCORES}"}}',
                     "{{model_version}} {{metric}} reference",
                     "B",
                 ),
+                w=8,
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Regressor error vs held-out reference",
+                "A regressor's MAE, RMSE and mean error (prediction − label) on the latest "
+                "labeled rows and at training (reference); ModelQualityDrop fires when RMSE "
+                "exceeds its reference by 20 %.",
+                "short",
+                _query(
+                    f'vigil_model_quality{{metric=~"{REGRESSOR_ERRORS}"}}',
+                    "{{model_version}} {{metric}}",
+                    "A",
+                ),
+                _query(
+                    f'vigil_model_quality_reference{{metric=~"{REGRESSOR_ERRORS}"}}',
+                    "{{model_version}} {{metric}} reference",
+                    "B",
+                ),
+                w=8,
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Regressor R² vs held-out reference",
+                "A regressor's R² on the latest labeled rows and at training (reference).",
+                "short",
+                _query('vigil_model_quality{metric="r2"}', "{{model_version}} r2", "A"),
+                _query(
+                    'vigil_model_quality_reference{metric="r2"}',
+                    "{{model_version}} r2 reference",
+                    "B",
+                ),
+                w=8,
             )
         )
         .with_panel(

@@ -100,10 +100,10 @@ def describe(p: dict) -> str:
             lines.append(p["message"])
     quality = p.get("quality")
     if quality:
-        lines.append(
-            f"live quality on {quality['labeled_rows']} labeled rows: "
-            f"accuracy {quality['accuracy']}, f1 {quality['f1']}"
-        )
+        from vigil.task import QUALITY_METRICS
+
+        figures = ", ".join(f"{m} {quality[m]}" for m in QUALITY_METRICS if m in quality)
+        lines.append(f"live quality on {quality['labeled_rows']} labeled rows: {figures}")
     if p["report_path"]:
         lines.append(f"report: {p['report_path']}")
     return "\n".join(lines)

@@ -151,6 +151,13 @@ def render_prometheus(
     return _checked(_header(PROMETHEUS_TEMPLATE) + substitute(_read(PROMETHEUS_TEMPLATE), values))
 
 
+def _higher_is_better_classifier_metrics() -> str:
+    """The classifier metrics an absolute drop alarms on (not log loss: lower is better)."""
+    from vigil.task import CLASSIFIER
+
+    return "|".join(m for m in CLASSIFIER.metrics if CLASSIFIER.higher_is_better[m])
+
+
 def render_rules(
     *,
     for_all: str | None = None,
@@ -162,6 +169,7 @@ def render_rules(
     error_rate_threshold: float = 0.05,
     latency_p95_seconds: float = 0.5,
     quality_margin: float = 0.05,
+    quality_rmse_margin: float = 0.2,
     quality_min_labeled_rows: int = 200,
     report_base_url: str = "http://127.0.0.1:9108/reports/",
     runbook_url: str = "docs/runbook.md",
@@ -189,6 +197,9 @@ def render_rules(
         "ERROR_RATE_PERCENT": f"{error_rate_threshold * 100:g}%",
         "LATENCY_P95_SECONDS": _number("latency_p95_seconds", latency_p95_seconds),
         "QUALITY_MARGIN": _number("quality_margin", quality_margin),
+        "QUALITY_HIGHER_METRICS": _higher_is_better_classifier_metrics(),
+        "QUALITY_RMSE_MARGIN": _number("quality_rmse_margin", quality_rmse_margin),
+        "QUALITY_RMSE_MARGIN_PERCENT": f"{quality_rmse_margin * 100:g}%",
         "QUALITY_MIN_LABELED_ROWS": str(int(quality_min_labeled_rows)),
         "REPORT_URL": _link("report_base_url", report_base_url.rstrip("/") + "/latest"),
         "RUNBOOK_URL": _link("runbook_url", runbook_url),
@@ -270,6 +281,7 @@ def render_configs(
     error_rate_threshold: float = 0.05,
     latency_p95_seconds: float = 0.5,
     quality_margin: float = 0.05,
+    quality_rmse_margin: float = 0.2,
     quality_min_labeled_rows: int = 200,
     group_wait: str = "30s",
     group_interval: str = "5m",
@@ -316,6 +328,7 @@ def render_configs(
                 error_rate_threshold=error_rate_threshold,
                 latency_p95_seconds=latency_p95_seconds,
                 quality_margin=quality_margin,
+                quality_rmse_margin=quality_rmse_margin,
                 quality_min_labeled_rows=quality_min_labeled_rows,
                 report_base_url=report_base_url,
                 runbook_url=runbook_url,
@@ -355,6 +368,7 @@ def settings_defaults(settings: object) -> dict[str, object]:
         # Three missed checks plus one interval of slack for a slow check.
         "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
         "quality_margin": s.quality_alert_margin,
+        "quality_rmse_margin": s.quality_rmse_margin,
         "quality_min_labeled_rows": s.quality_alert_min_labels,
         "retrain_url": (
             f"http://127.0.0.1:{s.retrain_trigger_port}/retrain"
@@ -373,7 +387,13 @@ def committed_files(settings: object) -> dict[Path, str]:
     compose = {**local, **COMPOSE_TARGETS}
     rules_args = {
         k: local[k]
-        for k in ("report_base_url", "stale_after", "quality_margin", "quality_min_labeled_rows")
+        for k in (
+            "report_base_url",
+            "stale_after",
+            "quality_margin",
+            "quality_rmse_margin",
+            "quality_min_labeled_rows",
+        )
     }
     prom_keys = ("service_target", "monitor_target", "alertmanager_target")
     return {

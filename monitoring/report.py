@@ -118,12 +118,14 @@ def write_report(
         )
     columns = list(tested)
     if detection.prediction is not None and PREDICTION in reference and PREDICTION in current:
+        # A classifier's predictions are categories (chi-square), a regressor's numbers (KS).
+        method = detection.prediction.method
         columns.append(PREDICTION)
-        categorical.append(PREDICTION)
+        (numeric if method == KS else categorical).append(PREDICTION)
         metrics.append(
             ValueDrift(
                 column=PREDICTION,
-                method=EVIDENTLY_METHOD[CHISQUARE],
+                method=EVIDENTLY_METHOD[method],
                 threshold=detection.prediction.threshold,
             )
         )

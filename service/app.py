@@ -390,7 +390,7 @@ def openapi_document() -> dict[str, Any]:
     version = model.bundle.tag if model is not None else None
     if version not in _documents:
         settings = _settings_now()
-        instance = classes = None
+        instance = classes = task = None
         if model is not None:
             validator = model.validator
             instance = instance_schema(
@@ -400,12 +400,14 @@ def openapi_document() -> dict[str, Any]:
                 strict=validator.strict,
             )
             classes = list(model.bundle.schema.classes)
+            task = model.bundle.task
         _documents.clear()
         _documents[version] = published(
             VigilService.openapi_spec.asdict(),
             model_version=version,
             instance=instance,
             classes=classes,
+            task=task,
             max_rows=settings.max_batch_rows,
             keyed=_api_key() is not None,
         )

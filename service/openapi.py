@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import ApiError
+from vigil.task import Task
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ERROR_REF = "#/components/schemas/Error"
@@ -117,9 +118,11 @@ def published(
     classes: list[Any] | None,
     max_rows: int,
     keyed: bool,
+    task: Task | None = None,
 ) -> dict[str, Any]:
-    """``spec`` (BentoML's, as a dict) corrected; ``instance`` and ``classes`` are None while
-    no model is loaded (then any objects are documented)."""
+    """``spec`` (BentoML's, as a dict) corrected; ``instance``, ``classes`` and ``task`` are
+    None while no model is loaded (then any objects are documented). The model's task
+    (``vigil.task``) describes its labels and its answer."""
     out = copy.deepcopy(spec)
     out["info"] = {
         "title": "Vigil prediction service",
@@ -136,7 +139,7 @@ def published(
 
     for path, field, items in (
         ("/predict", "instances", instance),
-        ("/feedback", "labels", _label_schema(classes)),
+        ("/feedback", "labels", _label_schema(task, classes)),
     ):
         operation = paths.get(path, {}).get("post")
         if operation is None:
@@ -161,6 +164,10 @@ def published(
         if keyed:
             operation["security"] = [{"bearer": []}]
 
+    predict_ok = paths.get("/predict", {}).get("post", {}).get("responses", {}).get("200")
+    if predict_ok is not None and task is not None and classes is not None:
+        predict_ok["content"] = {"application/json": {"schema": _answer_schema(task, classes)}}
+
     paths["/model"] = {
         "get": {
             "tags": ["Service APIs"],
@@ -184,8 +191,25 @@ def published(
     return out
 
 
-def _label_schema(classes: list[Any] | None) -> dict[str, Any] | None:
-    if classes is None:
+def _answer_schema(task: Task, classes: list[Any]) -> dict[str, Any]:
+    """The ``/predict`` answer of this model: its task decides the prediction keys."""
+    ids = {"type": "array", "items": {"type": "string"}}
+    properties = {
+        "model_version": {"type": "string"},
+        "request_id": {"type": "string"},
+        **task.answer_schema(classes),
+        "prediction_ids": {**ids, "description": "The ids /feedback takes, in order"},
+    }
+    return {
+        "type": "object",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def _label_schema(task: Task | None, classes: list[Any] | None) -> dict[str, Any] | None:
+    if task is None or classes is None:
         return None
     return {
         "type": "object",
@@ -193,7 +217,7 @@ def _label_schema(classes: list[Any] | None) -> dict[str, Any] | None:
         "additionalProperties": False,
         "properties": {
             "prediction_id": {"type": "string", "minLength": 1, "maxLength": 64},
-            "label": {"enum": list(classes), "description": "One of the model's classes"},
+            "label": task.label_schema(classes),
         },
     }
 

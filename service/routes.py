@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from vigil.task import task_for
+
 _PRIVATE = frozenset({"dataset_source", "holdout"})
 
 
@@ -28,6 +30,7 @@ def model_card(
         **public,
         "model_version": tag,
         "tag": tag,
+        "task": task_for(contract).name,
         "schema": contract.get("schema"),
         "metrics": contract.get("metrics", {}),
         "dataset_sha256": contract.get("dataset_sha256"),

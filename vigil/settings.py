@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     # ModelQualityDrop: fires when a live metric falls this far below its held-out value, once
     # this many labeled rows are behind it.
     quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
+    # A regressor's ModelQualityDrop: live RMSE above its held-out RMSE by this share.
+    quality_rmse_margin: float = Field(default=0.2, ge=0, le=10)
     quality_alert_min_labels: int = Field(default=200, ge=1)
 
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).

@@ -155,6 +155,14 @@ class Task:
     def normalise_labels(self, labels: pd.Series) -> pd.Series:
         raise NotImplementedError
 
+    def label_schema(self, classes: Sequence[Any]) -> dict[str, Any]:
+        """JSON Schema of one ``/feedback`` label."""
+        raise NotImplementedError
+
+    def answer_schema(self, classes: Sequence[Any]) -> dict[str, dict[str, Any]]:
+        """JSON Schema of the answer's task-specific keys (``answer``)."""
+        raise NotImplementedError
+
     def prediction_values(self, values: pd.Series) -> pd.Series:
         """Predictions (logged or from the reference) in the form their drift test takes."""
         raise NotImplementedError
@@ -278,6 +286,26 @@ class Classification(Task):
             return plain.astype("int64")
         return plain.astype(str)
 
+    def label_schema(self, classes):
+        return {"enum": list(classes), "description": "One of the model's classes"}
+
+    def answer_schema(self, classes):
+        keys = [str(c) for c in classes]
+        probability = {"type": "number", "minimum": 0, "maximum": 1}
+        return {
+            "predictions": {"type": "array", "items": {"enum": list(classes)}},
+            "probabilities": {
+                "type": "array",
+                "description": "Each instance's probability of each class",
+                "items": {
+                    "type": "object",
+                    "required": keys,
+                    "additionalProperties": False,
+                    "properties": {k: probability for k in keys},
+                },
+            },
+        }
+
     def prediction_values(self, values):
         return values.dropna().map(_label_text)
 
@@ -366,6 +394,18 @@ class Regression(Task):
 
     def normalise_labels(self, labels):
         return pd.to_numeric(labels, errors="raise").astype("float64")
+
+    def label_schema(self, classes=()):
+        return {"type": "number", "description": "The true value (a finite number)"}
+
+    def answer_schema(self, classes=()):
+        return {
+            "predictions": {
+                "type": "array",
+                "items": {"type": "number"},
+                "description": "The predicted value of each instance",
+            }
+        }
 
     def prediction_values(self, values):
         return pd.to_numeric(values, errors="coerce").dropna().astype(float)

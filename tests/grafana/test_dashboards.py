@@ -88,6 +88,19 @@ def test_dashboards_show_the_contract_metrics(name, metrics):
     assert not missing
 
 
+def test_quality_panels_cover_each_tasks_metrics():
+    from vigil.task import CLASSIFIER, REGRESSOR
+
+    scores = [m for m in CLASSIFIER.metrics if CLASSIFIER.higher_is_better[m]]
+    assert dashboards.CLASSIFIER_SCORES.split("|") == scores
+    errors = dashboards.REGRESSOR_ERRORS.split("|")
+    assert set(errors) | {"r2"} == set(REGRESSOR.metrics)
+    exprs = " ".join(
+        t["expr"] for _, t in dashboards.panel_targets(_committed("vigil-service.json"))
+    )
+    assert "vigil_prediction_value_bucket" in exprs
+
+
 def test_empty_when_healthy_queries_fall_back_to_zero():
     exprs = [t["expr"] for _, t in dashboards.panel_targets(_committed("vigil-drift.json"))]
     alert_exprs = [e for e in exprs if "ALERTS{" in e]

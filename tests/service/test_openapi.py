@@ -6,6 +6,7 @@ import jsonschema
 import pytest
 
 from service.openapi import ERROR_SCHEMA, FLOAT32_MAX, instance_schema, published
+from vigil.task import CLASSIFIER, REGRESSOR
 
 
 def bentoml_like_spec() -> dict:
@@ -68,6 +69,7 @@ def test_api_operations_document_what_the_service_answers(keyed):
         classes=["no", "yes"],
         max_rows=7,
         keyed=keyed,
+        task=CLASSIFIER,
     )
     for path in ("/predict", "/feedback"):
         operation = doc["paths"][path]["post"]
@@ -96,6 +98,42 @@ def test_api_operations_document_what_the_service_answers(keyed):
     labels = doc["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]
     label = labels["schema"]["properties"]["labels"]["items"]["properties"]["label"]
     assert label["enum"] == ["no", "yes"]
+    answer = doc["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    jsonschema.validate(
+        {
+            "model_version": "vigil-model:abc",
+            "request_id": "r",
+            "predictions": ["yes"],
+            "probabilities": [{"no": 0.2, "yes": 0.8}],
+            "prediction_ids": ["r-0"],
+        },
+        answer["schema"],
+    )
+
+
+def test_a_regressors_answer_and_labels_are_numbers():
+    doc = published(
+        bentoml_like_spec(),
+        model_version="vigil-model:abc",
+        instance=instance(),
+        classes=[],
+        max_rows=7,
+        keyed=False,
+        task=REGRESSOR,
+    )
+    labels = doc["paths"]["/feedback"]["post"]["requestBody"]["content"]["application/json"]
+    label = labels["schema"]["properties"]["labels"]["items"]["properties"]["label"]
+    assert label["type"] == "number"
+    answer = doc["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]
+    good = {
+        "model_version": "m",
+        "request_id": "r",
+        "predictions": [151.3],
+        "prediction_ids": ["r"],
+    }
+    jsonschema.validate(good, answer["schema"])
+    with pytest.raises(jsonschema.ValidationError):  # no probabilities for a regressor
+        jsonschema.validate({**good, "probabilities": [{}]}, answer["schema"])
 
 
 def test_the_error_schema_is_the_contracts_error_object():
