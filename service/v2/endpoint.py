@@ -12,6 +12,7 @@ micro-batcher, which logs every row before it is answered. Errors are the protoc
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,7 @@ from service.v2.tensors import (
 from vigil.log_format import dumps_bytes
 from vigil.prediction_ids import new_request_id
 
+logger = logging.getLogger(__name__)
 _MODEL = re.compile(
     r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?"
 )
@@ -103,6 +105,11 @@ class OpenInference:
                 self.on_reject(exc.reason)
             headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
             status, body = exc.status, _error(exc.error)
+        except Exception:
+            # Answered here: BentoML's timeout layer would otherwise wait for a response that
+            # never starts. The exception's text stays in the server log.
+            logger.exception("V2 request to %s failed", path[:200])
+            status, body, headers = 500, _error("internal server error; see the server log"), []
         if body is None:
             return  # the caller went away
         if not any(k == b"content-type" for k, _ in headers):

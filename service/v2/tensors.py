@@ -98,7 +98,7 @@ def decode_request(body: bytes, json_length: int | None, max_rows: int) -> Infer
             f"Inference-Header-Content-Length is {json_length} but the body has {len(body)} bytes",
         )
     try:
-        header = pydantic_core.from_json(memoryview(body)[:json_length])
+        header = pydantic_core.from_json(body if json_length == len(body) else body[:json_length])
     except ValueError as exc:
         raise ProtocolError(400, f"malformed JSON: {str(exc)[:100]}") from None
     if not isinstance(header, dict):
