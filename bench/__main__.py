@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile")
+SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile", "protocol")
 
 
 def main(

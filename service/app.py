@@ -47,6 +47,7 @@ from service.routes import make_app
 from service.runtime import Runtime
 from service.timeouts import cancel_request_timers
 from service.v2 import endpoint as v2
+from service.v2.openapi import add_protocol_paths
 from service.validation import BODY_FLOOR_BYTES, feedback_labels
 from vigil.inference_log import InferenceLogError, LogSchemaError
 from vigil.log_format import dumps_bytes
@@ -116,7 +117,7 @@ class FeedbackResponse(BaseModel):
     # OpenTelemetry spans for every request and every send cost about 40% of a small
     # request's CPU, and nothing exports them unless tracing is configured; the hot paths are
     # left out (override with services.vigil.tracing.excluded_urls when exporting traces).
-    tracing={"excluded_urls": "/predict,/feedback"},
+    tracing={"excluded_urls": "/predict,/feedback,/v2/"},
 )
 class VigilService:
     def __init__(self) -> None:
@@ -402,12 +403,18 @@ def openapi_document() -> dict[str, Any]:
             classes = list(model.bundle.schema.classes)
             task = model.bundle.task
         _documents.clear()
-        _documents[version] = published(
+        document = published(
             VigilService.openapi_spec.asdict(),
             model_version=version,
             instance=instance,
             classes=classes,
             task=task,
+            max_rows=settings.max_batch_rows,
+            keyed=_api_key() is not None,
+        )
+        _documents[version] = add_protocol_paths(
+            document,
+            features=model.validator.names if model is not None else None,
             max_rows=settings.max_batch_rows,
             keyed=_api_key() is not None,
         )

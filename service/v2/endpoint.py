@@ -20,7 +20,7 @@ from typing import Any
 from service.batcher import BatcherClosed, BatcherFull
 from service.errors import _GONE, RETRY_AFTER_SECONDS, ApiError, _content_length, _read_at_most
 from service.predictor import Job
-from service.v2.inputs import instances, problem_of
+from service.v2.inputs import instances, numeric_instances, problem_of
 from service.v2.metadata import MODEL_NAME, model_metadata, server_metadata
 from service.v2.tensors import (
     HEADER_LENGTH,
@@ -171,11 +171,13 @@ class OpenInference:
             body, header_length(scope["headers"]), runtime.settings.max_batch_rows
         )
         validator = model.validator
-        rows = instances(request.inputs, validator.names, validator.numeric)
-        try:
-            checked = validator.validate(rows, "inputs")
-        except ApiError as exc:
-            raise problem_of(exc, request.inputs, validator.names) from None
+        checked = numeric_instances(request.inputs, validator.names, validator.numeric)
+        if checked is None:
+            rows = instances(request.inputs, validator.names, validator.numeric)
+            try:
+                checked = validator.validate(rows, "inputs")
+            except ApiError as exc:
+                raise problem_of(exc, request.inputs, validator.names) from None
         if checked.folded and runtime.metrics is not None:
             runtime.metrics.unseen_folded_categories(checked.folded)
         request_id = new_request_id()

@@ -264,6 +264,30 @@ def pandas_codec_request(rows: list[dict], schema) -> dict:
     return {"parameters": {"content_type": "pd"}, "inputs": inputs}
 
 
+# What MLServer 1.7.1 itself printed for
+# PandasCodec.encode_request(DataFrame({"age": [35.0, 41.5], "plan": ["plus", "pro"]}))
+# .model_dump_json(exclude_none=True), run once in a virtualenv of its own (its dependencies do
+# not fit this project's lock): the reproduction above must match it.
+MLSERVER_1_7_1_OUTPUT = (
+    '{"parameters":{"content_type":"pd"},"inputs":[{"name":"age","shape":[2,1],"datatype":"FP64",'
+    '"data":[35.0,41.5]},{"name":"plan","shape":[2,1],"datatype":"BYTES","parameters":'
+    '{"content_type":"str"},"data":["plus","pro"]}]}'
+)
+
+
+def test_the_reproduced_pandas_codec_matches_mlservers_own_output():
+    from types import SimpleNamespace
+
+    schema = SimpleNamespace(
+        features=[
+            SimpleNamespace(name="age", kind="numeric"),
+            SimpleNamespace(name="plan", kind="categorical"),
+        ]
+    )
+    rows = [{"age": 35.0, "plan": "plus"}, {"age": 41.5, "plan": "pro"}]
+    assert pandas_codec_request(rows, schema) == json.loads(MLSERVER_1_7_1_OUTPUT)
+
+
 def test_mlserver_pandas_codec_wire_format(server):
     rows = server.rows[:10]
     body = pandas_codec_request(rows, server.bundle.schema)
