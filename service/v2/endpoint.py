@@ -96,11 +96,7 @@ class OpenInference:
         method = scope.get("method", "GET")
         try:
             status, body, headers = await self._route(path, method, scope, receive)
-        except ProtocolError as exc:
-            if exc.reason and 400 <= exc.status < 500:
-                self.on_reject(exc.reason)
-            status, body, headers = exc.status, _error(exc.error), []
-        except ApiError as exc:
+        except (ProtocolError, ApiError) as exc:
             if exc.reason and 400 <= exc.status < 500:
                 self.on_reject(exc.reason)
             headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
@@ -166,10 +162,11 @@ class OpenInference:
         if body is None:
             raise _too_large("more than that", limit)
         runtime = self.current()
-        model = self._model(version, runtime)  # one model for the whole request
+        # A malformed request is a 400 whatever the version it names.
         request = decode_request(
             body, header_length(scope["headers"]), runtime.settings.max_batch_rows
         )
+        model = self._model(version, runtime)  # one model for the whole request
         validator = model.validator
         checked = numeric_instances(request.inputs, validator.names, validator.numeric)
         if checked is None:
@@ -231,7 +228,12 @@ def _select(
 
 def _only(method: str, allowed: str) -> None:
     if method != allowed:
-        raise ProtocolError(405, f"method {method[:10]} not allowed here; use {allowed}", None)
+        raise ProtocolError(
+            405,
+            f"method {method[:10]} not allowed here; use {allowed}",
+            None,
+            headers={"Allow": allowed},
+        )
 
 
 def _too_large(size: str, limit: int) -> ProtocolError:

@@ -45,11 +45,18 @@ class ProtocolError(Exception):
     """A request we answer with the protocol's ``{"error": ...}``; ``reason`` feeds
     vigil_input_rejected_total."""
 
-    def __init__(self, status: int, error: str, reason: str | None = "malformed"):
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        reason: str | None = "malformed",
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(error)
         self.status = status
         self.error = " ".join(error.split())[:500]
         self.reason = reason
+        self.headers = headers or {}
 
 
 @dataclass
