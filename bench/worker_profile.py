@@ -39,7 +39,7 @@ STAGES = (
     ("V2: decode the request (JSON header, binary tensors)", ("decode_request",)),
     ("V2: check the numbers as arrays", ("numeric_instances",)),
     ("V2: outputs and their encoding", ("protocol_outputs", "encode_answer")),
-    ("V2: the endpoint's own code", ("OpenInference.",)),
+    ("V2: the endpoint's own code", ("OpenInference._route", "OpenInference._infer")),
     ("the endpoint's own code", ("VigilService.predict",)),
     ("BentoML's endpoint (stand-in parse, headers)", ("api_endpoint",)),
     (
