@@ -12,7 +12,13 @@ import pandas as pd
 
 from monitoring.detect import Detection, detect
 from vigil.inference_log import InferenceLog, InferenceLogError
-from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, NoProductionModel, Registry
+from vigil.registry import (
+    LABEL_COLUMN,
+    PREDICTION_COLUMN,
+    NoProductionModel,
+    Pointer,
+    Registry,
+)
 from vigil.schema import to_frame
 
 log = logging.getLogger(__name__)
@@ -107,8 +113,12 @@ class Checker:
             self._log.close()
 
     def production_tag(self) -> str | None:
+        return self.production_pointer().tag
+
+    def production_pointer(self) -> Pointer:
+        """Which model is production, and since when."""
         try:
-            return Registry(self.settings).production_tag()
+            return Registry(self.settings).pointer()
         except Exception as exc:
             raise CheckFailed(f"cannot read the production pointer: {exc}") from exc
 

@@ -4,9 +4,10 @@ The leader holds a session-level ``pg_try_advisory_lock`` on a connection of its
 lock lives exactly as long as that session: a leader killed with -9 loses it as soon as the
 server sees the socket close, a leader whose connection breaks stops leading at its next poll
 (it cannot know whether the server still holds the lock for it), and the server drops a
-vanished leader's session through TCP keepalives (set per session below). Standbys retry
-every ``RETRY_SECONDS``. The key is derived from the table prefix, so deployments sharing a
-database elect their own leaders. On SQLite there is one monitor per log: it always leads.
+vanished or silent leader's session (TCP keepalives, ``idle_session_timeout``; every
+connection setting is ``vigil.pg_session``'s). Standbys retry every ``RETRY_SECONDS``. The
+key is derived from the table prefix, so deployments sharing a database elect their own
+leaders. On SQLite there is one monitor per log: it always leads.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import threading
 import time
 from collections.abc import Callable
 
+from vigil import pg_session
+
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0  # a standby's attempts; a leader's death is noticed within this
 CHECK_SECONDS = 2.0  # a leader's connection check
-CONNECT_TIMEOUT = 3
-# Server side: a leader's session whose peer stops answering is dropped after about
-# idle + interval * count seconds, which frees the lock for a standby.
-KEEPALIVE = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=3 -c tcp_keepalives_count=3"
+# Every wait of the election's connection (vigil.pg_session): a leader whose server went
+# silent notices within CHECK_SECONDS plus about 2.5 times this.
+CONNECT_TIMEOUT = 2
+# The server ends a session silent for this long; every session here speaks at least every
+# RETRY_SECONDS, so only a lost one is ended, freeing its lock for a standby.
+IDLE_SESSION_SECONDS = 2 * RETRY_SECONDS
 
 
 def lock_key(table_prefix: str) -> int:
@@ -48,6 +53,9 @@ class AlwaysLeader:
     def start(self, on_change: Callable[[bool], None]) -> None:
         on_change(True)
 
+    def confirm(self) -> bool:
+        return True
+
     def stop(self) -> None:
         pass
 
@@ -57,7 +65,7 @@ class AdvisoryLockLeader:
     a thread of its own so a long check never delays noticing a lost connection."""
 
     def __init__(self, url: str, key: int):
-        self.url = _libpq_url(url)
+        self.url = pg_session.libpq_url(url)
         self.key = key
         self.since: float | None = None
         self._conn = None
@@ -109,21 +117,36 @@ class AdvisoryLockLeader:
             self._close()
         return self._leading
 
+    def confirm(self) -> bool:
+        """Whether this monitor still leads, asked of the server on the lock's own session: the
+        fence before exporting, pruning or rendering. ``is_leader`` is only as fresh as the
+        last poll; a session killed since has lost its lock, and a standby may hold it now."""
+        if not self._leading:
+            return False
+        try:
+            held = bool(self._conn.execute(_HELD, _lock_ids(self.key)).fetchone()[0])
+        except Exception as exc:  # a broken or closed session holds nothing
+            log.warning("leader election: cannot confirm the lock: %s", exc)
+            held = False
+        if not held:
+            log.warning("leader election: the lock is gone; no longer leader")
+            self._set(False)
+            self._close()
+        return held
+
     def _connect(self) -> None:
         import psycopg
 
         self._conn = psycopg.connect(
             self.url,
             autocommit=True,
-            connect_timeout=CONNECT_TIMEOUT,
-            options=KEEPALIVE,
-            application_name="vigil-monitor-leader",
-            # Client side: a leader whose server vanished notices within a few seconds.
-            keepalives=1,
-            keepalives_idle=5,
-            keepalives_interval=2,
-            keepalives_count=2,
-            tcp_user_timeout=CONNECT_TIMEOUT * 1000,
+            **pg_session.connect_args(
+                CONNECT_TIMEOUT,
+                # A leader that stops talking (partitioned, frozen) loses its session, and so
+                # its lock, even while something still answers TCP for it.
+                idle_session_timeout=IDLE_SESSION_SECONDS,
+                application_name="vigil-monitor-leader",
+            ),
         )
 
     def _set(self, leading: bool) -> None:
@@ -143,10 +166,17 @@ class AdvisoryLockLeader:
                 pass
 
 
-def _libpq_url(url: str) -> str:
-    # SQLAlchemy's driver suffix means nothing to libpq.
-    scheme, sep, rest = url.partition("://")
-    return ("postgresql" if scheme.startswith("postgres") else scheme) + sep + rest
+# A session's bigint advisory lock, as pg_locks shows it: the key's high and low 32 bits.
+_HELD = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    " AND pid = pg_backend_pid() AND classid = %s::bigint::oid AND objid = %s::bigint::oid"
+    " AND objsubid = 1)"
+)
+
+
+def _lock_ids(key: int) -> tuple[int, int]:
+    unsigned = key % 2**64
+    return unsigned >> 32, unsigned & 0xFFFFFFFF
 
 
 def leadership(settings) -> AlwaysLeader | AdvisoryLockLeader:

@@ -26,6 +26,11 @@ class MonitorMetrics:
             return Gauge(name, doc, labels, registry=registry)
 
         v = ("model_version",)
+        self.production = gauge(
+            "vigil_production_model_info",
+            "1 for the registry's production model version, as the leading monitor read it",
+            v,
+        )
         self.drift_detected = gauge(
             "vigil_drift_detected", "1 when drift_share >= VIGIL_DRIFT_SHARE in the last check", v
         )
@@ -160,14 +165,30 @@ class MonitorMetrics:
         if not leading and self._version is not None:
             self.forget(self._version)
             self._version = None
+        if not leading:
+            self.set_production(None)
+
+    def set_production(self, version: str | None) -> None:
+        """The production tag read at the start of a check (before it can fail): compared
+        with what the replicas serve (``ProductionModelNotServed``)."""
+        for labels in list(self._series.get(self.production, ())):
+            if labels[0] != version:
+                self.production.remove(*labels)
+                self._series[self.production].discard(labels)
+        if version is not None:
+            self._set(self.production, (version,), 1)
 
     # -- recording ---------------------------------------------------------------------------
 
-    def record_run(self, outcome: str, started: float, duration: float) -> None:
+    def record_run(
+        self, outcome: str, started: float, duration: float, *, success: bool | None = None
+    ) -> None:
+        """``success`` (default: any outcome but ``error``) moves the last-success time that
+        ``DriftCheckStale`` watches."""
         self.runs.labels(outcome).inc()
         self.last_run.set(started)
         self.duration.set(duration)
-        if outcome != "error":
+        if success if success is not None else outcome != "error":
             self.last_success.set(started + duration)
 
     def record_check(self, payload: dict, reference_metrics: dict) -> None:

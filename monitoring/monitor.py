@@ -22,11 +22,13 @@ import signal
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
 from monitoring.check import (
     ERROR,
+    INSUFFICIENT,
     Checker,
     CheckFailed,
     CheckResult,
@@ -49,10 +51,13 @@ class ReportWorker:
     """Renders reports one at a time in a thread of its own. At most one is in flight and one
     waits; a newer check's report replaces the waiting one (counted ``superseded``)."""
 
-    def __init__(self, settings, metrics: MonitorMetrics, on_done=None):
+    def __init__(self, settings, metrics: MonitorMetrics, on_done=None, fence=None):
         self.settings = settings
         self.metrics = metrics
         self.on_done = on_done or (lambda _job, _path, _error: None)
+        # Asked just before each render (the leader's confirm): a monitor that lost its lock
+        # since the check renders nothing.
+        self.fence = fence or (lambda: True)
         self._pending: ReportJob | None = None
         self._cond = threading.Condition()
         self._stopped = False
@@ -86,6 +91,10 @@ class ReportWorker:
                 if self._stopped:
                     return
                 job, self._pending, self._busy = self._pending, None, True
+            if not self.fence():
+                with self._cond:
+                    self._busy = False
+                continue
             started = time.perf_counter()
             path, error = None, None
             try:
@@ -145,9 +154,13 @@ class Monitor:
     def run_once(self) -> CheckResult | None:
         """One check, recorded in the metrics; None when it could not run."""
         started = time.time()
-        result, outcome = None, ERROR
+        result, outcome, success = None, ERROR, False
         try:
-            version = self.checker.production_tag()
+            pointer = self.checker.production_pointer()
+            version = pointer.tag
+            with self.lock:
+                if self.leader.is_leader:
+                    self.metrics.set_production(version)
             if version is not None:
                 # Before the window is read: rows logged during the check count as new.
                 try:
@@ -157,8 +170,12 @@ class Monitor:
                     raise CheckFailed(str(exc)) from None
             result = self.checker.check()
             outcome = result.outcome
+            success = outcome != INSUFFICIENT or not self._overdue(pointer)
             with self.lock:
-                if not self.leader.is_leader:  # lost leadership meanwhile: export nothing
+                # Fenced: the lock is confirmed on its own session just before the export. A
+                # leader whose session was killed learns it here, not at its next poll, so it
+                # exports nothing after a standby took over.
+                if not self.leader.confirm():
                     return None
                 self.metrics.record_check(result.payload, result.reference_metrics)
         except CheckFailed as exc:
@@ -167,7 +184,7 @@ class Monitor:
             log.exception("drift check failed")
         duration = time.time() - started
         with self.lock:
-            self.metrics.record_run(outcome, started, duration)
+            self.metrics.record_run(outcome, started, duration, success=success)
         self.last = {"outcome": outcome, "started": started, "duration_seconds": duration}
         if result is not None:
             p = result.payload
@@ -186,8 +203,24 @@ class Monitor:
                 p["drifted_features"],
                 duration,
             )
-        self.prune()
+        if self.leader.confirm():  # the same fence before deleting anything
+            self.prune()
         return result
+
+    def _overdue(self, pointer) -> bool:
+        """Production has been production longer than its window takes to fill: too few rows
+        now means it gets no traffic, not that it is new."""
+        since = pointer.changed_at
+        overdue = (
+            since is not None and time.time() - since > self.settings.drift_window_fill_seconds
+        )
+        if overdue:
+            log.warning(
+                "%s has been production for %.0f s and still has too few rows for a check; "
+                "this counts as a failed check (DriftCheckStale)",
+                pointer.tag, time.time() - since,
+            )  # fmt: skip
+        return overdue
 
     def on_report(self, job: ReportJob, path: str | None, error: str | None) -> None:
         check = job.check
@@ -240,7 +273,16 @@ class Monitor:
             stop.wait(TICK_SECONDS)
 
     def health(self) -> dict:
-        return {**self.last, "leader": self.leader.is_leader, "check": self.latest}
+        return {**self.last, "leader": self.leader.is_leader, "check": _public(self.latest)}
+
+
+def _public(check: dict | None) -> dict | None:
+    """The check as /healthz shows it: the report by its URL on this server, not by the
+    absolute path it has on the pod's disk."""
+    if check is None or not check.get("report_path"):
+        return check
+    name = Path(check["report_path"]).name
+    return {k: v for k, v in check.items() if k != "report_path"} | {"report": f"/reports/{name}"}
 
 
 class _LockedRegistry:
@@ -263,7 +305,9 @@ def serve(settings, *, registry: CollectorRegistry | None = None) -> None:
     registry = registry or CollectorRegistry()
     metrics = MonitorMetrics(registry)
     monitor = Monitor(settings, metrics, leader=leadership(settings))
-    monitor.reports = ReportWorker(settings, metrics, on_done=monitor.on_report)
+    monitor.reports = ReportWorker(
+        settings, metrics, on_done=monitor.on_report, fence=monitor.leader.confirm
+    )
     server = MonitorServer(
         (settings.monitor_host, settings.monitor_port),
         _LockedRegistry(registry, monitor.lock),

@@ -43,6 +43,7 @@ DEFAULT_FOR: dict[str, str] = {
     "HighPredictionLatency": "10m",
     "InferenceLogFailures": "1m",
     "ModelQualityDrop": "10m",
+    "ProductionModelNotServed": "2m",
 }
 ALERT_NAMES: tuple[str, ...] = tuple(DEFAULT_FOR)
 DRIFT_ALERTS: tuple[str, ...] = ("DataDriftDetected", "FeatureDriftDetected")

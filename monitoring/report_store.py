@@ -15,7 +15,10 @@ _NAME = re.compile(r"^drift-[A-Za-z0-9._-]+\.html$")
 
 
 def report_name(model_version: str, when: float) -> str:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(when)) + f"{when % 1:.6f}"[1:]
+    # Whole microseconds first, then split: formatting the fraction alone would print
+    # 0.9999996 s as .000000 without carrying the second, sorting the newest report first.
+    seconds, micros = divmod(round(when * 1_000_000), 1_000_000)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{micros:06d}"
     return f"{PREFIX}{stamp}Z-{re.sub(r'[^A-Za-z0-9._-]', '_', model_version)}.html"
 
 

@@ -37,6 +37,7 @@ def serve(
     """Serve the production model: /predict, /feedback, /model, /metrics, /livez, /readyz."""
     from pydantic import ValidationError
 
+    from service.auth import open_endpoints_warning
     from vigil.registry import Registry, RegistryError
     from vigil.settings import get_settings, settings_problem
 
@@ -47,6 +48,9 @@ def serve(
         # Refused before any worker starts (a worker that cannot start is restarted forever).
         typer.echo(f"error: {settings_problem(exc)}", err=True)
         raise typer.Exit(2) from None
+    warning = open_endpoints_warning(settings.host, settings.api_key is not None)
+    if warning:
+        typer.echo(warning, err=True)
     # The registry is in the database (VIGIL_DATABASE_URL): an empty VIGIL_HOME is fine.
     try:
         tag = Registry(settings).production_tag()

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 import bentoml
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
@@ -39,7 +40,7 @@ from service.errors import (
     summary,
 )
 from service.inference import NotServable
-from service.metrics import bound_endpoint_labels
+from service.metrics import LoadFailureMetrics, bound_endpoint_labels
 from service.openapi import PublishedDocs, instance_schema, published
 from service.predictor import Job
 from service.reload import Reloader
@@ -53,6 +54,7 @@ from vigil.inference_log import InferenceLogError, LogSchemaError
 from vigil.log_format import dumps_bytes
 from vigil.prediction_ids import new_request_id
 from vigil.settings import get_settings
+from vigil.signing import ModelSignatureError
 
 logger = logging.getLogger("vigil.service")
 
@@ -130,6 +132,8 @@ class VigilService:
         bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/", v2.PREFIX))
         self.settings = get_settings()
         self.runtime: Runtime | None = None
+        # Under `bentoml serve` values live in the multiprocess files whatever the registry.
+        self.load_failures = LoadFailureMetrics(CollectorRegistry())
         self.not_ready = "starting"
         self.schema_problem: str | None = None  # safe to show: names the command or setting
         self._starting = threading.Lock()
@@ -145,8 +149,10 @@ class VigilService:
                 return True
             self._last_attempt = time.monotonic()
             try:
-                self.runtime = Runtime.start(self.settings)
-            except (LogSchemaError, NotServable) as exc:
+                self.runtime = Runtime.start(
+                    self.settings, on_load_failure=self.load_failures.record
+                )
+            except (LogSchemaError, NotServable, ModelSignatureError) as exc:
                 # Our own words (the command to run, the setting to change): safe to show.
                 self.not_ready = self.schema_problem = str(exc)
                 logger.error("service not ready: %s", exc)
@@ -167,7 +173,9 @@ class VigilService:
     @bentoml.on_startup
     async def follow_production(self) -> None:
         # A task on the worker's event loop; __init__ has no loop to start it on.
-        reloader = Reloader(self.settings, lambda: self.runtime)
+        reloader = Reloader(
+            self.settings, lambda: self.runtime, on_load_failure=self.load_failures.record
+        )
         self._reloading = asyncio.get_running_loop().create_task(reloader.run())
 
     def __is_ready__(self) -> bool:
@@ -421,7 +429,7 @@ def openapi_document() -> dict[str, Any]:
     return _documents[version]
 
 
-VigilService.mount_asgi_app(make_app(current_runtime), path="/")
+VigilService.mount_asgi_app(make_app(current_runtime, _api_key), path="/")
 # First added runs first: the key is checked before anything else, then the worker's bound on
 # requests in flight, then the body is read (bounded), parsed and checked.
 # The Open Inference Protocol's infer paths are API paths too (service.v2).

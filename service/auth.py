@@ -4,6 +4,7 @@ runs before the body is read or parsed."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Callable
 
 from service.errors import ApiError
@@ -46,3 +47,25 @@ def authorized(scope, key: str) -> bool:
         if name == b"authorization":
             return hmac.compare_digest(value.strip(), expected)
     return False
+
+
+def open_endpoints_warning(host: str, keyed: bool) -> str | None:
+    """The warning to print at start when /predict and /feedback take anyone's requests from
+    beyond this machine (no key, a listen address other than loopback); None otherwise.
+    /feedback labels feed retraining, so an open one lets anyone steer the next model."""
+    if keyed or _loopback(host):
+        return None
+    return (
+        f"warning: /predict and /feedback are open to anyone who can reach {host}: "
+        "VIGIL_API_KEY is not set (feedback labels feed retraining); set it, or listen on "
+        "127.0.0.1 behind something that authenticates"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve beyond this machine
+        return False

@@ -47,6 +47,13 @@ class ServiceMetrics:
             # No pid label, and a dead worker's value does not linger.
             multiprocess_mode="livemax",
         )
+        self.served = Gauge(
+            "vigil_model_served_info",
+            "1 for the model version this worker serves (compared with production by alerts)",
+            ["model_version"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
         self.predictions = Counter(
             "vigil_predictions",
             # An empty label is no label in PromQL: a regressor's series have none.
@@ -107,6 +114,7 @@ class ServiceMetrics:
             registry=registry,
         )
         self.model_info.labels(model_version=model_version, runtime=runtime).set(1)
+        self.served.labels(model_version=model_version).set(1)
         for reason in SHED_REASONS:
             self.shed.labels(reason=reason)
         # Present from the start, so rate() and alerts see a zero rather than nothing.
@@ -119,7 +127,10 @@ class ServiceMetrics:
         runtime = runtime or self.runtime
         if (model_version, runtime) != (self.model_version, self.runtime):
             self.model_info.labels(model_version=self.model_version, runtime=self.runtime).set(0)
+        if model_version != self.model_version:
+            self.served.labels(model_version=self.model_version).set(0)
         self.model_info.labels(model_version=model_version, runtime=runtime).set(1)
+        self.served.labels(model_version=model_version).set(1)
         self.model_version, self.runtime = model_version, runtime
 
     def reject(self, reason: str) -> None:
@@ -177,6 +188,27 @@ class ServiceMetrics:
 
     def shed_request(self, reason: str) -> None:
         self.shed.labels(reason=reason if reason in SHED_REASONS else "in_flight").inc()
+
+
+class LoadFailureMetrics:
+    """Failed loads of a model (at start or at a rollout), by bounded reason; made when the
+    worker starts, before any model is loaded."""
+
+    def __init__(self, registry: CollectorRegistry | None):
+        self.failures = Counter(
+            "vigil_model_load_failures",
+            "Loads of a model version that failed (the worker keeps what it served), by reason",
+            ["model_version", "reason"],
+            registry=registry,
+        )
+
+    def record(self, model_version: str, exc: BaseException) -> str:
+        from service.servable import LOAD_FAILURE_REASONS, failure_reason
+
+        reason = failure_reason(exc)
+        reason = reason if reason in LOAD_FAILURE_REASONS else "other"
+        self.failures.labels(model_version=model_version, reason=reason).inc()
+        return reason
 
 
 def observe_many(histogram, values: Sequence[float]) -> None:

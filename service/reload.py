@@ -60,8 +60,10 @@ class Reloader:
         *,
         retry: float = RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        on_load_failure: Callable[[str, BaseException], object] = lambda tag, exc: None,
     ):
         self.registry = Registry(settings)
+        self.on_load_failure = on_load_failure  # counted: vigil_model_load_failures_total
         self.current = current
         self.retry = retry
         self.clock = clock
@@ -94,6 +96,8 @@ class Reloader:
                 return False
             model = await asyncio.to_thread(runtime.load, tag)
         except Exception as exc:
+            if tag is not None:
+                self.on_load_failure(tag, exc)
             logger.error(
                 "cannot load production model %s (%s: %s); still serving %s, retrying in %.0f s",
                 tag, type(exc).__name__, exc, serving, self.retry,

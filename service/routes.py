@@ -14,15 +14,24 @@ from starlette.routing import Route
 from vigil.task import task_for
 
 _PRIVATE = frozenset({"dataset_source", "holdout"})
+# How the model was made: shown only to callers with the key when one is set (they tell an
+# attacker which code and data to aim at).
+_KEYED = frozenset({"params", "lineage", "git_commit", "versions"})
 
 
 def model_card(
-    contract: dict[str, Any], tag: str, inference: dict[str, Any] | None = None
+    contract: dict[str, Any],
+    tag: str,
+    inference: dict[str, Any] | None = None,
+    *,
+    full: bool = True,
 ) -> dict[str, Any]:
     """Tag, feature schema, held-out metrics and data fingerprint (plus the rest of the
-    model's saved contract: parameters, versions, lineage). Not shown to callers: where the
-    training data lives on the trainer's disk (only its file name), nor the stored holdout."""
-    public = {k: v for k, v in contract.items() if k not in _PRIVATE}
+    model's saved contract: parameters, versions, lineage, unless ``full`` is False). Not
+    shown to callers: where the training data lives on the trainer's disk (only its file
+    name), nor the stored holdout."""
+    hidden = _PRIVATE if full else _PRIVATE | _KEYED
+    public = {k: v for k, v in contract.items() if k not in hidden}
     source = contract.get("dataset_source")
     if source:
         public["dataset_source"] = PurePath(str(source)).name
@@ -39,18 +48,24 @@ def model_card(
     }
 
 
-def make_app(current: Callable[[], Any]) -> Starlette:
-    """``current()`` gives the worker's Runtime, or raises ``ApiError`` (503) when not ready."""
+def make_app(
+    current: Callable[[], Any], api_key: Callable[[], str | None] = lambda: None
+) -> Starlette:
+    """``current()`` gives the worker's Runtime, or raises ``ApiError`` (503) when not ready;
+    ``api_key()`` the key, if one is set, that /model's full card needs."""
+    from service.auth import authorized
     from service.errors import ApiError
 
-    async def model(_: Request) -> JSONResponse:
+    async def model(request: Request) -> JSONResponse:
+        key = api_key()
+        full = not key or authorized(request.scope, key)
         try:
             runtime = current()
         except ApiError as exc:
             return exc.response()
         model = runtime.model  # one model, even if a rollout swaps it meanwhile
         return JSONResponse(
-            model_card(model.bundle.contract, model.bundle.tag, model.inference_card())
+            model_card(model.bundle.contract, model.bundle.tag, model.inference_card(), full=full)
         )
 
     return Starlette(routes=[Route("/model", model, methods=["GET"])])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -61,12 +62,28 @@ class Runtime:
         return self.model.batcher
 
     @classmethod
-    def start(cls, settings: Settings, registry: CollectorRegistry | None = None) -> Runtime:
+    def start(
+        cls,
+        settings: Settings,
+        registry: CollectorRegistry | None = None,
+        on_load_failure: Callable[[str, BaseException], object] | None = None,
+    ) -> Runtime:
         """Load the production model (``NoProductionModel`` if none) and open the log
-        (``InferenceLogError`` if unreachable); ``registry`` defaults to a fresh one."""
-        bundle = Registry(settings).load_production()
-        # Load now, not on the first request; NotServable when VIGIL_INFERENCE cannot be met.
-        inference = load_inference(bundle, settings.inference)
+        (``InferenceLogError`` if unreachable); ``registry`` defaults to a fresh one.
+        ``on_load_failure(tag, exc)`` hears of a production model that failed to load."""
+        models = Registry(settings)
+        tag = models.production_tag()
+        if tag is None:
+            models.load_production()  # NoProductionModel, with what to run
+        # Load now, not on the first request; NotServable when VIGIL_INFERENCE cannot be met,
+        # ModelSignatureError when VIGIL_REQUIRE_SIGNED_MODELS cannot.
+        try:
+            bundle = models.load(tag)
+            inference = load_inference(bundle, settings.inference)
+        except Exception as exc:
+            if on_load_failure is not None:
+                on_load_failure(tag, exc)
+            raise
         log = metrics = None
         if settings.unsafe_disable_logging:
             logger.warning("VIGIL_UNSAFE_DISABLE_LOGGING: predictions are NOT logged")

@@ -1,8 +1,12 @@
-"""Send realistic traffic to a running service, optionally drifted.
+"""Send realistic traffic to a running service, optionally drifted, optionally labeled.
 
 Rows are drawn from the production model's reference sample with a little noise, so normal
 traffic looks like training data; ``--drift one`` shifts one numeric feature by
 ``--shift`` standard deviations, ``--drift most`` shifts most numeric features.
+``--feedback SHARE`` then sends the reference's own labels of that share of the answered rows
+to ``/feedback`` (live quality); ``--wrong-labels SHARE`` makes that share of them wrong (another
+class, or the value moved by three standard deviations), which ModelQualityDrop should see.
+Works for whatever model is production: classifier or regressor (``vigil.task``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Tally:
     ok: int = 0
     errors: dict[int | str, int] = field(default_factory=dict)
     prediction_ids: list[str] = field(default_factory=list)
+    answered: list[int] = field(default_factory=list)  # row index of each prediction id
 
 
 def drifted_features(numeric: list[str], drift: Drift, feature: str | None = None) -> list[str]:
@@ -52,10 +57,28 @@ def make_rows(
     seed: int = 0,
 ) -> list[dict]:
     """``n`` request instances resampled from ``reference``, shifted per ``drift``."""
+    return make_labeled_rows(
+        reference, schema, n, drift=drift, feature=feature, shift=shift, seed=seed
+    )[0]
+
+
+def make_labeled_rows(
+    reference: pd.DataFrame,
+    schema,
+    n: int,
+    *,
+    drift: Drift = Drift.none,
+    feature: str | None = None,
+    shift: float = 1.0,
+    seed: int = 0,
+) -> tuple[list[dict], list]:
+    """``make_rows`` and the reference's label of each row (None when it has none)."""
+    from vigil.registry import LABEL_COLUMN
+
     rng = np.random.default_rng(seed)
-    rows = (
-        reference[schema.names].sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
-    )
+    sampled = reference.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
+    labels = sampled[LABEL_COLUMN].tolist() if LABEL_COLUMN in sampled else [None] * n
+    rows = sampled[schema.names]
     for name in schema.numeric:
         std = float(reference[name].std(skipna=True) or 0.0)
         noise = rng.normal(scale=0.05 * std, size=n) if std > 0 else 0.0
@@ -64,7 +87,7 @@ def make_rows(
         std = float(reference[name].std(skipna=True) or 1.0)
         rows[name] = rows[name] + shift * std
     records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
-    return records
+    return records, labels
 
 
 async def send(
@@ -82,12 +105,12 @@ async def send(
     chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
     tally = Tally()
     queue: asyncio.Queue = asyncio.Queue()
-    for chunk in chunks:
-        queue.put_nowait(chunk)
+    for i, chunk in enumerate(chunks):
+        queue.put_nowait((i * batch, chunk))
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
-            chunk = queue.get_nowait()
+            first, chunk = queue.get_nowait()
             tally.sent += len(chunk)
             try:
                 resp = await client.post(f"{url}/predict", json={"instances": chunk})
@@ -98,12 +121,51 @@ async def send(
             if resp.status_code == 200:
                 tally.ok += len(chunk)
                 tally.prediction_ids.extend(resp.json()["prediction_ids"])
+                tally.answered.extend(range(first, first + len(chunk)))
             else:
                 tally.errors[resp.status_code] = tally.errors.get(resp.status_code, 0) + 1
 
     async with httpx.AsyncClient(headers=headers, timeout=timeout) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return tally
+
+
+def feedback_labels(
+    tally: Tally, labels: list, task, classes, *, share: float, wrong: float, seed: int = 0
+) -> list[dict]:
+    """``/feedback`` entries for ``share`` of the answered rows, ``wrong`` of them wrong."""
+    rng = np.random.default_rng(seed + 1)
+    known = [
+        (pid, labels[row]) for pid, row in zip(tally.prediction_ids, tally.answered, strict=True)
+    ]
+    known = [(pid, label) for pid, label in known if label is not None]
+    numbers = [float(v) for _, v in known] if not classes else []
+    spread = 3 * float(np.std(numbers)) if numbers else 0.0
+    out = []
+    for pid, value in known:
+        if rng.random() >= share:
+            continue
+        label = task.reference_label(value, classes)
+        if rng.random() < wrong:
+            label = task.wrong_label(label, classes, spread)
+        out.append({"prediction_id": pid, "label": label})
+    return out
+
+
+async def send_feedback(
+    url: str, entries: list[dict], *, batch: int = 500, api_key: str | None = None
+) -> int:
+    """Post ``entries`` in batches; returns how many were accepted."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    accepted = 0
+    async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+        for i in range(0, len(entries), batch):
+            resp = await client.post(f"{url}/feedback", json={"labels": entries[i : i + batch]})
+            resp.raise_for_status()
+            accepted += resp.json()["accepted"]
+    return accepted
 
 
 def main(
@@ -115,6 +177,13 @@ def main(
     shift: Annotated[float, typer.Option(help="Shift in standard deviations")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for the sampled rows")] = 0,
     url: Annotated[str | None, typer.Option(help="Service URL (default from settings)")] = None,
+    feedback: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Share of answered rows whose labels to send"),
+    ] = 0.0,
+    wrong_labels: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of those labels made wrong")
+    ] = 0.0,
 ) -> None:
     """Send traffic drawn from the production model's reference sample."""
     from vigil.registry import NoProductionModel, Registry
@@ -130,7 +199,7 @@ def main(
     if feature is not None and feature not in schema.numeric:
         typer.echo(f"error: --feature {feature!r} is not a numeric feature", err=True)
         raise typer.Exit(2)
-    records = make_rows(
+    records, labels = make_labeled_rows(
         bundle.reference, schema, rows, drift=drift, feature=feature, shift=shift, seed=seed
     )
     target = url or f"http://{settings.host}:{settings.port}"
@@ -147,6 +216,18 @@ def main(
         f"{tally.ok}/{tally.sent} rows answered 200 in {elapsed:.1f} s"
         + (f"; errors: {tally.errors}" if tally.errors else "")
     )
+    if feedback:
+        entries = feedback_labels(
+            tally,
+            labels,
+            bundle.task,
+            schema.classes,
+            share=feedback,
+            wrong=wrong_labels,
+            seed=seed,
+        )
+        accepted = asyncio.run(send_feedback(target, entries, api_key=key))
+        typer.echo(f"{accepted} labels accepted ({wrong_labels:.0%} made wrong)")
     if tally.ok < tally.sent:
         raise typer.Exit(1)
 

@@ -1,4 +1,5 @@
-"""Loading and checking training data: the bundled default, or a user's CSV/Parquet."""
+"""Loading and checking training data: a data set bundled with scikit-learn, or a user's
+CSV/Parquet; and deciding the task (classification or regression) from the target."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-MAX_CLASSES = 50
 DEFAULT_TARGET = "target"
+# Data sets that ship inside scikit-learn (nothing downloads): for demos and tests.
+DATASETS = {
+    "breast_cancer": "load_breast_cancer",  # binary, 30 numeric features (the default)
+    "wine": "load_wine",  # 3 classes, 13 numeric features
+    "diabetes": "load_diabetes",  # regression, 10 numeric features
+}
+DEFAULT_DATASET = "breast_cancer"
 
 
 class BadData(ValueError):
@@ -23,39 +30,54 @@ class Dataset:
     target: str
     sha256: str
     source: str
+    task: str = "classification"
 
 
-def load(path: Path | None, target: str | None) -> Dataset:
+def load(
+    path: Path | None, target: str | None, *, dataset: str | None = None, task: str = "auto"
+) -> Dataset:
+    """``path`` (with ``target``), else the bundled ``dataset``; ``task``: ``auto`` decides
+    from the target column (``vigil.task.infer_task``)."""
     if path is None:
-        return _bundled()
-    if not path.exists():
+        return _bundled(dataset or DEFAULT_DATASET, task)
+    digest = hashlib.sha256(read_bytes(path)).hexdigest()
+    frame = read_frame(path)
+    return check(frame, target or DEFAULT_TARGET, digest, str(path), task)
+
+
+def read_bytes(path: Path) -> bytes:
+    if not path.is_file():
         raise BadData(f"{path}: no such file")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return path.read_bytes()
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """A .csv or .parquet file as a DataFrame; ``BadData`` saying why in one line."""
+    read_bytes(path)
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
-            frame = pd.read_parquet(path)
-        elif path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            raise BadData(f"{path}: expected a .csv or .parquet file")
-    except BadData:
-        raise
+            return pd.read_parquet(path)
+        if path.suffix.lower() == ".csv":
+            return pd.read_csv(path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise BadData(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from exc
-    return check(frame, target or DEFAULT_TARGET, digest, str(path))
+    raise BadData(f"{path}: expected a .csv or .parquet file")
 
 
-def _bundled() -> Dataset:
-    from sklearn.datasets import load_breast_cancer
+def _bundled(name: str, task: str) -> Dataset:
+    import sklearn.datasets
 
-    bunch = load_breast_cancer(as_frame=True)
-    frame = bunch.frame
+    if name not in DATASETS:
+        raise BadData(f"unknown dataset {name!r}; expected one of {', '.join(DATASETS)}")
+    frame = getattr(sklearn.datasets, DATASETS[name])(as_frame=True).frame
     # The bundled data has no file of its own: fingerprint its canonical CSV form.
     digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
-    return check(frame, DEFAULT_TARGET, digest, "sklearn:breast_cancer")
+    return check(frame, DEFAULT_TARGET, digest, f"sklearn:{name}", task)
 
 
-def check(frame: pd.DataFrame, target: str, sha256: str, source: str) -> Dataset:
+def check(
+    frame: pd.DataFrame, target: str, sha256: str, source: str, task: str = "auto"
+) -> Dataset:
     if frame.empty or len(frame.columns) == 0:
         raise BadData(f"{source}: no rows")
     if target not in frame.columns:
@@ -70,19 +92,20 @@ def check(frame: pd.DataFrame, target: str, sha256: str, source: str) -> Dataset
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise BadData(f"{source}: no feature columns besides the target {target!r}")
-    classes = labels.nunique()
-    if classes < 2:
-        raise BadData(f"{source}: target {target!r} has a single class; need at least 2")
-    if classes > MAX_CLASSES:
-        raise BadData(
-            f"{source}: target {target!r} has {classes} classes; at most {MAX_CLASSES} "
-            "are supported (is it a regression target?)"
-        )
+    from vigil.task import get_task, infer_task
+
+    try:
+        chosen = get_task(infer_task(labels) if task == "auto" else task)
+    except ValueError as exc:
+        raise BadData(str(exc)) from None
+    problem = chosen.target_problem(labels)
+    if problem:
+        raise BadData(f"{source}: target {target!r} {problem}")
     if len(frame) < 20:
         raise BadData(f"{source}: only {len(frame)} rows; need at least 20")
     for name in features.columns:
         _check_not_mixed(features[name], name, source)
-    return Dataset(features, labels, target, sha256, source)
+    return Dataset(features, labels, target, sha256, source, chosen.name)
 
 
 def _check_not_mixed(col: pd.Series, name: str, source: str) -> None:

@@ -1,21 +1,33 @@
-"""The model pipeline and how it is scored."""
+"""The model pipeline ``training.train`` fits: shared preparation, then the chosen estimator."""
 
 from __future__ import annotations
 
-import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vigil.schema import FeatureSchema
-from vigil.task import classification_metrics
+from vigil.task import CLASSIFIER, Task
 
 MISSING_AS_EMPTY = "missing_as_empty"
+ESTIMATORS = ("random_forest", "hist_gradient_boosting", "linear")
+DEFAULT_ESTIMATOR = "random_forest"
 
 
-def build_pipeline(schema: FeatureSchema, *, seed: int, n_estimators: int) -> Pipeline:
+def build_pipeline(
+    schema: FeatureSchema,
+    *,
+    seed: int,
+    n_estimators: int,
+    task: Task = CLASSIFIER,
+    estimator: str = DEFAULT_ESTIMATOR,
+) -> Pipeline:
+    """Imputation and one-hot encoding, scaling for ``linear``, then ``task``'s estimator."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+    # Forests take sparse one-hot columns; gradient boosting and the scaler need dense ones.
+    dense = estimator != "random_forest"
     transformers = []
     if schema.numeric:
         transformers.append(("num", SimpleImputer(strategy="median"), schema.numeric))
@@ -31,34 +43,30 @@ def build_pipeline(schema: FeatureSchema, *, seed: int, n_estimators: int) -> Pi
                         (MISSING_AS_EMPTY, SimpleImputer(strategy="constant", fill_value="")),
                         ("impute", SimpleImputer(missing_values="", strategy="most_frequent")),
                         # Unseen categories at serving time become all-zero rows, not errors.
-                        ("encode", OneHotEncoder(handle_unknown="ignore")),
+                        (
+                            "encode",
+                            OneHotEncoder(handle_unknown="ignore", sparse_output=not dense),
+                        ),
                     ]
                 ),
                 schema.categorical,
             )
         )
-    return Pipeline(
-        [
-            ("prepare", ColumnTransformer(transformers)),
-            (
-                "classify",
-                # n_jobs=1: serving calls are small; a thread pool per call costs more than it saves
-                RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1),
-            ),
-        ]
-    )
+    steps = [("prepare", ColumnTransformer(transformers, sparse_threshold=0.0 if dense else 0.3))]
+    if estimator == "linear":
+        steps.append(("scale", StandardScaler()))
+    steps.append(("model", task.estimator(estimator, seed=seed, n_estimators=n_estimators)))
+    return Pipeline(steps)
 
 
-def score(pipeline: Pipeline, features: pd.DataFrame, labels: pd.Series) -> dict[str, float | None]:
-    """Held-out quality, as ``vigil.task`` computes it for live data too."""
-    proba = pipeline.predict_proba(features)
-    return score_proba(proba, proba.argmax(axis=1), pipeline.classes_, labels)
+def classes_of(model) -> list:
+    """A fitted classifier's classes as plain Python values (none for a regressor)."""
+    from vigil.schema import _plain
+
+    return [_plain(c) for c in getattr(model, "classes_", [])]
 
 
-def score_proba(proba, top, classes, labels: pd.Series) -> dict[str, float | None]:
-    """Quality of given probabilities (and predicted class indices ``top``): the metrics of
-    whichever runtime serves the model."""
-    import numpy as np
-
-    classes = np.asarray(classes)
-    return classification_metrics(labels.to_numpy(), classes[top], proba, classes)
+def score(model, features, labels, task: Task = CLASSIFIER) -> dict[str, float | None]:
+    """Held-out quality of a scikit-learn model, as ``vigil.task`` computes it live too."""
+    classes = classes_of(model)
+    return task.score(labels.to_numpy(), task.outputs(task.raw(model, features), classes), classes)

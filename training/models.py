@@ -39,8 +39,11 @@ def _lineage(tag: str, parents: dict[str, str | None]) -> list[str]:
 
 
 def _model_doc(record, production: str | None, parents: dict, history: list) -> dict[str, Any]:
+    from vigil.task import task_for
+
     return {
         "tag": record.tag,
+        "task": task_for(record.contract).name,
         "created_at": _iso(record.created_at),
         "production": record.tag == production,
         "metrics": record.metrics,
@@ -99,13 +102,12 @@ def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
         }
         typer.echo(json.dumps(doc))
         return
-    typer.echo(f"{'':2}{'TAG':<30} {'CREATED (UTC)':<20} {'ACC':>7} {'F1':>7} {'DATASET':<12} "
-               f"{'COMMIT':<9} PARENT")  # fmt: skip
+    typer.echo(f"{'':2}{'TAG':<30} {'CREATED (UTC)':<20} {'TASK':<14} {'QUALITY':<18} "
+               f"{'DATASET':<12} {'COMMIT':<9} PARENT")  # fmt: skip
     for d in docs:
-        m = d["metrics"]
         typer.echo(
             f"{'*' if d['production'] else ' ':2}{d['tag']:<30} {(d['created_at'] or '')[:19]:<20} "
-            f"{_num(m.get('accuracy')):>7} {_num(m.get('f1')):>7} "
+            f"{d['task']:<14} {_quality(d):<18} "
             f"{(d['dataset_sha256'] or '-')[:12]:<12} {(d['git_commit'] or '-')[:9]:<9} "
             f"{d['parent'] or '-'}"
         )
@@ -134,7 +136,8 @@ def show(
     if as_json:
         typer.echo(json.dumps(doc))
         return
-    for key in ("tag", "created_at", "production", "dataset_sha256", "git_commit", "parent"):
+    keys = ("tag", "task", "created_at", "production", "dataset_sha256", "git_commit", "parent")
+    for key in keys:
         typer.echo(f"{key + ':':<16}{doc[key]}")
     typer.echo(f"{'lineage:':<16}{' <- '.join([tag, *doc['lineage']])}")
     typer.echo(f"{'metrics:':<16}{json.dumps(doc['metrics'])}")
@@ -142,6 +145,14 @@ def show(
         typer.echo(f"{'artifact:':<16}{name} sha256={info['sha256']} ({info['size']} bytes)")
     for e in doc["promotions"]:
         typer.echo(f"{'history:':<16}r{e['revision']} {e['at'][:19]} {e['action']} by {e['by']}")
+
+
+def _quality(doc: dict[str, Any]) -> str:
+    """The held-out figure ModelQualityDrop watches for the model's task (accuracy, RMSE)."""
+    from vigil.task import get_task
+
+    metric = get_task(doc["task"]).quality_metric
+    return f"{metric}={_num(doc['metrics'].get(metric))}"
 
 
 def _num(value: Any) -> str:

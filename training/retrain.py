@@ -7,10 +7,12 @@ alone. The candidate must beat (or equal) production on two holdouts, neither tr
 
 - the trusted holdout stored with the production model (``training.holdout``: the original
   training split, carried unchanged from model to model), where it may lose at most
-  ``trusted_tolerance`` of accuracy or F1 (the world may have moved away from it a little);
+  ``trusted_tolerance`` (of accuracy or F1; relative, of RMSE) (the world may have moved away
+  from it a little);
 - a share of the recent labeled rows held out from training (the data the model now faces).
 
-Lineage (parent model, data windows, fingerprints) goes into the contract.
+Works for either task: the metrics compared and their direction are ``vigil.task``'s. Lineage
+(parent model, data windows, fingerprints) goes into the contract.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ import pandas as pd
 import typer
 
 from training import holdout
-from training.train import DEFAULT_GATE, Gate, Outcome, fit_and_decide, normalise_labels
+from training.train import (
+    DEFAULT_GATE,
+    Gate,
+    Outcome,
+    exit_for,
+    fit_and_decide,
+    promote_if_unchanged,
+)
 
-# Accuracy or F1 a candidate may lose on the trusted holdout and still be promoted.
+# What a candidate may lose on the trusted holdout and still be promoted: this much accuracy
+# or F1, or this share of RMSE.
 TRUSTED_TOLERANCE = 0.05
 
 
@@ -63,6 +73,7 @@ def retrain(
 
     registry = Registry(settings)
     parent = registry.load_production()
+    task = parent.task
     old_schema = parent.schema
     trusted = holdout.from_contract(parent.contract)
     if trusted is None:
@@ -81,19 +92,22 @@ def retrain(
             f"{len(recent)} labeled rows in the log; retraining needs at least {min_labels}"
         )
     recent_x = to_frame(old_schema, recent)
-    recent_y = normalise_labels(recent["label"])
-    stratify = recent_y if recent_y.value_counts().min() >= 2 else None
+    recent_y = task.normalise_labels(recent["label"])
     new_x, holdout_x, new_y, holdout_y = train_test_split(
-        recent_x, recent_y, test_size=holdout_share, random_state=seed, stratify=stratify
+        recent_x,
+        recent_y,
+        test_size=holdout_share,
+        random_state=seed,
+        stratify=task.stratify(recent_y),
     )
 
     reference = parent.reference
     ref_x = to_frame(old_schema, reference)
-    ref_y = normalise_labels(reference[LABEL_COLUMN].map(_as_class(old_schema.classes)))
+    ref_y = task.normalise_labels(reference[LABEL_COLUMN].map(_as_class(old_schema.classes)))
     train_x = pd.concat([ref_x, new_x], ignore_index=True)
     train_y = pd.concat([ref_y, new_y], ignore_index=True)
     # Categories and ranges seen in recent traffic become part of the new contract.
-    schema = FeatureSchema.infer(train_x, train_y, old_schema.target)
+    schema = FeatureSchema.infer(train_x, train_y, old_schema.target, task.name)
     train_x = to_frame(schema, train_x)
 
     lineage: dict[str, Any] = {
@@ -119,6 +133,8 @@ def retrain(
         n_estimators=n_estimators,
         promote=False,  # the gate below decides, on both holdouts
         gate=gate,
+        task=task,
+        estimator=_estimator_of(parent),
         contract={
             "dataset_sha256": _fingerprint(pd.concat([ref_x, recent_x], ignore_index=True)),
             "dataset_source": f"retrain of {parent.tag}",
@@ -130,15 +146,20 @@ def retrain(
         return candidate
     trusted_x, trusted_y = trusted
     holdouts = {
-        "trusted holdout": (trusted_x, normalise_labels(trusted_y), trusted_tolerance),
+        "trusted holdout": (trusted_x, task.normalise_labels(trusted_y), trusted_tolerance),
         "recent holdout": (holdout_x, holdout_y, 0.0),
     }
     worse = _worse_than(registry.load(candidate.model_tag), parent, holdouts)
-    promoted = promote and worse is None
-    if promoted:
-        registry.promote(candidate.model_tag)
+    if promote and worse is None:
+        # Only if production is still the parent it was trained from and compared with: a
+        # rollback made meanwhile is not undone.
+        return promote_if_unchanged(
+            registry, candidate.model_tag, candidate.metrics, parent.tag, task
+        )
     reason = worse if promote else "not asked to promote (--promote)"
-    return Outcome(candidate.model_tag, candidate.metrics, promoted, reason, gate_passed=True)
+    return Outcome(
+        candidate.model_tag, candidate.metrics, False, reason, gate_passed=True, task=task.name
+    )
 
 
 def _worse_than(candidate, production, holdouts: dict) -> str | None:
@@ -147,17 +168,38 @@ def _worse_than(candidate, production, holdouts: dict) -> str | None:
     from training.model import score
     from vigil.schema import to_frame
 
+    task = production.task
     for name, (features, labels, tolerance) in holdouts.items():
-        ours = score(candidate.pipeline, to_frame(candidate.schema, features), labels)
-        theirs = score(production.pipeline, to_frame(production.schema, features), labels)
-        for metric in ("accuracy", "f1"):
-            if (ours[metric] or 0.0) < (theirs[metric] or 0.0) - tolerance:
-                return (
-                    f"not better than production {production.tag} on the {name}: {metric} "
-                    f"{ours[metric]:.4f} < {theirs[metric]:.4f}"
-                    + (f" - {tolerance}" if tolerance else "")
-                )
+        ours = score(candidate.pipeline, to_frame(candidate.schema, features), labels, task)
+        theirs = score(production.pipeline, to_frame(production.schema, features), labels, task)
+        worse = task.worse(ours, _loosened(task, theirs, tolerance))
+        if worse:
+            return f"not better than production {production.tag} on the {name}: {worse}" + (
+                f" (tolerance {tolerance})" if tolerance else ""
+            )
     return None
+
+
+def _loosened(task, metrics: dict, tolerance: float) -> dict:
+    """``metrics`` made easier to match: a score (higher is better, in [0, 1]) lowered by
+    ``tolerance``, an error (lower is better, in the target's units) raised by that share."""
+    return {
+        name: value
+        if value is None or name not in task.higher_is_better
+        else value - tolerance
+        if task.higher_is_better[name]
+        else value * (1 + tolerance)
+        for name, value in metrics.items()
+    }
+
+
+def _estimator_of(parent) -> str:
+    """The parent's estimator kind; a model registered from elsewhere is retrained as
+    ``training.train``'s default (its own code is not ours to refit)."""
+    from training.model import DEFAULT_ESTIMATOR, ESTIMATORS
+
+    kind = (parent.contract.get("params") or {}).get("estimator")
+    return kind if kind in ESTIMATORS else DEFAULT_ESTIMATOR
 
 
 def _as_class(classes: tuple) -> Any:
@@ -198,8 +240,7 @@ def main(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(outcome.to_json())
-    if not outcome.gate_passed:
-        raise typer.Exit(1)
+    exit_for(outcome)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Train a model reproducibly, gate it on quality, save it with its contract, maybe promote.
 
-    python -m training.train [--data PATH --target COLUMN] [--seed N] [--promote]
+    python -m training.train [--data PATH --target COLUMN | --dataset NAME]
+        [--task auto|classification|regression]
+        [--estimator random_forest|hist_gradient_boosting|linear] [--seed N] [--promote]
 
 Prints one JSON line; exit 0 when a model was saved, 1 when it failed the quality gate
-(saved, not promoted), 2 on bad input data (nothing saved).
+(saved, not promoted), 2 on bad input data (nothing saved). What differs between a classifier
+and a regressor (metrics, gate, promotion rule, stored predictions) is ``vigil.task``'s.
 """
 
 from __future__ import annotations
@@ -12,14 +15,18 @@ import json
 import platform
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from training import holdout
-from training.data import BadData, Dataset, load
+from training.data import DATASETS, DEFAULT_DATASET, BadData, Dataset, load
+from training.model import DEFAULT_ESTIMATOR, ESTIMATORS
+from vigil.task import CLASSIFICATION, CLASSIFIER, REGRESSION, Outputs, Task, get_task
 
 HOLDOUT_SHARE = 0.2
 REFERENCE_MAX_ROWS = 5000
@@ -32,32 +39,41 @@ class Outcome:
     promoted: bool
     reason: str | None
     gate_passed: bool
+    task: str = CLASSIFICATION
+    # Production changed between reading it and promoting (``ProductionChanged``): exit 3.
+    conflict: bool = False
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "model_tag": self.model_tag,
+            "task": self.task,
             "metrics": self.metrics,
             "promoted": self.promoted,
         }
         if not self.promoted:
             out["reason"] = self.reason
-        return json.dumps(out)
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
 
 
 @dataclass(frozen=True)
 class Gate:
-    min_accuracy: float = 0.6
+    """The least held-out figure a model needs, per task: accuracy for classifiers, R² for
+    regressors (``Task.gate`` also asks it to beat the naive predictor)."""
 
-    def check(self, metrics: dict[str, float], baseline_accuracy: float) -> str | None:
+    min_accuracy: float = 0.6
+    min_r2: float = 0.1
+    minimum: dict[str, float] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_task = {CLASSIFICATION: self.min_accuracy, REGRESSION: self.min_r2}
+        object.__setattr__(self, "minimum", by_task)
+
+    def check(self, task: Task, metrics: dict[str, Any], naive: dict[str, float]) -> str | None:
         """None when the model passes; otherwise why not."""
-        if metrics["accuracy"] < self.min_accuracy:
-            return f"accuracy {metrics['accuracy']:.4f} is below the gate's {self.min_accuracy}"
-        if metrics["accuracy"] <= baseline_accuracy:
-            return (
-                f"accuracy {metrics['accuracy']:.4f} does not beat always predicting the "
-                f"majority class ({baseline_accuracy:.4f})"
-            )
-        return None
+        return task.gate(metrics, naive, self.minimum[task.name])
 
 
 DEFAULT_GATE = Gate()
@@ -69,6 +85,7 @@ def train(
     *,
     seed: int = 42,
     n_estimators: int = 100,
+    estimator: str = DEFAULT_ESTIMATOR,
     promote: bool = False,
     gate: Gate = DEFAULT_GATE,
     build=None,
@@ -77,12 +94,16 @@ def train(
 
     from vigil.schema import FeatureSchema, to_frame
 
-    schema = FeatureSchema.infer(dataset.features, dataset.labels, dataset.target)
+    task = get_task(dataset.task)
+    schema = FeatureSchema.infer(dataset.features, dataset.labels, dataset.target, task.name)
     features = to_frame(schema, dataset.features)
-    labels = normalise_labels(dataset.labels)
-    stratify = labels if labels.value_counts().min() >= 2 else None
+    labels = task.normalise_labels(dataset.labels)
     x_train, x_test, y_train, y_test = train_test_split(
-        features, labels, test_size=HOLDOUT_SHARE, random_state=seed, stratify=stratify
+        features,
+        labels,
+        test_size=HOLDOUT_SHARE,
+        random_state=seed,
+        stratify=task.stratify(labels),
     )
     return fit_and_decide(
         settings,
@@ -100,6 +121,8 @@ def train(
             holdout.CONTRACT_KEY: holdout.to_contract(x_test, y_test, seed),
         },
         build=build,
+        task=task,
+        estimator=estimator,
     )
 
 
@@ -115,46 +138,85 @@ def fit_and_decide(
     gate: Gate,
     contract: dict[str, Any],
     build=None,
+    task: Task = CLASSIFIER,
+    estimator: str = DEFAULT_ESTIMATOR,
 ) -> Outcome:
-    """Fit on ``train_split``, score on ``holdout``, save with the contract, maybe promote.
+    """Fit on ``train_split``, then decide as for any model (``decide``).
 
-    Promotion needs the quality gate passed and no loss against production on ``holdout``.
-    ``build`` replaces ``training.model.build_pipeline`` (same signature).
+    ``build`` replaces ``training.model.build_pipeline`` (called with schema, seed and
+    n_estimators).
     """
-    from training.model import build_pipeline, score_proba
-    from training.onnx_export import export
-    from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
+    from training.model import build_pipeline
 
     x_train, y_train = train_split
-    x_test, y_test = holdout
-    pipeline = (build or build_pipeline)(schema, seed=seed, n_estimators=n_estimators)
+    make = build or partial(build_pipeline, task=task, estimator=estimator)
+    pipeline = make(schema, seed=seed, n_estimators=n_estimators)
     pipeline.fit(x_train, y_train)
-    baseline = float(y_test.value_counts(normalize=True).max())
-
     reference = x_train.sample(
         n=min(len(x_train), REFERENCE_MAX_ROWS), random_state=seed
     ).sort_index()
-    features = reference[schema.names]
+    params = {
+        "seed": seed,
+        "n_estimators": n_estimators,
+        "holdout_share": round(len(holdout[0]) / (len(holdout[0]) + len(x_train)), 6),
+        "estimator": estimator if build is None else "custom",
+        "estimator_class": type(pipeline.steps[-1][1]).__name__,
+        "train_rows": len(x_train),
+        "holdout_rows": len(holdout[0]),
+    }
+    return decide(
+        settings,
+        task,
+        schema,
+        pipeline,
+        (reference, y_train.loc[reference.index]),
+        holdout,
+        naive=task.naive(y_train, holdout[1]),
+        promote=promote,
+        gate=gate,
+        contract={"params": params, **contract},
+    )
+
+
+def decide(
+    settings,
+    task: Task,
+    schema,
+    model,
+    reference: tuple,
+    holdout: tuple,
+    *,
+    naive: dict[str, float],
+    promote: bool,
+    gate: Gate,
+    contract: dict[str, Any],
+    artifacts: dict[str, bytes] | None = None,
+) -> Outcome:
+    """Export ``model`` to ONNX (checked), score it on ``holdout`` with the runtime that will
+    serve it, save it with the contract and the ``reference`` sample, and promote it when
+    asked, when it passes the gate and when it is not worse than production on ``holdout``.
+    ``artifacts``: further files to store (``training.register``: the model as skops)."""
+    from training.onnx_export import export
+    from vigil.registry import LABEL_COLUMN, NO_PRODUCTION, PREDICTION_COLUMN, Registry
+
+    ref_x, ref_y = reference
+    x_test, y_test = holdout
+    features = ref_x[schema.names]
     # Compiled and checked here; metrics and reference predictions are the served runtime's.
-    exported = export(pipeline, schema, {"holdout": x_test, "reference": features})
-    proba, top = exported.predict(pipeline, x_test)
-    metrics = score_proba(proba, top, pipeline.classes_, y_test)
-    _, reference_top = exported.predict(pipeline, features)
-    reference[LABEL_COLUMN] = y_train.loc[reference.index].astype(str)
-    reference[PREDICTION_COLUMN] = pipeline.classes_[reference_top].astype(str)
+    exported = export(model, schema, {"holdout": x_test, "reference": features}, task=task)
+    classes = exported.classes
+    metrics = task.score(y_test.to_numpy(), exported.outputs(model, x_test), classes)
+    stored = task.reference_predictions(exported.outputs(model, features))
+    sample = features.copy()
+    sample[LABEL_COLUMN] = task.reference_predictions(Outputs(list(ref_y)))
+    sample[PREDICTION_COLUMN] = stored
 
     contract = {
+        "task": task.name,
         "schema": schema.to_dict(),
         "metrics": metrics,
-        "baseline_accuracy": round(baseline, 6),
-        "params": {
-            "seed": seed,
-            "n_estimators": n_estimators,
-            "holdout_share": round(len(x_test) / (len(x_test) + len(x_train)), 6),
-            "estimator": "RandomForestClassifier",
-            "train_rows": len(x_train),
-            "holdout_rows": len(x_test),
-        },
+        "naive": naive,
+        "prediction_buckets": task.prediction_buckets(stored),
         "versions": _versions(),
         "git_commit": _git_commit(),
         "lineage": {},
@@ -162,23 +224,40 @@ def fit_and_decide(
         **contract,
     }
     registry = Registry(settings)
-    tag = registry.save(
-        pipeline, contract, reference.reset_index(drop=True), artifacts=exported.artifacts()
-    )
+    files = {**(artifacts or {}), **exported.artifacts()}
+    sample = sample.reset_index(drop=True)
+    tag = registry.save(model, contract, sample, artifacts=files)
 
-    failed = gate.check(metrics, baseline)
+    def outcome(promoted: bool, reason: str | None, passed: bool = True) -> Outcome:
+        return Outcome(tag, metrics, promoted, reason, passed, task.name)
+
+    failed = gate.check(task, metrics, naive)
     if failed:
-        return Outcome(tag, metrics, False, f"quality gate: {failed}", gate_passed=False)
+        return outcome(False, f"quality gate: {failed}", passed=False)
     if not promote:
-        return Outcome(tag, metrics, False, "not asked to promote (--promote)", gate_passed=True)
-    worse = _worse_than_production(registry, schema, metrics, x_test, y_test)
+        return outcome(False, "not asked to promote (--promote)")
+    expect = registry.production_tag() or NO_PRODUCTION  # what the comparison is against
+    worse = _worse_than_production(registry, task, schema, metrics, x_test, y_test)
     if worse:
-        return Outcome(tag, metrics, False, worse, gate_passed=True)
-    registry.promote(tag)
-    return Outcome(tag, metrics, True, None, gate_passed=True)
+        return outcome(False, worse)
+    return promote_if_unchanged(registry, tag, metrics, expect, task)
 
 
-def _worse_than_production(registry, schema, metrics, x_test, y_test) -> str | None:
+def promote_if_unchanged(
+    registry, tag: str, metrics: dict, expect: str, task: Task = CLASSIFIER
+) -> Outcome:
+    """Promote ``tag`` if production is still ``expect``, the model it was compared with; an
+    outcome with ``conflict`` (naming who changed production) otherwise."""
+    from vigil.registry import ProductionChanged
+
+    try:
+        registry.promote(tag, expect=expect)
+    except ProductionChanged as exc:
+        return Outcome(tag, metrics, False, str(exc), True, task.name, conflict=True)
+    return Outcome(tag, metrics, True, None, True, task.name)
+
+
+def _worse_than_production(registry, task, schema, metrics, x_test, y_test) -> str | None:
     """Compare with the production model on the same held-out rows; None when not worse."""
     from vigil.registry import NoProductionModel
 
@@ -186,42 +265,27 @@ def _worse_than_production(registry, schema, metrics, x_test, y_test) -> str | N
         current = registry.load_production()
     except NoProductionModel:
         return None
-    if current.schema.names != schema.names:
-        return None  # a different data set: nothing to compare on
-    theirs = _score_served(current, x_test, y_test)
-    for name in ("accuracy", "f1"):
-        if metrics[name] < theirs[name]:
-            return (
-                f"not better than production {current.tag}: held-out {name} "
-                f"{metrics[name]:.4f} < {theirs[name]:.4f}"
-            )
-    return None
+    if current.schema.names != schema.names or current.task is not task:
+        return None  # a different data set or task: nothing to compare on
+    worse = task.worse(metrics, score_served(current, x_test, y_test))
+    return f"not better than production {current.tag}: {worse}" if worse else None
 
 
-def _score_served(bundle, x_test, y_test) -> dict[str, float | None]:
+def score_served(bundle, x_test, y_test) -> dict[str, float | None]:
     """The held-out metrics of what serves ``bundle``: its verified ONNX model, if any."""
-    import numpy as np
-
-    from training.model import score, score_proba
+    from training.model import classes_of
     from vigil.onnx_model import OnnxModel, verified_onnx
-    from vigil.task import top_class as top
 
+    task = bundle.task
     content, _ = verified_onnx(bundle)
     if content is None:
-        return score(bundle.pipeline, x_test, y_test)
-    classes = bundle.contract["onnx"]["classes"]
-    proba = np.clip(OnnxModel(content, bundle.schema, classes).predict_raw_frame(x_test), 0, 1)
-    return score_proba(proba, top(proba), classes, y_test)
-
-
-def normalise_labels(labels):
-    """Integral labels as int64, anything else as text: the service answers with these."""
-    from vigil.schema import _plain
-
-    plain = labels.map(_plain)
-    if all(isinstance(v, int) for v in plain):
-        return plain.astype("int64")
-    return plain.astype(str)
+        classes = classes_of(bundle.pipeline)
+        outputs = task.outputs(task.raw(bundle.pipeline, x_test), classes)
+    else:
+        classes = bundle.contract["onnx"]["classes"]
+        raw = OnnxModel(content, bundle.schema, classes).predict_raw_frame(x_test)
+        outputs = task.outputs(raw, classes)
+    return task.score(y_test.to_numpy(), outputs, classes)
 
 
 def _versions() -> dict[str, str]:
@@ -253,40 +317,72 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+Dataset_ = Enum("Dataset_", {name: name for name in DATASETS}, type=str)
+TaskChoice = Enum("TaskChoice", {n: n for n in ("auto", CLASSIFICATION, REGRESSION)}, type=str)
+Estimator = Enum("Estimator", {name: name for name in ESTIMATORS}, type=str)
+DEFAULT_ESTIMATOR_CHOICE = Estimator(DEFAULT_ESTIMATOR)
+
+
 def main(
     data: Annotated[
-        Path | None, typer.Option(help="Training data, .csv or .parquet (default: bundled)")
+        Path | None, typer.Option(help="Training data, .csv or .parquet (default: --dataset)")
     ] = None,
     target: Annotated[
         str | None, typer.Option(help="Target column of --data (default: 'target')")
     ] = None,
+    dataset: Annotated[
+        Dataset_ | None,
+        typer.Option(help=f"Data bundled with scikit-learn (default: {DEFAULT_DATASET})"),
+    ] = None,
+    task: Annotated[
+        TaskChoice, typer.Option(help="auto: decided from the target column")
+    ] = TaskChoice.auto,
+    estimator: Annotated[
+        Estimator, typer.Option(help="linear: logistic regression or ridge, with scaling")
+    ] = DEFAULT_ESTIMATOR_CHOICE,
     seed: Annotated[int, typer.Option(help="Random seed: same data and seed, same model")] = 42,
     promote: Annotated[
         bool, typer.Option("--promote", help="Make it production if it passes the gates")
     ] = False,
-    n_estimators: Annotated[int, typer.Option(min=1, help="Trees in the forest")] = 100,
+    n_estimators: Annotated[int, typer.Option(min=1, help="Trees in a random forest")] = 100,
     min_accuracy: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Quality gate: least held-out accuracy")
-    ] = 0.6,
+    ] = DEFAULT_GATE.min_accuracy,
+    min_r2: Annotated[
+        float, typer.Option(max=1.0, help="Quality gate: least held-out R² (regressors)")
+    ] = DEFAULT_GATE.min_r2,
 ) -> None:
     """Train, evaluate on a held-out split, save to the model store, optionally promote."""
     from vigil.settings import get_settings
 
+    if data is not None and dataset is not None:
+        typer.echo("error: give --data or --dataset, not both", err=True)
+        raise typer.Exit(2)
     settings = get_settings()
     try:
-        dataset = load(data, target)
+        loaded = load(data, target, dataset=dataset.value if dataset else None, task=task.value)
     except BadData as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     outcome = train(
         settings,
-        dataset,
+        loaded,
         seed=seed,
         n_estimators=n_estimators,
+        estimator=estimator.value,
         promote=promote,
-        gate=Gate(min_accuracy=min_accuracy),
+        gate=Gate(min_accuracy=min_accuracy, min_r2=min_r2),
     )
     typer.echo(outcome.to_json())
+    exit_for(outcome)
+
+
+def exit_for(outcome: Outcome) -> None:
+    """Exit 1 when the gate failed, 3 when production changed under the run (stderr says
+    who changed it); return (exit 0) otherwise."""
+    if outcome.conflict:
+        typer.echo(f"error: {outcome.reason}", err=True)
+        raise typer.Exit(3)
     if not outcome.gate_passed:
         raise typer.Exit(1)
 

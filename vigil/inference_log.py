@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vigil import log_partitions, migrations
+from vigil import log_partitions, migrations, pg_session
 from vigil.log_format import ColumnsBuilder, dumps, instance_columns, loads, row
 from vigil.log_window import newest_records_needed, plan_window
 from vigil.prediction_ids import (
@@ -135,27 +135,6 @@ def _switch_to_wal(cur, timeout: float) -> None:
             time.sleep(0.01)
 
 
-def postgres_connect_args(timeout: float) -> dict[str, Any]:
-    """libpq settings that bound every wait by about ``timeout`` seconds: connecting, a lock, a
-    statement (``statement_timeout``: the server cancels it), and a peer that has gone silent
-    (TCP keepalives and ``tcp_user_timeout``: without them a network partition leaves a query
-    waiting on a dead socket for the kernel's default of about two hours)."""
-    seconds = max(1, math.ceil(timeout))
-    idle, interval, count = seconds, max(1, math.ceil(timeout / 2)), 3
-    ms = int(timeout * 1000)
-    return {
-        "connect_timeout": seconds,
-        "keepalives": 1,
-        "keepalives_idle": idle,
-        "keepalives_interval": interval,
-        "keepalives_count": count,
-        "tcp_user_timeout": (idle + interval * count) * 1000,
-        # A write blocked by a lock fails (503) instead of hanging the request; so does a
-        # statement that runs too long.
-        "options": f"-c lock_timeout={ms} -c statement_timeout={ms}",
-    }
-
-
 def _id_time(request_id: str) -> float:
     """The Unix time in a request id (a UUIDv7's first 48 bits are milliseconds)."""
     return int(request_id[:12], 16) / 1000
@@ -183,7 +162,7 @@ class InferenceLog:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas(timeout))
         else:
             self.engine = sa.create_engine(
-                url, pool_pre_ping=True, pool_size=4, connect_args=postgres_connect_args(timeout)
+                url, pool_pre_ping=True, pool_size=4, connect_args=pg_session.connect_args(timeout)
             )
         self.partitioned = self.engine.dialect.name == "postgresql"
         self._partitions_checked = -math.inf
@@ -401,10 +380,7 @@ class InferenceLog:
         removed = 0
         try:
             if self.partitioned:
-                with self.engine.begin() as conn:
-                    removed += log_partitions.drop_before(
-                        conn, self.table_prefix, older_than, self.feedback.name
-                    )
+                removed += self._drop_partitions(older_than)
             while True:
                 deleted, rows = self._prune_batch(older_than)
                 removed += rows
@@ -412,6 +388,27 @@ class InferenceLog:
                     return removed
         except SQLAlchemyError as exc:
             raise InferenceLogError(f"inference log prune failed: {_one_line(exc)}") from exc
+
+    def _drop_partitions(self, older_than: float) -> int:
+        """Drop the day partitions wholly older than ``older_than``, one per short transaction
+        (each holds a lock that blocks writes until it commits). A partition whose lock stays
+        busy is tried again a few times, then left to the row deletes that follow."""
+        with self.engine.connect() as conn:
+            due = log_partitions.due(conn, self.table_prefix, older_than)
+        removed = 0
+        for part in due:
+            for _ in range(log_partitions.DROP_ATTEMPTS):
+                try:
+                    with self.engine.begin() as conn:
+                        removed += log_partitions.drop_one(
+                            conn, self.table_prefix, part, self.feedback.name
+                        )
+                    break
+                except log_partitions.PartitionBusy:
+                    time.sleep(log_partitions.DROP_PAUSE)
+            else:
+                logger.warning("%s: its lock stayed busy; its rows are deleted instead", part.name)
+        return removed
 
     def _prune_batch(self, older_than: float) -> tuple[int, int]:
         """Delete the oldest ``_PRUNE_BATCH`` requests logged before ``older_than`` and their

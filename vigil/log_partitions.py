@@ -4,7 +4,8 @@
 per UTC day named ``<prefix>requests_pYYYYMMDD``, plus a default partition that takes any row
 no day partition covers, so a write never fails for want of a partition. Writers create the
 partitions for today and the days ahead (``ensure``); retention drops whole partitions
-(``drop_before``) instead of deleting rows. SQLite keeps one plain table.
+(``drop_one``, one partition per transaction) instead of deleting rows. SQLite keeps one
+plain table.
 
 A day partition cannot be created while the default partition holds rows of that day (they
 would have to move): ``ensure`` then leaves that day to the default partition.
@@ -103,19 +104,43 @@ def ensure(conn: Connection, prefix: str, now: float) -> list[str]:
     return create(conn, prefix, list(range(today, today + AHEAD_DAYS + 1)))
 
 
-def drop_before(conn: Connection, prefix: str, cutoff: float, feedback: str) -> int:
-    """Drop the day partitions wholly older than ``cutoff``, with their labels (in table
-    ``feedback``); returns the predictions (rows) they held."""
+# How long dropping a partition may wait for its lock on the parent. While it waits, every
+# write queues behind it, so it gives up quickly and tries again after writers got through.
+DROP_LOCK_WAIT = 0.2
+DROP_ATTEMPTS = 50
+DROP_PAUSE = 0.2
+
+
+def due(conn: Connection, prefix: str, cutoff: float) -> list[Partition]:
+    """The day partitions wholly older than ``cutoff``, oldest first."""
+    return [p for p in partitions(conn, prefix) if p.end <= cutoff]
+
+
+class PartitionBusy(Exception):
+    """The drop did not get its lock in time; its transaction must roll back."""
+
+
+def drop_one(conn: Connection, prefix: str, part: Partition, feedback: str) -> int:
+    """Drop one day partition with its labels (in table ``feedback``), in the caller's
+    transaction, which must commit at once: ``DROP TABLE`` holds an ACCESS EXCLUSIVE lock on
+    the parent, which blocks every write, until commit. Returns the predictions it held;
+    ``PartitionBusy`` when its lock was not had within ``DROP_LOCK_WAIT``."""
     lock(conn, prefix)
-    removed = 0
-    for part in partitions(conn, prefix):
-        if part.end > cutoff:
-            break
-        removed += int(
-            conn.scalar(sa.text(f'SELECT coalesce(sum(row_count), 0) FROM "{part.name}"')) or 0
-        )
-        conn.exec_driver_sql(
-            f'DELETE FROM "{feedback}" WHERE request_id IN (SELECT request_id FROM "{part.name}")'
-        )
+    if conn.scalar(sa.text("SELECT to_regclass(:t)"), {"t": f'"{part.name}"'}) is None:
+        return 0  # another process dropped it first
+    removed = int(
+        conn.scalar(sa.text(f'SELECT coalesce(sum(row_count), 0) FROM "{part.name}"')) or 0
+    )
+    conn.exec_driver_sql(
+        f'DELETE FROM "{feedback}" WHERE request_id IN (SELECT request_id FROM "{part.name}")'
+    )
+    # The lock last, and briefly: a long read holding the parent would otherwise keep the drop
+    # waiting, with every write queued behind it.
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(DROP_LOCK_WAIT * 1000)}")
+    try:
         conn.exec_driver_sql(f'DROP TABLE "{part.name}"')
+    except sa.exc.OperationalError as exc:
+        if "lock timeout" not in str(exc):
+            raise
+        raise PartitionBusy(part.name) from exc
     return removed

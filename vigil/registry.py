@@ -10,7 +10,9 @@ schema is refused (``RegistrySchemaError``) until ``python -m vigil.db upgrade``
 - A model's artifacts (``pipeline.joblib``, ``reference.parquet``, ``contract.json`` and any
   others, such as an ONNX export) are stored content-addressed by sha256
   (``vigil.artifacts``), cached under ``VIGIL_HOME/artifacts`` and verified on every read: a
-  model whose bytes are not what was saved is refused, never unpickled.
+  model whose bytes are not what was saved is refused, never unpickled. Training signs each
+  model (``vigil.signing``); with ``VIGIL_REQUIRE_SIGNED_MODELS`` a model whose signature does
+  not verify is refused before any of it is read.
 - Training also saves each model to BentoML's model store under ``vigil-model`` (the tag is
   BentoML's), but serving reads only the registry: a replica with an empty ``VIGIL_HOME``
   serves the production model.
@@ -40,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from vigil import signing
 from vigil.artifacts import ArtifactIntegrityError, ArtifactStore
 from vigil.registry_schema import (
     POINTER_ID,
@@ -50,13 +53,17 @@ from vigil.registry_schema import (
     registry_tables,
 )
 from vigil.schema import FeatureSchema
+from vigil.signing import SIGNATURE, ModelSignatureError
 from vigil.task import Task, task_for
 
 __all__ = [
     "ArtifactIntegrityError",
     "InvalidTag",
     "ModelBundle",
+    "ModelSignatureError",
+    "NO_PRODUCTION",
     "NoProductionModel",
+    "ProductionChanged",
     "Registry",
     "RegistryError",
     "RegistrySchemaError",
@@ -76,6 +83,15 @@ _schema_ready: set[tuple[str, str]] = set()
 
 class NoProductionModel(LookupError):
     """No model has been promoted to production yet (or none to roll back to)."""
+
+
+# ``expect=NO_PRODUCTION``: the change is meant for a registry with no production model yet.
+NO_PRODUCTION = ""
+
+
+class ProductionChanged(RuntimeError):
+    """Production is not what the caller read before deciding (compare-and-set failed): someone
+    promoted or rolled back in between. The message names who, when and to what."""
 
 
 class UnknownModel(LookupError):
@@ -241,7 +257,7 @@ class Registry:
 
         extra = dict(artifacts or {})
         for name, data in extra.items():
-            if not _ARTIFACT_NAME.match(name) or name in (PIPELINE, CONTRACT, REFERENCE):
+            if not _ARTIFACT_NAME.match(name) or name in (PIPELINE, CONTRACT, REFERENCE, SIGNATURE):
                 raise ValueError(f"artifact name {name!r} is reserved or not a plain file name")
             if not isinstance(data, bytes | bytearray | memoryview):
                 raise TypeError(f"artifact {name!r} must be bytes, not {type(data).__name__}")
@@ -268,8 +284,12 @@ class Registry:
 
         lineage = full.get("lineage") or {}
         t = self.tables
+        key = self.settings.model_signing_key
         with self._transaction() as conn:
             digests = {name: self.store.put(conn, data) for name, data in files.items()}
+            if key is not None:  # training's key: proof of where the model comes from
+                files[SIGNATURE] = signing.sign(key.get_secret_value(), tag, digests)
+                digests[SIGNATURE] = self.store.put(conn, files[SIGNATURE])
             conn.execute(
                 t.models.insert().values(
                     tag=tag,
@@ -299,6 +319,19 @@ class Registry:
         digests = {name: digest for name, digest in rows}
         if CONTRACT not in digests:
             raise UnknownModel(f"model {tag} not found in the registry")
+        # Origin before anything of the model is read: ModelSignatureError when it fails.
+        signature = (
+            self.store.read(digests[SIGNATURE], f"signature of {tag}")
+            if SIGNATURE in digests
+            else None
+        )
+        signing.verify(
+            self.settings.model_verify_key,
+            tag,
+            digests,
+            signature,
+            required=self.settings.require_signed_models,
+        )
         contract = json.loads(self.store.read(digests[CONTRACT], f"contract of {tag}"))
         return ModelBundle(tag=tag, contract=contract, artifacts=digests, store=self.store)
 
@@ -372,12 +405,16 @@ class Registry:
             rows = conn.execute(sa.select(h).order_by(h.c.revision)).all()
         return [Promotion(r.revision, r.action, r.tag, r.previous, r.at, r.by) for r in rows]
 
-    def promote(self, tag: str, *, by: str | None = None) -> None:
+    def promote(self, tag: str, *, by: str | None = None, expect: str | None = None) -> None:
         """Make ``tag`` the one production model; the previous one goes on the rollback stack.
-        Promoting the current production model changes nothing."""
+        Promoting the current production model changes nothing.
+
+        ``expect``: the production tag the caller decided on (``NO_PRODUCTION`` for none);
+        checked under the pointer's lock, ``ProductionChanged`` when it is no longer so."""
         check_tag(tag)
         m = self.tables.models
         with self._locked() as (conn, current):
+            self._check_expected(conn, current, expect)
             if conn.scalar(sa.select(m.c.id).where(m.c.tag == tag)) is None:
                 raise UnknownModel(f"model {tag} not found in the registry")
             if current.tag == tag:
@@ -385,14 +422,31 @@ class Registry:
             stack = [*current.previous, current.tag] if current.tag else list(current.previous)
             self._move(conn, current, "promote", tag, stack, by)
 
-    def rollback(self, *, by: str | None = None) -> str:
-        """Return to the previous production model; returns its tag."""
+    def rollback(self, *, by: str | None = None, expect: str | None = None) -> str:
+        """Return to the previous production model; returns its tag. ``expect`` as for
+        ``promote``."""
         with self._locked() as (conn, current):
+            self._check_expected(conn, current, expect)
             if not current.previous:
                 raise NoProductionModel("no previous production model to roll back to")
             *stack, tag = current.previous
             self._move(conn, current, "rollback", tag, stack, by)
         return tag
+
+    def _check_expected(self, conn, current: Pointer, expect: str | None) -> None:
+        if expect is None or (current.tag or NO_PRODUCTION) == expect:
+            return
+        h = self.tables.history
+        last = conn.execute(sa.select(h).where(h.c.revision == current.revision)).first()
+        change = (
+            f" by {last.by} at {_iso(last.at)} ({last.action}, revision {last.revision})"
+            if last is not None
+            else ""
+        )
+        raise ProductionChanged(
+            f"production is {current.tag or 'empty'}, not {expect or 'empty'} as expected: "
+            f"changed{change}; nothing done"
+        )
 
     @contextmanager
     def _locked(self) -> Iterator[tuple[Connection, Pointer]]:
@@ -423,6 +477,10 @@ class Registry:
 
 def _pointer(row) -> Pointer:
     return Pointer(row.tag, int(row.revision), row.changed_at, tuple(json.loads(row.previous)))
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _parquet(frame: pd.DataFrame) -> bytes:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vigil import migrations
+from vigil import migrations, pg_session
 from vigil.inference_log import LogSchemaError, _normalise_url, _sqlite_pragmas
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -140,10 +140,7 @@ def registry_engine(url: str, timeout: float = 5.0) -> Engine:
         url,
         pool_pre_ping=True,
         pool_size=2,
-        connect_args={
-            "connect_timeout": int(max(1, timeout)),
-            "options": f"-c lock_timeout={int(timeout * 1000)}",
-        },
+        connect_args=pg_session.connect_args(timeout),
     )
 
 

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     batch_max_rows: int = Field(default=2000, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
     # Benchmark only: turns off the inference log and custom metrics to measure their cost.
+    # Model signatures (vigil.signing): training signs with the private key, everything that
+    # loads a model verifies with the public one; with require_signed_models an unsigned or
+    # wrongly signed model is refused (`python -m vigil.signing keygen` makes a pair).
+    model_signing_key: SecretStr | None = None
+    model_verify_key: str | None = None
+    require_signed_models: bool = False
     # Never set in production: predictions answered with it are not logged.
     unsafe_disable_logging: bool = False
 
@@ -71,6 +77,11 @@ class Settings(BaseSettings):
     # Optional time bound on the window: only rows newer than this many minutes count.
     drift_window_minutes: float | None = Field(default=None, gt=0)
     drift_min_rows: int = Field(default=100, ge=1)
+    # How long after a promotion the window is expected to hold drift_min_rows rows. Past it,
+    # a check on too few rows ("insufficient_data") no longer counts as a success, so
+    # DriftCheckStale fires for a production model that gets no traffic (one no replica
+    # serves, say).
+    drift_window_fill_seconds: float = Field(default=86_400, gt=0)
     drift_alpha: float = Field(default=0.01, gt=0, lt=1)
     drift_share: float = Field(default=0.5, gt=0, le=1)
     # Largest window read into memory; bigger windows are sampled uniformly (said in the output).

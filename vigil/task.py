@@ -155,6 +155,16 @@ class Task:
     def normalise_labels(self, labels: pd.Series) -> pd.Series:
         raise NotImplementedError
 
+    def reference_label(self, value: Any, classes: Sequence[Any]) -> Any:
+        """A label of the reference sample (stored as text for classes) as ``/feedback``
+        takes it."""
+        raise NotImplementedError
+
+    def wrong_label(self, label: Any, classes: Sequence[Any], spread: float) -> Any:
+        """A label the model would be wrong on: another class, or the value moved by
+        ``spread`` (demo traffic that shows ModelQualityDrop)."""
+        raise NotImplementedError
+
     def label_schema(self, classes: Sequence[Any]) -> dict[str, Any]:
         """JSON Schema of one ``/feedback`` label."""
         raise NotImplementedError
@@ -185,6 +195,23 @@ class Task:
     def prediction_buckets(self, reference_predictions: Sequence[Any]) -> list[float]:
         """Bucket bounds of ``vigil_prediction_value`` (none: the task has no such histogram)."""
         return []
+
+    def target_problem(self, labels: pd.Series) -> str | None:
+        """Why a training target cannot be learned as this task, or None."""
+        raise NotImplementedError
+
+    def stratify(self, labels: pd.Series) -> pd.Series | None:
+        """What a train/test split stratifies on (classes with two rows or more), or None."""
+        return None
+
+    def estimator(self, kind: str, *, seed: int, n_estimators: int) -> Any:
+        """The unfitted scikit-learn estimator ``training.train --estimator kind`` fits."""
+        raise NotImplementedError
+
+    def disagreement(self, expected: Outputs, got: Outputs) -> tuple[float, int]:
+        """How far ``got`` (ONNX) is from ``expected`` (scikit-learn) on the same rows: the
+        largest difference, and how many predictions differ outright."""
+        raise NotImplementedError
 
 
 class Classification(Task):
@@ -234,7 +261,7 @@ class Classification(Task):
 
     def score(self, truth, outputs, classes):
         return classification_metrics(
-            np.asarray(truth), np.asarray(outputs.predictions, dtype=object), outputs.proba, classes
+            np.asarray(truth), np.asarray(outputs.predictions), outputs.proba, classes
         )
 
     def score_logged(self, frame, classes):
@@ -286,6 +313,13 @@ class Classification(Task):
             return plain.astype("int64")
         return plain.astype(str)
 
+    def reference_label(self, value, classes):
+        return {_label_text(c): c for c in classes}[_label_text(value)]
+
+    def wrong_label(self, label, classes, spread):
+        classes = list(classes)
+        return classes[(classes.index(label) + 1) % len(classes)]
+
     def label_schema(self, classes):
         return {"enum": list(classes), "description": "One of the model's classes"}
 
@@ -308,6 +342,38 @@ class Classification(Task):
 
     def prediction_values(self, values):
         return values.dropna().map(_label_text)
+
+    def target_problem(self, labels):
+        classes = labels.nunique()
+        if classes < 2:
+            return "has a single class; need at least 2"
+        if classes > MAX_CLASSES:
+            return (
+                f"has {classes} classes; at most {MAX_CLASSES} are supported "
+                "(is it a regression target? --task regression)"
+            )
+        return None
+
+    def stratify(self, labels):
+        return labels if labels.value_counts().min() >= 2 else None
+
+    def estimator(self, kind, *, seed, n_estimators):
+        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+        from sklearn.linear_model import LogisticRegression
+
+        # n_jobs=1: serving calls are small; a thread pool per call costs more than it saves
+        return {
+            "random_forest": lambda: RandomForestClassifier(
+                n_estimators=n_estimators, random_state=seed, n_jobs=1
+            ),
+            "hist_gradient_boosting": lambda: HistGradientBoostingClassifier(random_state=seed),
+            "linear": lambda: LogisticRegression(max_iter=2000, random_state=seed),
+        }[kind]()
+
+    def disagreement(self, expected, got):
+        """Max |Δp| over all classes; rows whose predicted class differs."""
+        worst = float(np.abs(expected.proba - got.proba).max(initial=0.0))
+        return worst, int((expected.top != got.top).sum())
 
     def reference_predictions(self, outputs):
         return [str(p) for p in outputs.predictions]
@@ -395,6 +461,12 @@ class Regression(Task):
     def normalise_labels(self, labels):
         return pd.to_numeric(labels, errors="raise").astype("float64")
 
+    def reference_label(self, value, classes=()):
+        return float(value)
+
+    def wrong_label(self, label, classes, spread):
+        return float(label) + spread
+
     def label_schema(self, classes=()):
         return {"type": "number", "description": "The true value (a finite number)"}
 
@@ -409,6 +481,36 @@ class Regression(Task):
 
     def prediction_values(self, values):
         return pd.to_numeric(values, errors="coerce").dropna().astype(float)
+
+    def target_problem(self, labels):
+        numbers = pd.to_numeric(labels, errors="coerce")
+        if numbers.isna().any():
+            first = labels[numbers.isna()].iloc[0]
+            return f"is not numeric ({_short(first)}), so it cannot be a regression target"
+        if not np.isfinite(numbers.to_numpy(dtype=float)).all():
+            return "has infinite values"
+        if numbers.nunique() < 2:
+            return "is constant; nothing to learn"
+        return None
+
+    def estimator(self, kind, *, seed, n_estimators):
+        from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+        from sklearn.linear_model import Ridge
+
+        return {
+            "random_forest": lambda: RandomForestRegressor(
+                n_estimators=n_estimators, random_state=seed, n_jobs=1
+            ),
+            "hist_gradient_boosting": lambda: HistGradientBoostingRegressor(random_state=seed),
+            "linear": lambda: Ridge(),
+        }[kind]()
+
+    def disagreement(self, expected, got):
+        """Max |Δ| relative to max(1, |expected|): float32 carries ~7 significant digits, so
+        the error scales with the value, and near zero an absolute error is what matters."""
+        a = np.asarray(expected.predictions, dtype=float)
+        b = np.asarray(got.predictions, dtype=float)
+        return float((np.abs(a - b) / np.maximum(1.0, np.abs(a))).max(initial=0.0)), 0
 
     def reference_predictions(self, outputs):
         return [float(p) for p in outputs.predictions]

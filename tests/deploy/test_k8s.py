@@ -552,6 +552,37 @@ def test_only_prometheus_reaches_the_monitor(manifests):
             assert deny["podSelector"]["matchLabels"].items() <= labels.items(), workload
 
 
+# The service's peers, as docs/deploy.md names them: (namespace or None for Vigil's, pod labels).
+SERVICE_PEERS = [
+    ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}),
+    ("monitoring", {"app.kubernetes.io/name": "prometheus"}),
+    (None, {"vigil.io/client": "true"}),
+]
+
+
+def test_only_the_documented_peers_reach_the_service(manifests):
+    docs_text = (REPO / "docs" / "deploy.md").read_text()
+    for namespace, labels in SERVICE_PEERS:
+        for key, value in labels.items():
+            assert f"`{key}: {value}`" in docs_text or f'`{key}: "{value}"`' in docs_text
+        assert namespace is None or f"`{namespace}` namespace" in docs_text
+    for docs in manifests.values():
+        policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+        service = policies["vigil-service"]
+        labels = _labels(docs, "vigil-service")
+        assert service["podSelector"]["matchLabels"].items() <= labels.items()
+        (rule,) = service["ingress"]
+        assert [p["port"] for p in rule["ports"]] == ["http"]
+        peers = []
+        for peer in rule["from"]:
+            assert set(peer) <= {"namespaceSelector", "podSelector"}, peer  # no ipBlock
+            assert peer["podSelector"]["matchLabels"], peer  # never every pod
+            ns = peer.get("namespaceSelector")
+            name = ns["matchLabels"]["kubernetes.io/metadata.name"] if ns is not None else None
+            peers.append((name, peer["podSelector"]["matchLabels"]))
+        assert peers == SERVICE_PEERS
+
+
 def test_production_image_is_the_released_version(manifests):
     version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M)
     images = {_container(spec)["image"] for spec in _pod_specs(manifests["production"]).values()}

@@ -19,6 +19,7 @@ RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*.test.yml"))
 RUNBOOK = REPO / "docs" / "runbook.md"
 
 CONTRACT_ALERTS = {
+    "ProductionModelNotServed",
     "DataDriftDetected",
     "FeatureDriftDetected",
     "DriftCheckStale",

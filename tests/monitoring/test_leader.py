@@ -43,3 +43,51 @@ def test_a_broken_connection_loses_leadership_at_the_next_poll(postgres_url):
         assert a.poll()  # reconnects and takes the free lock again
     finally:
         a.stop()
+
+
+def test_a_killed_leader_exports_nothing_after_the_standby_took_over(production, postgres_url):
+    """The leader's backend is killed; a standby takes the lock at once, while the old leader
+    still believes it leads (it has not polled). Its next check is fenced: no verdict of it
+    is exported after the standby's first, and it prunes nothing."""
+    import psycopg
+    from prometheus_client import CollectorRegistry
+
+    from monitoring.check import Checker
+    from monitoring.metrics import MonitorMetrics
+    from monitoring.monitor import Monitor
+    from vigil.settings import get_settings
+
+    _, log, _ = production
+    url, prefix = postgres_url
+    settings = get_settings()
+    exported: list[str] = []
+    pruned: list[str] = []
+
+    def monitor(name: str) -> Monitor:
+        metrics = MonitorMetrics(CollectorRegistry(), process=False)
+        record = metrics.record_check
+        metrics.record_check = lambda *args: (exported.append(name), record(*args))
+        leader = AdvisoryLockLeader(url, lock_key(prefix))  # polled by hand: no thread
+        made = Monitor(
+            settings, metrics, checker=Checker(settings, report=False, log=log), leader=leader
+        )
+        made.prune = lambda: pruned.append(name)
+        return made
+
+    old, standby = monitor("old"), monitor("standby")
+    try:
+        assert old.leader.poll() and not standby.leader.poll()
+        old.run_once()
+        assert exported == ["old"] and pruned == ["old"]
+        with psycopg.connect(old.leader.url, autocommit=True) as admin:
+            pid = old.leader._conn.info.backend_pid
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        assert standby.leader.poll()
+        assert old.leader.is_leader  # two leaders, as far as each knows
+        standby.run_once()
+        assert old.run_once() is None
+        assert exported == ["old", "standby"] and pruned == ["old", "standby"]
+        assert not old.leader.is_leader
+    finally:
+        old.leader.stop()
+        standby.leader.stop()

@@ -3,9 +3,10 @@ minimum interval; the report comes after the verdict and fills in its report_pat
 
 from __future__ import annotations
 
+import json
 import time
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from monitoring.check import Checker
 from monitoring.metrics import MonitorMetrics
@@ -41,4 +42,42 @@ def test_new_rows_trigger_a_check_after_the_minimum_interval(production):
         time.sleep(0.2)
     assert monitor.latest["report_path"].endswith(".html")
     assert metrics.reports.labels("written")._value.get() == 1
+    # /healthz names the report by its URL: no path of the pod's disk.
+    health = json.dumps(monitor.health())
+    assert str(settings.home_dir) not in health and '"report_path"' not in health
+    name = monitor.latest["report_path"].rsplit("/", 1)[-1]
+    assert monitor.health()["check"]["report"] == f"/reports/{name}"
     monitor.reports.stop()
+
+
+def _production_since(settings, when: float) -> None:
+    from vigil.registry import Registry
+    from vigil.registry_schema import POINTER_ID
+
+    registry = Registry(settings)
+    p = registry.tables.production
+    with registry.engine.begin() as conn:
+        conn.execute(p.update().where(p.c.id == POINTER_ID).values(changed_at=when))
+
+
+def test_too_few_rows_on_a_long_promoted_model_is_not_a_success(production):
+    """A model production for longer than its window takes to fill, with too few rows (one
+    no replica serves): the check says insufficient_data, and DriftCheckStale's clock runs."""
+    _, log, bundle = production
+    settings = get_settings(drift_window_fill_seconds=600, drift_min_rows=100)
+    metrics = MonitorMetrics(CollectorRegistry(), process=False)
+    monitor = Monitor(settings, metrics, checker=Checker(settings, report=False, log=log))
+
+    _production_since(settings, time.time() - 60)  # promoted a minute ago: still filling
+    assert monitor.run_once().outcome == "insufficient_data"
+    first_success = metrics.last_success._value.get()
+    assert first_success > 0
+    assert metrics.production.labels(bundle.tag)._value.get() == 1
+
+    _production_since(settings, time.time() - 3600)  # an hour, and still no traffic
+    assert monitor.run_once().outcome == "insufficient_data"
+    assert metrics.last_success._value.get() == first_success
+    assert metrics.runs.labels("insufficient_data")._value.get() == 2
+
+    metrics.set_leader(False, None)  # a standby exports no production tag
+    assert "vigil_production_model_info{" not in generate_latest(metrics.registry).decode()

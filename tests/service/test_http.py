@@ -338,6 +338,10 @@ def test_model_endpoint(server, default_bundle):
     # The default model, trained as `make run` trains it and served with the default
     # VIGIL_INFERENCE=auto, is served through ONNX.
     assert body["inference"]["runtime"] == server.runtime, body["inference"]
+    # A key is set: how the model was made is shown only to callers who send it.
+    assert not {"params", "lineage", "git_commit", "versions"} & set(body)
+    full = httpx.get(f"{server.url}/model", headers=AUTH).json()
+    assert {"params", "lineage", "git_commit", "versions"} <= set(full)
 
 
 def test_probes_docs_and_bentoml_metrics(server):
@@ -353,6 +357,11 @@ def test_probes_docs_and_bentoml_metrics(server):
         "vigil_model_info",
     ):
         assert name in text, name
+    # Summed over 2 workers, still 1 (livemax) and without a pid label.
+    served = label_values(text, "vigil_model_served_info", "model_version")
+    assert len(served) == 1
+    assert total(text, "vigil_model_served_info", model_version=served.pop()) == 1
+    assert "pid=" not in _lines(text, "vigil_model_served_info")
 
 
 def test_unknown_paths_share_one_endpoint_label(server):
@@ -363,3 +372,7 @@ def test_unknown_paths_share_one_endpoint_label(server):
     endpoints = label_values(scrape(server.url), "bentoml_service_request_total", "endpoint")
     assert not endpoints & set(paths)
     assert "/__unknown__" in endpoints and "/predict" in endpoints
+
+
+def _lines(text: str, word: str) -> str:
+    return "\n".join(line for line in text.splitlines() if word in line)

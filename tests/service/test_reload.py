@@ -9,6 +9,7 @@ import logging
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from service.metrics import LoadFailureMetrics
 from service.predictor import Job
 from service.reload import PointerWatch, Reloader
 from service.runtime import Runtime
@@ -73,7 +74,10 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
     prom = CollectorRegistry()
     runtime = Runtime.start(settings, prom)
     clock = Clock()
-    reloader = Reloader(settings, lambda: runtime, retry=10.0, clock=clock)
+    failures = LoadFailureMetrics(prom)
+    reloader = Reloader(
+        settings, lambda: runtime, retry=10.0, clock=clock, on_load_failure=failures.record
+    )
 
     async def scenario() -> None:
         assert not await reloader.check()  # nothing promoted since the start
@@ -123,4 +127,11 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
     text = generate_latest(prom).decode()
     assert total(text, "vigil_model_info", model_version=first.tag) == 1
     assert total(text, "vigil_model_info", model_version=second) == 0
+    assert total(text, "vigil_model_served_info", model_version=first.tag) == 1
+    assert total(text, "vigil_model_served_info", model_version=second) == 0
+    assert total(text, "vigil_model_served_info", model_version=broken) == 0
+    assert (
+        total(text, "vigil_model_load_failures_total", model_version=broken, reason="integrity")
+        == 1
+    )
     assert total(text, "vigil_predictions_total", model_version=first.tag) == 11

@@ -117,3 +117,24 @@ def test_missing_values_and_categories_pass_through():
     # "most" of two numeric features is both; ages move by 10 reference standard deviations.
     assert drifted_features(schema.numeric, Drift.most) == ["age", "income"]
     assert min(r["age"] for r in records) > 90
+
+
+def test_labels_come_from_the_reference_and_can_be_made_wrong(production):
+    from stack.traffic import Tally, feedback_labels, make_labeled_rows
+    from vigil.task import CLASSIFIER, REGRESSOR
+
+    schema, reference = production
+    records, labels = make_labeled_rows(reference, schema, 300, seed=3)
+    assert len(records) == len(labels) == 300
+    tally = Tally(prediction_ids=[f"p{i}" for i in range(300)], answered=list(range(300)))
+    right = feedback_labels(tally, labels, CLASSIFIER, schema.classes, share=1.0, wrong=0.0)
+    assert [e["label"] for e in right] == [int(v) for v in labels]
+    assert {type(e["label"]) for e in right} == {int}  # as /feedback takes the classes
+    wrong = feedback_labels(tally, labels, CLASSIFIER, schema.classes, share=1.0, wrong=1.0)
+    assert all(a["label"] != b["label"] for a, b in zip(right, wrong, strict=True))
+    half = feedback_labels(tally, labels, CLASSIFIER, schema.classes, share=0.5, wrong=0.0)
+    assert 100 < len(half) < 200
+    values = [str(v) for v in np.linspace(0, 300, 300)]
+    moved = feedback_labels(tally, values, REGRESSOR, (), share=1.0, wrong=1.0)
+    spread = 3 * float(np.std(np.linspace(0, 300, 300), ddof=1))  # pandas: sample std
+    assert moved[0]["label"] == pytest.approx(0 + spread, rel=0.01)

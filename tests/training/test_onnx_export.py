@@ -48,7 +48,7 @@ def test_saved_model_carries_a_verified_onnx_artifact(tmp_path, data):
     assert hashlib.sha256(content).hexdigest() == onnx["sha256"]
     figures = onnx["check"]
     assert figures["passed"] and figures["label_mismatches"] == 0
-    assert 0 <= figures["max_abs_proba_diff"] <= figures["tolerance"] == TOLERANCE
+    assert 0 <= figures["max_abs_diff"] <= figures["tolerance"] == TOLERANCE
     assert figures["rows"] == {
         "holdout": contract["params"]["holdout_rows"],
         "reference": len(bundle.reference),
@@ -87,7 +87,7 @@ def test_a_failed_check_falls_back_with_its_figures():
     strict = export(pipeline, schema, {"all": frame}, tolerance=0.0)
     assert strict.runtime == "sklearn" and strict.artifacts() == {}
     assert "ONNX check failed" in strict.reason
-    assert strict.check["max_abs_proba_diff"] > 0 and not strict.check["passed"]
+    assert strict.check["max_abs_diff"] > 0 and not strict.check["passed"]
     assert strict.contract()["inference"] == {"runtime": "sklearn", "reason": strict.reason}
     normal = export(pipeline, schema, {"all": frame})
     assert normal.runtime == "onnx" and set(normal.artifacts()) == {ARTIFACT}

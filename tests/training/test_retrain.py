@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 from sklearn.datasets import load_breast_cancer
 
 from training.model import score
@@ -119,6 +120,38 @@ def test_a_model_without_a_trusted_holdout_is_not_retrained(trained_home):
         retrain(settings, min_labels=1)
 
 
+def test_a_rollback_made_while_retraining_is_not_undone(trained_home, monkeypatch):
+    """The parent is b; while the candidate trains, an operator rolls back to a. The
+    candidate (trained from b, compared with b) is saved but not promoted; the outcome names
+    who changed production, and the CLI would exit 3."""
+    import training.retrain as retrain_module
+    from training.train import exit_for
+
+    settings = get_settings()
+    registry = Registry(settings)
+    a = registry.production_tag()
+    bundle = registry.load(a)
+    b = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    registry.promote(b)
+    rows, labels = drifted_traffic(800)
+    log_with_labels(settings, b, rows, labels)
+    fit = retrain_module.fit_and_decide
+
+    def fit_then_operator_rolls_back(*args, **kwargs):
+        outcome = fit(*args, **kwargs)
+        Registry(settings).rollback(by="ops@test")
+        return outcome
+
+    monkeypatch.setattr(retrain_module, "fit_and_decide", fit_then_operator_rolls_back)
+    outcome = retrain(settings, window_rows=5000, min_labels=100)
+    assert not outcome.promoted and outcome.conflict
+    assert f"production is {a}, not {b}" in outcome.reason and "ops@test" in outcome.reason
+    assert registry.production_tag() == a
+    with pytest.raises(typer.Exit) as exited:
+        exit_for(outcome)
+    assert exited.value.exit_code == 3
+
+
 def test_too_few_labels_is_refused(trained_home):
     with pytest.raises(NotEnoughLabels, match="at least 50"):
         retrain(get_settings(), min_labels=50)
@@ -147,6 +180,12 @@ def test_promote_cli_switches_and_rolls_back(trained_home):
     assert json.loads(out.stdout) == {"production": second, "previous": first}
     out = cli("--rollback")
     assert json.loads(out.stdout)["production"] == first
+    conflict = cli(second, "--expect", second)  # production is first again
+    assert conflict.returncode == 3, conflict.stderr
+    assert f"production is {first}, not {second}" in conflict.stderr
+    assert "(rollback, revision" in conflict.stderr
+    assert cli(second, "--expect", first).returncode == 0
+    assert cli("--rollback", "--expect", second).returncode == 0
     bad = cli("vigil-model:nope")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert registry.production_tag() == first

@@ -391,3 +391,63 @@ def test_postgres_retention_drops_whole_partitions(postgres_url):
     assert store.count() == 40
     assert store.labeled(None, 10)["prediction_id"].tolist() == [logged[-1].prediction_ids[0]]
     store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_retention_keeps_writes_going_while_it_drops_days(postgres_url):
+    """Several days fall due while the monitor holds a long read on the log: each drop waits
+    for its lock only briefly, so writes never queue behind it past their timeout."""
+    from vigil import log_partitions
+
+    url, prefix = postgres_url
+    pruner = InferenceLog(url, prefix, timeout=10)
+    writer = InferenceLog(url, prefix, timeout=1)
+    now = time.time() - 60
+    today = int(now // 86_400)
+    with pruner.engine.begin() as conn:
+        log_partitions.create(conn, prefix, list(range(today - 6, today + 1)))
+    logged = _day_requests(7, 20, now)
+    pruner.write(logged)
+    pruner.add_feedback([(r.prediction_ids[0], 1) for r in logged])
+    failures: list[str] = []
+    latencies: list[float] = []
+    stop = threading.Event()
+
+    def write_continuously():
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                writer.write([record(1, at=time.time())])
+            except InferenceLogError as exc:
+                failures.append(str(exc))
+            latencies.append(time.monotonic() - started)
+            time.sleep(0.01)
+
+    def long_read():  # a window read that holds the parent for 2.5 s
+        with pruner.engine.begin() as conn:
+            conn.exec_driver_sql(f'SELECT count(*) FROM "{prefix}requests"')
+            time.sleep(2.5)
+
+    threads = [threading.Thread(target=write_continuously), threading.Thread(target=long_read)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    removed = pruner.prune(older_than=(today - 1) * 86_400)
+    pruned_in = time.monotonic() - started
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join(10)
+    print(
+        f"\nretention: 5 days dropped in {pruned_in:.2f} s; {len(latencies)} writes, "
+        f"{len(failures)} failed, slowest {max(latencies) * 1000:.0f} ms (timeout 1000 ms)"
+    )
+    assert removed == 5 * 20 * 2
+    assert failures == []
+    assert max(latencies) < 1.0
+    with pruner.engine.connect() as conn:
+        names = {p.name for p in log_partitions.partitions(conn, prefix)}
+    assert not names & {log_partitions.day_partition(prefix, today - k).name for k in range(2, 7)}
+    writer.close()
+    pruner.close()

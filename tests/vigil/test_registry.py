@@ -12,9 +12,11 @@ import pytest
 
 from tests.support.registry import corrupt_artifact
 from vigil.registry import (
+    NO_PRODUCTION,
     ArtifactIntegrityError,
     InvalidTag,
     NoProductionModel,
+    ProductionChanged,
     Registry,
     UnknownModel,
 )
@@ -124,6 +126,26 @@ def test_promote_roll_back_and_history(db, tmp_path, source):
     assert registry.pointer().revision == 3
     with pytest.raises(NoProductionModel):
         registry.rollback()
+
+
+def test_promotion_is_compare_and_set_on_the_expected_production(db, tmp_path, source):
+    """A retrain reads b, an operator rolls back to a meanwhile: promoting c "expecting b"
+    is refused, naming who changed production, and nothing changes."""
+    registry = Registry(settings_for(db, tmp_path / "home"))
+    a, b, c = (save_copy(registry, source) for _ in range(3))
+    with pytest.raises(ProductionChanged, match="production is empty"):
+        registry.promote(a, expect=b)
+    registry.promote(a, expect=NO_PRODUCTION)
+    registry.promote(b, expect=a)
+    parent = registry.production_tag()
+    assert registry.rollback(by="ops@test", expect=b) == a
+    with pytest.raises(ProductionChanged, match=rf"production is {a}, not {parent}.*by ops@test"):
+        registry.promote(c, expect=parent)
+    with pytest.raises(ProductionChanged, match="by ops@test"):
+        registry.rollback(expect=b)
+    assert registry.production_tag() == a and registry.pointer().revision == 3
+    registry.promote(c, expect=a)
+    assert registry.production_tag() == c
 
 
 def _churn(settings_kwargs: dict, tags: list[str], seed: int, n: int) -> int:

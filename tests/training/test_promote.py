@@ -1,0 +1,65 @@
+"""``training.promote`` refuses a model the service of this build cannot load, unless
+``--force``: the replicas would keep the old one while the monitor checks the new one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.processes import REPO, base_env
+from vigil.registry import Registry
+from vigil.settings import get_settings
+
+GONE_MODULE = '''
+class Estimator:
+    """Pickled by reference to this module, which the promoting process does not have."""
+'''
+
+
+def _promote(home: Path, *args: str, **vigil: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "training.promote", *args],
+        cwd=REPO, env=base_env(home=home, **vigil), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_model_this_build_cannot_load_is_refused_unless_forced(trained_home, tmp_path):
+    registry = Registry(get_settings(home=trained_home))
+    production = registry.production_tag()
+    bundle = registry.load(production)
+    contract = {k: v for k, v in bundle.contract.items() if k not in ("onnx", "inference")}
+    no_onnx = registry.save(bundle.pipeline, contract, bundle.reference)
+    other_version = registry.save(
+        bundle.pipeline,
+        {**bundle.contract, "versions": {**bundle.contract["versions"], "scikit-learn": "0.24.2"}},
+        bundle.reference,
+    )
+    (tmp_path / "gone_estimator.py").write_text(GONE_MODULE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import gone_estimator
+
+        missing_module = registry.save(gone_estimator.Estimator(), contract, bundle.reference)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("gone_estimator", None)
+
+    refused = {
+        no_onnx: ("not_servable", {"inference": "onnx"}),
+        other_version: ("version_mismatch", {}),
+        missing_module: ("unpickle", {}),
+    }
+    for tag, (reason, vigil) in refused.items():
+        out = _promote(trained_home, tag, **vigil)
+        assert out.returncode == 2, (tag, out.stdout, out.stderr)
+        assert f"{tag} cannot be served by this build ({reason}:" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+        assert registry.production_tag() == production
+    # The same model is fine where it can be served (auto falls back to scikit-learn) ...
+    assert _promote(trained_home, no_onnx, inference="auto").returncode == 0
+    # ... and --force promotes even what cannot.
+    forced = _promote(trained_home, missing_module, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["production"] == missing_module
