@@ -71,7 +71,9 @@ def run(out_dir: Path) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not shutil.which("wrk"):
-        raise SystemExit("the protocol benchmark needs wrk (apt-get install -y wrk)")
+        # Its bodies carry a header wrk's Lua sets; the other sections' Python client has none.
+        print("skipped: the protocol benchmark needs wrk (apt-get install -y wrk)")
+        return {"skipped": "wrk is not installed"}
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-v2-"))
     try:
         home = _train(work / "home")
