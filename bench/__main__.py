@@ -13,7 +13,17 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile", "estimate", "candidate")
+SECTIONS = (
+    "service",
+    "inference",
+    "drift",
+    "log",
+    "registry",
+    "hostile",
+    "estimate",
+    "candidate",
+    "protocol",
+)
 
 
 def main(
@@ -23,7 +33,8 @@ def main(
     ] = None,
 ) -> None:
     """Benchmark the prediction service, the drift check, the inference log, the registry
-    fetch, the service under hostile load, and the quality estimates against the truth."""
+    fetch, the service under hostile load, the quality estimates against the truth, a shadow's
+    cost, and the Open Inference Protocol against /predict."""
     import importlib
 
     out.mkdir(parents=True, exist_ok=True)

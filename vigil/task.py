@@ -185,6 +185,13 @@ class Task:
         """Predictions as stored in the reference sample's prediction column."""
         raise NotImplementedError
 
+    def protocol_outputs(
+        self, fields: Mapping[str, Any], classes: Sequence[Any]
+    ) -> list[tuple[str, str, Any, dict[str, Any]]]:
+        """The Open Inference Protocol's outputs (``service.v2``) of an answer's ``fields``:
+        ``(name, datatype, values, parameters)``, values a numpy array or a list of str."""
+        raise NotImplementedError
+
     def prediction_buckets(self, reference_predictions: Sequence[Any]) -> list[float]:
         """Bucket bounds of ``vigil_prediction_value`` (none: the task has no such histogram)."""
         return []
@@ -408,6 +415,21 @@ class Classification(Task):
         p = 2 * binom.cdf(k, n, 0.5) - binom.pmf(k, n, 0.5)
         return "mcnemar_midp", float(min(1.0, p)), int(np.sign(only_c - only_p))
 
+    def protocol_outputs(self, fields, classes):
+        keys = [str(c) for c in classes]
+        numbered = all(type(c) is int for c in classes)
+        predictions = fields["predictions"]
+        labels = (
+            np.asarray(predictions, dtype=np.int64) if numbered else [str(p) for p in predictions]
+        )
+        proba = np.array(
+            [[row[k] for k in keys] for row in fields["probabilities"]], dtype=np.float64
+        ).reshape(-1, len(keys))
+        return [
+            ("predict", "INT64" if numbered else "BYTES", labels, {}),
+            ("predict_proba", "FP64", proba, {"classes": keys}),
+        ]
+
 
 class Regression(Task):
     name = REGRESSION
@@ -552,6 +574,9 @@ class Regression(Task):
         p = float(wilcoxon(d).pvalue)
         ranks = rankdata(np.abs(d))
         return "wilcoxon_signed_rank", p, int(np.sign(ranks[d > 0].sum() - ranks[d < 0].sum()))
+
+    def protocol_outputs(self, fields, classes=()):
+        return [("predict", "FP64", np.asarray(fields["predictions"], dtype=np.float64), {})]
 
     def prediction_buckets(self, reference_predictions):
         """At most 19 bounds (20 buckets with +Inf): the reference predictions' 5 % quantiles,
