@@ -68,6 +68,32 @@ def trained_home_template(tmp_path_factory):
     return home
 
 
+def _train_bundled(tmp_path_factory, dataset: str):
+    """A home with a promoted model of a dataset that ships with scikit-learn (20 trees)."""
+    from training.data import load
+    from training.train import train
+    from vigil.settings import get_settings
+
+    home = tmp_path_factory.mktemp(f"{dataset}-home")
+    outcome = train(
+        get_settings(home=home), load(None, None, dataset=dataset), n_estimators=20, promote=True
+    )
+    assert outcome.promoted, outcome
+    return home
+
+
+@pytest.fixture(scope="session")
+def wine_home_template(tmp_path_factory):
+    """A VIGIL_HOME whose production model is a 3-class classifier (``wine``)."""
+    return _train_bundled(tmp_path_factory, "wine")
+
+
+@pytest.fixture(scope="session")
+def diabetes_home_template(tmp_path_factory):
+    """A VIGIL_HOME whose production model is a regressor (``diabetes``)."""
+    return _train_bundled(tmp_path_factory, "diabetes")
+
+
 @pytest.fixture
 def trained_home(trained_home_template, tmp_path, monkeypatch):
     """A fresh copy of the trained home for this test, set as VIGIL_HOME."""

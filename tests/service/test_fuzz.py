@@ -1,8 +1,8 @@
 """Schemathesis against a real 2-worker `bentoml serve`, from the OpenAPI document it publishes
 (``/docs.json``, corrected by ``service.openapi``): every operation (the API, /model, the
 probes, /metrics), its coverage and fuzzing phases, positive and negative cases, a fixed seed
-and a bounded number of examples, for the default model (30 numeric features) and a mixed one
-(categories, text labels).
+and a bounded number of examples, for the default model (30 numeric features), a mixed one
+(categories, text labels) and a regressor (numbers answered, numbers as labels).
 
 All of Schemathesis' checks run (``--checks all``): status codes, content types, bodies and
 headers as documented (the contract's error object, Retry-After on 503), schema-valid requests
@@ -56,11 +56,16 @@ bearer = "{API_KEY}"
 """
 
 
-@pytest.fixture(scope="module", params=["default", "mixed"])
+TEMPLATES = {
+    "default": "trained_home_template",
+    "mixed": "mixed_home_template",
+    "regressor": "diabetes_home_template",
+}
+
+
+@pytest.fixture(scope="module", params=list(TEMPLATES))
 def served(request, tmp_path_factory):
-    template = request.getfixturevalue(
-        "trained_home_template" if request.param == "default" else "mixed_home_template"
-    )
+    template = request.getfixturevalue(TEMPLATES[request.param])
     home = copy_home(template, tmp_path_factory.mktemp(f"fuzz-{request.param}") / "home")
     env = {"VIGIL_API_KEY": API_KEY, "VIGIL_WORKERS": "2", "VIGIL_MAX_BATCH_ROWS": str(MAX_ROWS)}
     with start_service(home, free_port(), env) as handle:
