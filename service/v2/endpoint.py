@@ -166,7 +166,10 @@ class OpenInference:
         request = decode_request(
             body, header_length(scope["headers"]), runtime.settings.max_batch_rows
         )
-        model = self._model(version, runtime)  # one model for the whole request
+        request_id = new_request_id()
+        # One model for the whole request; a canary answers its share, as on /predict, and
+        # the other model scores the request afterwards.
+        model, other = runtime.route(request_id, self._model(version, runtime))
         validator = model.validator
         checked = numeric_instances(request.inputs, validator.names, validator.numeric)
         if checked is None:
@@ -177,11 +180,10 @@ class OpenInference:
                 raise problem_of(exc, request.inputs, validator.names) from None
         if checked.folded and runtime.metrics is not None:
             runtime.metrics.unseen_folded_categories(checked.folded)
-        request_id = new_request_id()
+        job = Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
         try:
-            answer = await model.batcher.submit(
-                Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
-            )
+            answer = await model.batcher.submit(job)
+            runtime.answered(job, other)
         except BatcherFull:
             self.on_shed("queued_rows")
             raise _busy("server busy: too many rows queued; retry shortly") from None

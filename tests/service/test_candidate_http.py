@@ -256,3 +256,34 @@ def test_a_canary_answers_its_share_and_names_itself_and_takes_feedback(served, 
     assert candidate["rows"] >= len(by) and candidate["labeled_rows"] >= 60
     run_cli(home, "canary", "--stop")
     wait_following(svc.url, None, None)
+
+
+def test_a_canary_answers_its_share_through_the_open_inference_protocol(served, default_rows):
+    """V2 infer is routed like /predict: the canary answers by the request id's hash, the
+    answer names the model that gave it, and the other model scores it afterwards."""
+    svc, home, tags, bundle, log = served
+    stop_any(home, svc.url)
+    run_cli(home, "canary", tags["other"], "--percent", "50")
+    wait_following(svc.url, tags["other"], "canary")
+    names = bundle.schema.names
+    by = {}
+    with httpx.Client(timeout=30) as http:
+        for i in range(60):
+            row = default_rows[i % 150]
+            body = {
+                "inputs": [
+                    {"name": "x", "datatype": "FP64", "shape": [1, len(names)],
+                     "data": [row[n] for n in names]}
+                ]
+            }  # fmt: skip
+            r = http.post(f"{svc.url}/v2/models/vigil-model/infer", json=body)
+            assert r.status_code == 200, r.text
+            answer = r.json()
+            by[answer["parameters"]["request_id"]] = answer["model_version"]
+    for rid, version in by.items():
+        assert version == (tags["other"] if in_canary(rid, 50) else tags["production"])
+    assert set(by.values()) == {tags["production"], tags["other"]}
+    canary_rows = sum(v == tags["other"] for v in by.values())
+    assert wait_scored(log, tags["production"], canary_rows) >= canary_rows
+    run_cli(home, "canary", "--stop")
+    wait_following(svc.url, None, None)
