@@ -86,9 +86,10 @@ def test_gates_beat_the_naive_predictor():
     assert "majority class" in CLASSIFIER.gate({"accuracy": 0.75}, naive, 0.6)
 
 
-@pytest.mark.parametrize("bad", ["1", None, True, float("nan"), float("inf"), [1], 1e39])
+@pytest.mark.parametrize("bad", ["1", None, True, float("nan"), float("inf"), [1]])
 def test_a_regressor_takes_finite_numbers_only(bad):
     assert REGRESSOR.check_label(3, ()) == 3.0
+    assert REGRESSOR.check_label(1e39, ()) == 1e39  # a label is stored as float64
     with pytest.raises(BadLabel):
         REGRESSOR.check_label(bad, ())
 
