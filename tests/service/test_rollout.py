@@ -155,7 +155,7 @@ def test_promotion_and_rollback_are_followed_live_under_load(trained_home, defau
         # A production model that cannot load: logged, and the running model keeps serving.
         broken = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
         corrupt_artifact(settings, broken)
-        promote(trained_home, broken)
+        promote(trained_home, broken, "--force")  # refused without: it cannot load
         deadline = time.monotonic() + 10
         while svc.log_text().count(f"cannot load production model {broken}") < 2:
             assert time.monotonic() < deadline, svc.log_text()[-3000:]
