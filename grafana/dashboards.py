@@ -547,7 +547,7 @@ def drift_dashboard() -> dash.Dashboard:
         .with_row(dash.Row("Candidate vs production"))
         .with_panel(
             _timeseries(
-                "Candidate vs production quality",
+                "Candidate vs production quality (shadow or canary)",
                 "A shadow's or canary's live quality beside production's, on the same labeled "
                 "rows (python -m training.models shadow|canary TAG).",
                 "short",
@@ -564,7 +564,7 @@ def drift_dashboard() -> dash.Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Candidate agreement",
+                "Candidate agreement (shadow or canary)",
                 "Share of equal labels (classifiers) or mean absolute difference (regressors) "
                 "on the rows both models predicted.",
                 "short",
@@ -574,7 +574,7 @@ def drift_dashboard() -> dash.Dashboard:
         )
         .with_panel(
             _stat(
-                "Candidate verdict",
+                "Candidate verdict (shadow or canary)",
                 "The paired test on labeled rows: better, worse, or no series while undecided.",
                 "none",
                 _query("vigil_candidate_better", "{{candidate_version}}"),
@@ -640,14 +640,17 @@ def substitute_macros(
 
 # A panel whose title ends with one of these shows only that task's series: empty otherwise.
 TASK_PANEL_SUFFIXES = {"classification": "(classifiers)", "regression": "(regressors)"}
+# ... and one with this, only while a shadow or canary runs.
+CANDIDATE_PANEL_SUFFIX = "(shadow or canary)"
 
 
-def for_task(panel: dict, task: str | None) -> bool:
-    """Whether ``panel`` has data when a model of ``task`` is served (None: any panel)."""
-    if task is None:
-        return True
+def has_data(panel: dict, task: str | None, candidate: bool | None) -> bool:
+    """Whether ``panel`` has data when a model of ``task`` is served, with or without a
+    candidate (None: either, any panel)."""
     title = panel.get("title", "")
-    return not any(
+    if candidate is False and title.endswith(CANDIDATE_PANEL_SUFFIX):
+        return False
+    return task is None or not any(
         title.endswith(suffix) for name, suffix in TASK_PANEL_SUFFIXES.items() if name != task
     )
 
@@ -659,13 +662,15 @@ def dashboard_queries(
     interval: str = "15s",
     range_: str = "1h",
     task: str | None = None,
+    candidate: bool | None = None,
 ) -> list[str]:
     """Every panel's PromQL from the committed dashboards, macros substituted, in order;
-    with ``task``, only the panels that have data for a model of that task."""
+    with ``task`` and ``candidate``, only the panels that have data for a model of that task,
+    with or without a shadow or canary (``has_data``)."""
     queries = []
     for path in sorted(directory.glob("*.json")):
         for panel, target in panel_targets(json.loads(path.read_text(encoding="utf-8"))):
-            if not for_task(panel, task):
+            if not has_data(panel, task, candidate):
                 continue
             queries.append(
                 substitute_macros(

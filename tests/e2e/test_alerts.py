@@ -302,7 +302,8 @@ def test_most_features_drifted_raises_data_drift_with_report_link(stack):
 
 
 def test_every_dashboard_query_returns_data(stack):
-    queries = dashboard_queries(task="classification")  # the default model's panels
+    # The default model's panels, no shadow or canary running.
+    queries = dashboard_queries(task="classification", candidate=False)
     assert len(queries) > 10
 
     def empty() -> list[str]:
