@@ -13,7 +13,17 @@ from typing import Annotated
 
 import typer
 
-SECTIONS = ("service", "inference", "drift", "log", "registry", "hostile")
+SECTIONS = (
+    "service",
+    "inference",
+    "drift",
+    "log",
+    "registry",
+    "hostile",
+    "estimate",
+    "candidate",
+    "protocol",
+)
 
 
 def main(
@@ -23,7 +33,8 @@ def main(
     ] = None,
 ) -> None:
     """Benchmark the prediction service, the drift check, the inference log, the registry
-    fetch, and the service under hostile load."""
+    fetch, the service under hostile load, the quality estimates against the truth, a shadow's
+    cost, and the Open Inference Protocol against /predict."""
     import importlib
 
     out.mkdir(parents=True, exist_ok=True)

@@ -165,6 +165,11 @@ def _wrk(url: str, body: Path, concurrency: int, seconds: float, work: Path) -> 
         text=True,
         timeout=seconds + 60,
     )
+    return wrk_figures(result)
+
+
+def wrk_figures(result: subprocess.CompletedProcess) -> dict:
+    """The figures a wrk run's Lua ``done`` printed (its ``VIGIL_JSON`` line)."""
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("VIGIL_JSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {result.stdout}\n{result.stderr}")

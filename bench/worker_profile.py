@@ -36,6 +36,10 @@ STAGES = (
     ("encode the answer", ("dumps_bytes",)),
     ("batch thread between batches", ("_worker (concurrent",)),
     ("micro-batcher on the event loop", ("MicroBatcher.",)),
+    ("V2: decode the request (JSON header, binary tensors)", ("decode_request",)),
+    ("V2: check the numbers as arrays", ("numeric_instances",)),
+    ("V2: outputs and their encoding", ("protocol_outputs", "encode_answer")),
+    ("V2: the endpoint's own code", ("OpenInference._route", "OpenInference._infer")),
     ("the endpoint's own code", ("VigilService.predict",)),
     ("BentoML's endpoint (stand-in parse, headers)", ("api_endpoint",)),
     (
@@ -46,21 +50,23 @@ STAGES = (
 REST = "uvloop, uvicorn, Starlette, BentoML's middleware"
 
 
-def run(out_dir: Path, rows: int, concurrency: int, seconds: float) -> dict:
+def run(
+    out_dir: Path, rows: int, concurrency: int, seconds: float, variant: str = "predict"
+) -> dict:
+    """``variant``: ``predict`` (JSON), or ``v2_json`` / ``v2_binary`` (the Open Inference
+    Protocol, bodies as ``bench.protocol_bench`` sends them)."""
     from tests.conftest import free_port
     from tests.support.service import start_service
 
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vigil-profile-"))
-    raw = out_dir / f"worker-profile-{rows}rows-c{concurrency}.txt"
+    raw = out_dir / f"worker-profile-{variant}-{rows}rows-c{concurrency}.txt"
     try:
         home = _train(work / "home")
-        body = _bodies(home, work)[rows] if rows in (1, 100) else None
-        if body is None:
-            raise SystemExit("--rows is 1 or 100 (the benchmark's bodies)")
+        load_with = _loader(home, work, rows, variant)
         with start_service(home, free_port(), {"VIGIL_WORKERS": "2"}) as server:
-            _load(server.url, body, concurrency, 3.0, work)  # warm up
+            load_with(server.url, concurrency, 3.0)  # warm up
             spy = subprocess.Popen(
                 [py_spy, "record", "--pid", str(server.worker_pids()[0]), "--rate", "200",
                  "--duration", str(int(seconds) + 1), "--format", "raw", "--nonblocking",
@@ -68,7 +74,7 @@ def run(out_dir: Path, rows: int, concurrency: int, seconds: float) -> dict:
                 stdout=subprocess.DEVNULL,
             )  # fmt: skip
             time.sleep(0.5)
-            load = _load(server.url, body, concurrency, seconds, work)
+            load = load_with(server.url, concurrency, seconds)
             spy.wait(timeout=seconds + 60)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -83,6 +89,24 @@ def run(out_dir: Path, rows: int, concurrency: int, seconds: float) -> dict:
         print(f"  {share:6.1%}  {name}")
     print(f"raw profile: {raw}")
     return {"load": load, "stages": stages, "frames": frames, "samples": total}
+
+
+def _loader(home: Path, work: Path, rows: int, variant: str):
+    """``load(url, concurrency, seconds)`` posting ``variant``'s ``rows``-row body."""
+    if variant == "predict":
+        body = _bodies(home, work)[rows] if rows in (1, 100) else None
+        if body is None:
+            raise SystemExit("--rows is 1 or 100 (the benchmark's bodies)")
+        return lambda url, concurrency, seconds: _load(url, body, concurrency, seconds, work)
+    from bench import protocol_bench
+
+    frame = protocol_bench._frames(home).get(rows)
+    if frame is None:
+        raise SystemExit("--rows is 1, 100 or 1000 (the protocol benchmark's bodies)")
+    spec = protocol_bench._bodies(frame, work)[variant]
+    return lambda url, concurrency, seconds: protocol_bench._wrk(
+        f"{url}{protocol_bench.INFER}", spec, concurrency, seconds, work
+    )
 
 
 def summarize(raw: Path, top: int = 15) -> tuple[list, list, int]:
@@ -122,5 +146,6 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--variant", choices=("predict", "v2_json", "v2_binary"), default="predict")
     args = parser.parse_args()
-    run(args.out, args.rows, args.concurrency, args.seconds)
+    run(args.out, args.rows, args.concurrency, args.seconds, args.variant)

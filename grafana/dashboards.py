@@ -38,6 +38,7 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 API_ENDPOINTS = 'endpoint=~"/predict|/feedback|/model"'
 DRIFT_ALERTS = (
     "DataDriftDetected|FeatureDriftDetected|DriftCheckStale|DriftMonitorDown|ModelQualityDrop"
+    "|ModelQualityDropEstimated|DataQualityDegraded"
 )
 
 
@@ -445,7 +446,7 @@ def drift_dashboard() -> dash.Dashboard:
         .with_row(dash.Row("Model quality"))
         .with_panel(
             _timeseries(
-                "Classifier quality vs held-out reference",
+                "Quality vs held-out reference (classifiers)",
                 "Quality on the latest labeled production rows and on held-out data at training "
                 "(reference), by metric; ModelQualityDrop fires 0.05 below the reference.",
                 "percentunit",
@@ -464,7 +465,7 @@ def drift_dashboard() -> dash.Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Regressor error vs held-out reference",
+                "Error vs held-out reference (regressors)",
                 "A regressor's MAE, RMSE and mean error (prediction − label) on the latest "
                 "labeled rows and at training (reference); ModelQualityDrop fires when RMSE "
                 "exceeds its reference by 20 %.",
@@ -484,7 +485,7 @@ def drift_dashboard() -> dash.Dashboard:
         )
         .with_panel(
             _timeseries(
-                "Regressor R² vs held-out reference",
+                "R² vs held-out reference (regressors)",
                 "A regressor's R² on the latest labeled rows and at training (reference).",
                 "short",
                 _query('vigil_model_quality{metric="r2"}', "{{model_version}} r2", "A"),
@@ -503,6 +504,84 @@ def drift_dashboard() -> dash.Dashboard:
                 "short",
                 _query("vigil_labeled_rows", "{{model_version}}"),
             )
+        )
+        .with_row(dash.Row("Estimated quality and data quality"))
+        .with_panel(
+            _timeseries(
+                "Estimated vs realized quality",
+                "Quality estimated from each window's inputs without labels (CBPE for "
+                "classifiers, DLE for regressors) beside the realized quality on labeled rows; "
+                "ModelQualityDropEstimated fires past the margin and 3 standard errors.",
+                "short",
+                _query("vigil_model_quality_estimated", "{{model_version}} {{metric}} estimated"),
+                _query("vigil_model_quality", "{{model_version}} {{metric}} realized", "B"),
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Estimate error on labeled rows",
+                "Estimated minus realized quality on the latest labeled rows: how far the "
+                "label-free estimate can be trusted for this model.",
+                "short",
+                _query("vigil_quality_estimate_error", "{{model_version}} {{metric}}"),
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Data-quality flags",
+                "1 where a feature's data-quality test rejected in the latest window (missing "
+                "share, out of range, unseen categories, constant, type).",
+                "short",
+                _query("vigil_data_quality_flagged", "{{model_version}} {{feature}}"),
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Data-quality shares",
+                "Share of each window's rows missing, out of the training range, or of an "
+                "unseen category, per feature.",
+                "percentunit",
+                _query("vigil_data_quality_share", "{{feature}} {{check}}"),
+            )
+        )
+        .with_row(dash.Row("Candidate vs production"))
+        .with_panel(
+            _timeseries(
+                "Candidate vs production quality",
+                "A shadow's or canary's live quality beside production's, on the same labeled "
+                "rows (python -m training.models shadow|canary TAG).",
+                "short",
+                _query(
+                    "vigil_candidate_quality", "candidate {{candidate_version}} {{metric}}", "A"
+                ),
+                _query(
+                    "vigil_model_quality and on (model_version) vigil_candidate_rows",
+                    "production {{model_version}} {{metric}}",
+                    "B",
+                ),
+                w=8,
+            )
+        )
+        .with_panel(
+            _timeseries(
+                "Candidate agreement",
+                "Share of equal labels (classifiers) or mean absolute difference (regressors) "
+                "on the rows both models predicted.",
+                "short",
+                _query("vigil_candidate_agreement", "{{candidate_version}}"),
+                w=8,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Candidate verdict",
+                "The paired test on labeled rows: better, worse, or no series while undecided.",
+                "none",
+                _query("vigil_candidate_better", "{{candidate_version}}"),
+                w=8,
+            )
+            .mappings(_state_mappings(("WORSE", "red"), ("Better", "green")))
+            .thresholds(_thresholds((None, "red"), (1, "green")))
         )
     )
 
@@ -559,17 +638,35 @@ def substitute_macros(
     return pattern.sub(lambda match: replacements[match.group(0)], expr)
 
 
+# A panel whose title ends with one of these shows only that task's series: empty otherwise.
+TASK_PANEL_SUFFIXES = {"classification": "(classifiers)", "regression": "(regressors)"}
+
+
+def for_task(panel: dict, task: str | None) -> bool:
+    """Whether ``panel`` has data when a model of ``task`` is served (None: any panel)."""
+    if task is None:
+        return True
+    title = panel.get("title", "")
+    return not any(
+        title.endswith(suffix) for name, suffix in TASK_PANEL_SUFFIXES.items() if name != task
+    )
+
+
 def dashboard_queries(
     directory: Path = DASHBOARDS_DIR,
     *,
     rate_interval: str = "1m",
     interval: str = "15s",
     range_: str = "1h",
+    task: str | None = None,
 ) -> list[str]:
-    """Every panel's PromQL from the committed dashboards, macros substituted, in order."""
+    """Every panel's PromQL from the committed dashboards, macros substituted, in order;
+    with ``task``, only the panels that have data for a model of that task."""
     queries = []
     for path in sorted(directory.glob("*.json")):
-        for _, target in panel_targets(json.loads(path.read_text(encoding="utf-8"))):
+        for panel, target in panel_targets(json.loads(path.read_text(encoding="utf-8"))):
+            if not for_task(panel, task):
+                continue
             queries.append(
                 substitute_macros(
                     target["expr"], rate_interval=rate_interval, interval=interval, range_=range_

@@ -90,6 +90,7 @@ class Checker:
         self.report = report  # False: the result carries a ReportJob for the caller to render
         self._log = log
         self._models: dict[str, tuple] = {}
+        self._estimators: dict[str, object] = {}  # tag -> QualityEstimator or None
         self._schema_ready = False
 
     def ensure_schema(self) -> None:
@@ -150,7 +151,9 @@ class Checker:
         since = time.time() - s.drift_window_minutes * 60 if s.drift_window_minutes else None
         try:
             self.ensure_schema()
-            window = self.log.latest(bundle.tag, n, since=since, max_rows=s.drift_max_rows)
+            window = self.log.latest(
+                bundle.tag, n, since=since, max_rows=s.drift_max_rows, probabilities=True
+            )
         except InferenceLogError as exc:
             raise CheckFailed(str(exc)) from None
         payload = {
@@ -176,7 +179,9 @@ class Checker:
             )
         else:
             self._detect(result, schema, reference, ref_pred, window, bundle.task)
+            self._window_quality(result, schema, reference, window, bundle)
         self._quality(result, schema, bundle)
+        self._candidate(result, bundle)
         if self.report and result.report_job is not None:
             self._report(result)
             result.report_job = None
@@ -249,3 +254,68 @@ class Checker:
             raise CheckFailed(str(exc)) from None
         if quality is not None:
             result.payload["quality"] = {k: _finite(v) for k, v in quality.items()}
+            self._estimate_error(result, schema, bundle)
+
+    def estimator(self, bundle):
+        """The model's quality estimator (``vigil.quality_estimate``); None without one."""
+        from vigil.quality_estimate import QualityEstimator
+
+        if bundle.tag not in self._estimators:
+            self._estimators = {bundle.tag: QualityEstimator.of(bundle)}  # only the latest
+        return self._estimators[bundle.tag]
+
+    def _window_quality(self, result, schema, reference, window, bundle) -> None:
+        """Data quality and the estimated quality of the window (issue 20)."""
+        from monitoring.data_quality import assess
+        from monitoring.estimate import movement, window_estimate
+
+        payload = result.payload
+        current = to_frame(schema, window.frame)
+        checked = assess(
+            schema, reference, current, alpha=self.settings.drift_alpha, raw=window.frame
+        )
+        payload["data_quality"] = {name: q.to_dict() for name, q in checked.items()}
+        estimator = self.estimator(bundle)
+        if estimator is None:
+            return
+        try:
+            estimated = window_estimate(estimator, schema, window.frame)
+        except Exception as exc:  # the verdict stands without its estimate
+            log.warning("quality estimate failed", exc_info=True)
+            payload["message"] = add_note(payload["message"], f"estimate failed: {exc}"[:300])
+            return
+        payload["estimated_quality"] = {k: _finite(v) for k, v in estimated.items()}
+        payload["estimated_quality_note"] = movement(
+            estimated, result.reference_metrics, estimator.metrics
+        )
+
+    def _estimate_error(self, result, schema, bundle) -> None:
+        """Estimate − realized on the labeled rows behind ``quality``."""
+        from monitoring.estimate import estimate_errors
+
+        estimator = self.estimator(bundle)
+        if estimator is None:
+            return
+        try:
+            labeled = self.log.labeled(bundle.tag, self.settings.quality_window_rows)
+            errors = estimate_errors(estimator, schema, labeled, result.payload["quality"])
+        except InferenceLogError as exc:
+            raise CheckFailed(str(exc)) from None
+        result.payload["estimate_error"] = errors
+
+    def _candidate(self, result, bundle) -> None:
+        """A shadow's or canary's verdict (``monitoring.candidate``), when one runs."""
+        from monitoring.candidate import check_candidate
+
+        try:
+            candidate = check_candidate(self.settings, self.log, bundle)
+        except InferenceLogError as exc:
+            raise CheckFailed(str(exc)) from None
+        except Exception as exc:  # the drift verdict stands without the candidate's
+            log.warning("candidate check failed", exc_info=True)
+            result.payload["message"] = add_note(
+                result.payload["message"], f"candidate check failed: {exc}"[:300]
+            )
+            return
+        if candidate is not None:
+            result.payload["candidate"] = candidate

@@ -122,13 +122,61 @@ class MonitorMetrics:
         self.label_drifted = gauge(
             "vigil_label_drifted", "1 when the labels' class mix drifted from training", v
         )
+        self.quality_estimated = gauge(
+            "vigil_model_quality_estimated",
+            "Quality estimated from the latest window without labels (CBPE or DLE)",
+            (*v, "metric"),
+        )
+        self.quality_estimated_se = gauge(
+            "vigil_model_quality_estimated_se",
+            "Standard error of vigil_model_quality_estimated at the window's size",
+            (*v, "metric"),
+        )
+        self.quality_estimate_error = gauge(
+            "vigil_quality_estimate_error",
+            "Estimated minus realized quality on the latest labeled rows",
+            (*v, "metric"),
+        )
+        self.data_quality_flagged = gauge(
+            "vigil_data_quality_flagged",
+            "1 when a data-quality check of the feature rejected (corrected across checks)",
+            (*v, "feature"),
+        )
+        self.data_quality_share = gauge(
+            "vigil_data_quality_share",
+            "Share of window rows missing, out of the training range, or of an unseen category",
+            (*v, "feature", "check"),
+        )
         self.pruned = Counter(
             "vigil_inference_log_pruned_rows",
             "Inference-log rows deleted by retention",
             registry=registry,
         )
+        self.candidate_agreement = gauge(
+            "vigil_candidate_agreement",
+            "Candidate vs production on the rows both predicted: share of equal labels "
+            "(classifiers) or mean absolute difference (regressors)",
+            ("model_version", "candidate_version"),
+        )
+        self.candidate_better = gauge(
+            "vigil_candidate_better",
+            "1 when the paired test says the candidate is better, 0 worse; absent: undecided",
+            ("model_version", "candidate_version"),
+        )
+        self.candidate_quality = gauge(
+            "vigil_candidate_quality",
+            "The candidate's live quality on the labeled rows both models predicted "
+            "(also in vigil_model_quality under the candidate's version)",
+            ("model_version", "candidate_version", "metric"),
+        )
+        self.candidate_rows = gauge(
+            "vigil_candidate_rows",
+            "Rows both models predicted, and of them labeled, behind the candidate's verdict",
+            ("model_version", "candidate_version", "kind"),
+        )
         self._version: str | None = None
         self._series: dict[Gauge, set[tuple[str, ...]]] = {}
+        self._candidate: list[tuple[Gauge, tuple[str, ...]]] = []
 
     # -- bookkeeping: remember every labelled child so a version's series can be dropped ----
 
@@ -166,6 +214,7 @@ class MonitorMetrics:
             self.forget(self._version)
             self._version = None
         if not leading:
+            self._record_candidate("", None)
             self.set_production(None)
 
     def set_production(self, version: str | None) -> None:
@@ -208,6 +257,7 @@ class MonitorMetrics:
         for metric, value in reference_metrics.items():
             if isinstance(value, int | float):
                 self._set(self.quality_reference, (version, metric), value)
+        self._record_window_quality(version, payload)
         quality = payload.get("quality")
         self._drop(self._quality_gauges(), version)
         if quality:
@@ -222,6 +272,65 @@ class MonitorMetrics:
             if "label_drift" in quality:
                 self._set(self.label_drift, v, quality["label_drift"]["score"])
                 self._set(self.label_drifted, v, int(quality["label_drift"]["drifted"]))
+        self._record_candidate(version, payload.get("candidate"))
+
+    def _record_candidate(self, version: str, candidate: dict | None) -> None:
+        """The candidate's series, replaced whole at every check (gone when none runs)."""
+        for gauge, labels in self._candidate:
+            try:
+                gauge.remove(*labels)
+            except KeyError:
+                pass
+        self._candidate = []
+        if not candidate:
+            return
+
+        def put(gauge: Gauge, labels: tuple[str, ...], value) -> None:
+            gauge.labels(*labels).set(value)
+            self._candidate.append((gauge, labels))
+
+        pair = (version, candidate["model_version"])
+        put(self.candidate_rows, (*pair, "both"), candidate["rows"])
+        put(self.candidate_rows, (*pair, "labeled"), candidate["labeled_rows"])
+        if candidate.get("agreement") is not None:
+            put(self.candidate_agreement, pair, candidate["agreement"])
+        if candidate.get("better") is not None:
+            put(self.candidate_better, pair, int(candidate["better"]))
+        quality = (candidate.get("quality") or {}).get("candidate") or {}
+        for metric in QUALITY_METRICS:
+            if quality.get(metric) is not None:
+                put(self.quality, (candidate["model_version"], metric), quality[metric])
+                put(self.candidate_quality, (*pair, metric), quality[metric])
+
+    def _record_window_quality(self, version: str, payload: dict) -> None:
+        """Estimated quality, its error on labeled rows, and data quality (issue 20)."""
+        self._drop(
+            (
+                self.quality_estimated,
+                self.quality_estimated_se,
+                self.quality_estimate_error,
+                self.data_quality_flagged,
+                self.data_quality_share,
+            ),
+            version,
+        )
+        estimated = payload.get("estimated_quality") or {}
+        for metric, value in estimated.items():
+            if value is None:
+                continue
+            if metric.endswith("_se"):
+                self._set(self.quality_estimated_se, (version, metric[:-3]), value)
+            else:
+                self._set(self.quality_estimated, (version, metric), value)
+        for metric, value in (payload.get("estimate_error") or {}).items():
+            self._set(self.quality_estimate_error, (version, metric), value)
+        for feature, q in (payload.get("data_quality") or {}).items():
+            self._set(self.data_quality_flagged, (version, feature), int(q["flagged"]))
+            for check in ("missing", "out_of_range", "unseen"):
+                if q.get(check + "_share") is not None:
+                    self._set(
+                        self.data_quality_share, (version, feature, check), q[check + "_share"]
+                    )
 
     def _quality_gauges(self):
         return (

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import signal
 import threading
 import time
@@ -40,8 +41,12 @@ from monitoring.leader import AlwaysLeader, leadership
 from monitoring.metrics import MonitorMetrics
 from vigil.inference_log import InferenceLogError
 from vigil.log_progress import LogProgress, NewRows
+from vigil.registry import Registry
+from vigil.shadow_log import ShadowLog
 
 log = logging.getLogger(__name__)
+
+COLLECT_SECONDS = 86_400.0  # the registry's collection of unreferenced models: daily
 
 # How often the loop looks for new rows: the longest a full window waits for its check.
 TICK_SECONDS = 1.0
@@ -133,6 +138,7 @@ class Monitor:
         self._new_rows: NewRows | None = None  # made on first use: the log opens lazily
         self._checked_version: str | None = None
         self._checked_at: float | None = None  # time.monotonic() of the last check
+        self._collected_at = -math.inf  # time.time() of the last registry collection
         metrics.set_leader(self.leader.is_leader, self.leader.since)
 
     @property
@@ -207,6 +213,36 @@ class Monitor:
             self.prune()
         return result
 
+    def collect_registry(self, now: float | None = None) -> None:
+        """Once every ``COLLECT_SECONDS``: delete the models nothing refers to and the bytes
+        only they used (``Registry.collect``), then this pod's cached artifacts that are no
+        longer production's or the rollback stack's. Fenced like the prune."""
+        now = time.time() if now is None else now
+        keep = self.settings.registry_keep_models
+        if not keep or now - self._collected_at < COLLECT_SECONDS or not self.leader.confirm():
+            return
+        self._collected_at = now
+        try:
+            registry = Registry(self.settings)
+            tags, blobs = registry.collect(keep_latest=keep)
+            cached = registry.store.prune_cache(registry.referenced_digests())
+        except Exception as exc:  # the next day tries again
+            log.warning("model registry collection failed: %s", exc)
+            return
+        if tags or blobs or cached:
+            log.info(
+                "model registry collection: %d models, %d blobs, %d cached files deleted",
+                len(tags), blobs, cached,
+            )  # fmt: skip
+
+    def ensure_partitions(self) -> None:
+        """The log's partitions for today and the days ahead: the service's role may not
+        create them (docs/deploy.md), so the monitor does, at most every few minutes."""
+        try:
+            self.checker.log.ensure_partitions()
+        except Exception as exc:  # rows go to the default partition meanwhile
+            log.warning("inference log partitions not checked: %s", exc)
+
     def _overdue(self, pointer) -> bool:
         """Production has been production longer than its window takes to fill: too few rows
         now means it gets no traffic, not that it is new."""
@@ -258,6 +294,7 @@ class Monitor:
             return
         try:
             removed = self.checker.log.prune(time.time() - days * 86400)
+            ShadowLog(self.checker.log).prune(time.time() - days * 86400)
         except Exception as exc:  # retention can wait for the next run
             log.warning("inference log retention failed: %s", exc)
             return
@@ -267,6 +304,9 @@ class Monitor:
 
     def loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
+            if self.leader.is_leader:
+                self.ensure_partitions()
+                self.collect_registry()
             if self.leader.is_leader and self.due():
                 self._checked_at = time.monotonic()
                 self.run_once()

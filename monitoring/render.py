@@ -44,6 +44,10 @@ DEFAULT_FOR: dict[str, str] = {
     "InferenceLogFailures": "1m",
     "ModelQualityDrop": "10m",
     "ProductionModelNotServed": "2m",
+    # Estimated quality and data quality: every check over five minutes must agree, so one
+    # unlucky window among frequent checks does not page (docs/runbook.md, "Estimated quality").
+    "ModelQualityDropEstimated": "5m",
+    "DataQualityDegraded": "5m",
 }
 ALERT_NAMES: tuple[str, ...] = tuple(DEFAULT_FOR)
 DRIFT_ALERTS: tuple[str, ...] = ("DataDriftDetected", "FeatureDriftDetected")

@@ -22,6 +22,7 @@ import pandas as pd
 
 from monitoring.detect import CHISQUARE, KS, Detection, column_pvalue
 from monitoring.report_html import plain_page, safe_evidently_page
+from monitoring.report_quality import quality_tables
 from monitoring.report_store import prune_reports, report_name
 from vigil.schema import FeatureSchema
 
@@ -216,5 +217,6 @@ def summary_table(summary: dict, schema: FeatureSchema) -> str:
         f"<p>{pred_line}</p>"
         "<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>feature</th>"
         "<th>kind</th><th>method</th><th>score kind</th><th>score</th><th>threshold</th>"
-        f"<th>drifted</th><th>missing</th><th>note</th></tr>{rows}</table></div>"
+        f"<th>drifted</th><th>missing</th><th>note</th></tr>{rows}</table>"
+        f"{quality_tables(summary)}</div>"
     )

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from service.admission import Admission
 from service.auth import BearerAuth
 from service.batcher import BatcherClosed, BatcherFull
+from service.candidate import CandidateFollower
 from service.errors import (
     ApiError,
     JsonApi,
@@ -47,6 +48,8 @@ from service.reload import Reloader
 from service.routes import make_app
 from service.runtime import Runtime
 from service.timeouts import cancel_request_timers
+from service.v2 import endpoint as v2
+from service.v2.openapi import add_protocol_paths
 from service.validation import BODY_FLOOR_BYTES, feedback_labels
 from vigil.inference_log import InferenceLogError, LogSchemaError
 from vigil.log_format import dumps_bytes
@@ -57,16 +60,20 @@ from vigil.signing import ModelSignatureError
 logger = logging.getLogger("vigil.service")
 
 API_PATHS = frozenset({"/predict", "/feedback"})
-KNOWN_PATHS = API_PATHS | {
-    "/",
-    "/model",
-    "/metrics",
-    "/livez",
-    "/readyz",
-    "/healthz",
-    "/docs.json",
-    "/schema.json",
-}
+KNOWN_PATHS = (
+    API_PATHS
+    | {
+        "/",
+        "/model",
+        "/metrics",
+        "/livez",
+        "/readyz",
+        "/healthz",
+        "/docs.json",
+        "/schema.json",
+    }
+    | v2.KNOWN
+)
 RETRY_START_SECONDS = 5.0
 # A collection starts once this many more containers were made than freed. Requests in flight
 # hold thousands (a parsed 100-row body is 100 dicts): at Python's default of 700 a collection
@@ -113,7 +120,7 @@ class FeedbackResponse(BaseModel):
     # OpenTelemetry spans for every request and every send cost about 40% of a small
     # request's CPU, and nothing exports them unless tracing is configured; the hot paths are
     # left out (override with services.vigil.tracing.excluded_urls when exporting traces).
-    tracing={"excluded_urls": "/predict,/feedback"},
+    tracing={"excluded_urls": "/predict,/feedback,/v2/"},
 )
 class VigilService:
     def __init__(self) -> None:
@@ -123,7 +130,7 @@ class VigilService:
         cancel_request_timers()
         # BentoML leaves other loggers at WARNING; which model is served belongs in the log.
         logging.getLogger("service").setLevel(logging.INFO)
-        bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/"))
+        bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/", v2.PREFIX))
         self.settings = get_settings()
         self.runtime: Runtime | None = None
         # Under `bentoml serve` values live in the multiprocess files whatever the registry.
@@ -133,6 +140,7 @@ class VigilService:
         self._starting = threading.Lock()
         self._last_attempt = 0.0
         self._reloading: asyncio.Task | None = None
+        self._following: asyncio.Task | None = None
         self._try_start()
 
     def _try_start(self) -> bool:
@@ -171,6 +179,8 @@ class VigilService:
             self.settings, lambda: self.runtime, on_load_failure=self.load_failures.record
         )
         self._reloading = asyncio.get_running_loop().create_task(reloader.run())
+        follower = CandidateFollower(self.settings, lambda: self.runtime)
+        self._following = asyncio.get_running_loop().create_task(follower.run())
 
     def __is_ready__(self) -> bool:
         if self.runtime is None and time.monotonic() - self._last_attempt > RETRY_START_SECONDS:
@@ -207,13 +217,14 @@ class VigilService:
         try:
             # One model for the whole request, even if a rollout swaps in another meanwhile.
             runtime = self._ready()
-            model = runtime.model
+            # A canary answers its share of requests; the other model scores each afterwards.
+            model, other = runtime.route(request_id, runtime.model)
             checked = _take_prechecked(model.validator, model.validator.validate, instances)
             if checked.folded and runtime.metrics is not None:
                 runtime.metrics.unseen_folded_categories(checked.folded)
-            answer = await model.batcher.submit(
-                Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
-            )
+            job = Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
+            answer = await model.batcher.submit(job)
+            runtime.answered(job, other)
         except ApiError as exc:
             return self._error(exc)
         except BatcherFull:
@@ -269,10 +280,11 @@ class VigilService:
     @bentoml.on_shutdown
     async def shutdown(self) -> None:
         # Uvicorn has stopped accepting and waited for in-flight requests; drain anyway.
-        if self._reloading is not None:
-            self._reloading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reloading
+        for task in (self._reloading, self._following):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.runtime is not None:
             await self.runtime.close()
 
@@ -282,6 +294,15 @@ def current_runtime() -> Runtime:
     if service is None:
         raise ApiError(503, NOT_READY)
     return service._ready()
+
+
+def _is_ready() -> bool:
+    """What /readyz says (retrying a failed start), as a boolean."""
+    service = bentoml.get_current_service()
+    try:
+        return service is not None and bool(service.__is_ready__())
+    except HTTPException:
+        return False
 
 
 def _metrics():
@@ -396,12 +417,18 @@ def openapi_document() -> dict[str, Any]:
             classes = list(model.bundle.schema.classes)
             task = model.bundle.task
         _documents.clear()
-        _documents[version] = published(
+        document = published(
             VigilService.openapi_spec.asdict(),
             model_version=version,
             instance=instance,
             classes=classes,
             task=task,
+            max_rows=settings.max_batch_rows,
+            keyed=_api_key() is not None,
+        )
+        _documents[version] = add_protocol_paths(
+            document,
+            features=model.validator.names if model is not None else None,
             max_rows=settings.max_batch_rows,
             keyed=_api_key() is not None,
         )
@@ -411,11 +438,13 @@ def openapi_document() -> dict[str, Any]:
 VigilService.mount_asgi_app(make_app(current_runtime, _api_key), path="/")
 # First added runs first: the key is checked before anything else, then the worker's bound on
 # requests in flight, then the body is read (bounded), parsed and checked.
+# The Open Inference Protocol's infer paths are API paths too (service.v2).
+_KEYED = v2.InferPaths(API_PATHS)
 VigilService.add_asgi_middleware(
-    BearerAuth, api_key=_api_key, paths=API_PATHS, on_reject=count_rejection
+    BearerAuth, api_key=_api_key, paths=_KEYED, on_reject=count_rejection
 )
 VigilService.add_asgi_middleware(
-    Admission, paths=API_PATHS, max_in_flight=_max_in_flight, on_shed=count_shed
+    Admission, paths=_KEYED, max_in_flight=_max_in_flight, on_shed=count_shed
 )
 VigilService.add_asgi_middleware(
     JsonApi,
@@ -423,5 +452,13 @@ VigilService.add_asgi_middleware(
     on_reject=count_rejection,
     max_body_bytes=_max_body_bytes,
     precheck=precheck,
+)
+VigilService.add_asgi_middleware(
+    v2.OpenInference,
+    current=current_runtime,
+    ready=_is_ready,
+    max_body_bytes=_max_body_bytes,
+    on_reject=count_rejection,
+    on_shed=count_shed,
 )
 VigilService.add_asgi_middleware(PublishedDocs, document=openapi_document)

@@ -113,6 +113,31 @@ class ServiceMetrics:
             ["feature"],
             registry=registry,
         )
+        self.candidate_info = Gauge(
+            "vigil_candidate_info",
+            "Workers running this candidate (shadow or canary) and how: 1 per worker, summed",
+            ["candidate_version", "mode"],
+            registry=registry,
+            # Summed over live workers: equal to the worker count once every one follows.
+            multiprocess_mode="livesum",
+        )
+        self._candidate: tuple[str, str] | None = None
+        self.shadow_rows = Counter(
+            "vigil_shadow_rows",
+            "Answered instances also scored by the model that did not answer (shadow or canary)",
+            registry=registry,
+        )
+        self.shadow_skipped = Counter(
+            "vigil_shadow_skipped_rows",
+            "Answered instances not scored by the other model: its queue was full",
+            registry=registry,
+        )
+        self.candidate_failures = Counter(
+            "vigil_candidate_failures",
+            "Candidate failures (serving unaffected), by stage: load, predict, log (rows)",
+            ["candidate_version", "stage"],
+            registry=registry,
+        )
         self.model_info.labels(model_version=model_version, runtime=runtime).set(1)
         self.served.labels(model_version=model_version).set(1)
         for reason in SHED_REASONS:
@@ -132,6 +157,19 @@ class ServiceMetrics:
         self.model_info.labels(model_version=model_version, runtime=runtime).set(1)
         self.served.labels(model_version=model_version).set(1)
         self.model_version, self.runtime = model_version, runtime
+
+    def running_candidate(self, version: str | None, mode: str | None) -> None:
+        """The candidate this worker runs now (None: none); the previous one goes to 0."""
+        now = (version, mode) if version and mode else None
+        if self._candidate is not None and self._candidate != now:
+            self.candidate_info.labels(*self._candidate).set(0)
+        if now is not None:
+            self.candidate_info.labels(*now).set(1)
+        self._candidate = now
+
+    def candidate_failure(self, version: str, stage: str, rows: int) -> None:
+        """A load counts 1; a predict or log failure counts its rows."""
+        self.candidate_failures.labels(candidate_version=version, stage=stage).inc(max(rows, 1))
 
     def reject(self, reason: str) -> None:
         self.rejected.labels(reason=reason if reason in REJECT_REASONS else "malformed").inc()

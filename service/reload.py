@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 1.0
 RETRY_SECONDS = 10.0
+# How often a worker removes, from the pod's artifact cache, what neither production nor the
+# rollback stack uses, and temporary files left by a crash (the emptyDir has a size limit).
+CACHE_PRUNE_SECONDS = 3600.0
 
 
 class PointerWatch:
@@ -72,12 +75,25 @@ class Reloader:
         self._due: float | None = clock()
 
     async def run(self, interval: float = CHECK_SECONDS) -> None:
+        pruned = -CACHE_PRUNE_SECONDS
         while True:
             try:
                 await self.check()
+                if self.clock() - pruned >= CACHE_PRUNE_SECONDS:
+                    pruned = self.clock()
+                    await asyncio.to_thread(self.prune_cache)
             except Exception:  # a bug here must not stop following the pointer
                 logger.exception("model reload check failed")
             await asyncio.sleep(interval)
+
+    def prune_cache(self) -> int:
+        """Drop cached artifacts that production, the rollback stack and the model served
+        here do not use, and stale temporary files; returns the files removed."""
+        keep = self.registry.referenced_digests()
+        runtime = self.current()
+        if runtime is not None:
+            keep |= set(runtime.model.bundle.artifacts.values())
+        return self.registry.store.prune_cache(keep)
 
     async def check(self) -> bool:
         """One look; True when a new model was swapped in."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from service.batcher import MicroBatcher
+from service.candidate import ActiveCandidate, ShadowWorker
 from service.inference import OnnxInference, SklearnInference, load_inference
 from service.metrics import ServiceMetrics
 from service.predictor import Answer, Job, Predictor
@@ -23,6 +24,7 @@ from service.validation import InputLimits, InstanceValidator
 from vigil.inference_log import InferenceLog
 from vigil.registry import ModelBundle, Registry
 from vigil.settings import Settings
+from vigil.shadow_log import ShadowLog
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,10 @@ class Runtime:
     log: InferenceLog | None
     metrics: ServiceMetrics | None
     model: Model
+    # A shadow or canary this worker runs (service.candidate), and the worker scoring answered
+    # requests with the model that did not answer them.
+    candidate: ActiveCandidate | None = None
+    shadow: ShadowWorker | None = None
     _draining: set[asyncio.Task] = field(default_factory=set, repr=False)
 
     # The current model's parts, for callers that do not care about rollouts.
@@ -99,6 +105,13 @@ class Runtime:
                 registry or CollectorRegistry(), bundle.tag, runtime=inference.runtime
             )
         runtime = cls(settings, log, metrics, None)  # type: ignore[arg-type]
+        if log is not None:
+            runtime.shadow = ShadowWorker(
+                ShadowLog(log),
+                metrics,
+                max_queued_rows=settings.shadow_max_queued_rows,
+                batch_rows=settings.shadow_batch_rows,
+            )
         runtime.model = runtime.build(bundle, inference)
         logger.info(
             "serving %s with %s (%s; log: %s)",
@@ -152,8 +165,44 @@ class Runtime:
         drain.add_done_callback(self._draining.discard)
         await asyncio.shield(drain)
 
+    def route(self, request_id: str, model: Model) -> tuple[Model, Model | None]:
+        """(the model that answers this request, the one that scores it afterwards)."""
+        candidate = self.candidate
+        if candidate is None or candidate.tag == model.bundle.tag:
+            return model, None
+        return candidate.route(request_id, model)
+
+    def answered(self, job, other: Model | None) -> None:
+        """Hand an answered request to the other model (never blocks; may skip it)."""
+        if other is not None and self.shadow is not None:
+            self.shadow.offer(other, job)
+
+    async def set_candidate(self, candidate: ActiveCandidate | None) -> None:
+        """Run ``candidate`` from now on (None: none); the one it replaces drains."""
+        old, self.candidate = self.candidate, candidate
+        if self.metrics is not None:
+            self.metrics.running_candidate(
+                candidate and candidate.tag, candidate and candidate.mode
+            )
+        logger.info(
+            "candidate: %s",
+            "none"
+            if candidate is None
+            else f"{candidate.mode} of {candidate.tag}"
+            + (f" at {candidate.percent:g} %" if candidate.mode == "canary" else ""),
+        )
+        if old is not None and (candidate is None or old.model is not candidate.model):
+            drain = asyncio.ensure_future(old.model.batcher.close())
+            self._draining.add(drain)
+            drain.add_done_callback(self._draining.discard)
+            await asyncio.shield(drain)
+
     async def close(self) -> None:
         """Answer and log everything in flight, then release the store."""
+        if self.shadow is not None:
+            await asyncio.to_thread(self.shadow.close)
+        if self.candidate is not None:
+            await self.candidate.model.batcher.close()
         if self._draining:
             await asyncio.gather(*self._draining, return_exceptions=True)
         await self.model.batcher.close()

@@ -46,20 +46,10 @@ def drifted_features(numeric: list[str], drift: Drift, feature: str | None = Non
     return numeric[: max(1, math.ceil(len(numeric) * 0.7))]
 
 
-def make_rows(
-    reference: pd.DataFrame,
-    schema,
-    n: int,
-    *,
-    drift: Drift = Drift.none,
-    feature: str | None = None,
-    shift: float = 1.0,
-    seed: int = 0,
-) -> list[dict]:
-    """``n`` request instances resampled from ``reference``, shifted per ``drift``."""
-    return make_labeled_rows(
-        reference, schema, n, drift=drift, feature=feature, shift=shift, seed=seed
-    )[0]
+def make_rows(reference: pd.DataFrame, schema, n: int, **options) -> list[dict]:
+    """``n`` request instances resampled from ``reference``, shifted per ``drift``
+    (``make_labeled_rows``' options)."""
+    return make_labeled_rows(reference, schema, n, **options)[0]
 
 
 def make_labeled_rows(
@@ -78,7 +68,7 @@ def make_labeled_rows(
     rng = np.random.default_rng(seed)
     sampled = reference.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
     labels = sampled[LABEL_COLUMN].tolist() if LABEL_COLUMN in sampled else [None] * n
-    rows = sampled[schema.names]
+    rows = sampled[schema.names].copy()
     for name in schema.numeric:
         std = float(reference[name].std(skipna=True) or 0.0)
         noise = rng.normal(scale=0.05 * std, size=n) if std > 0 else 0.0

@@ -61,7 +61,7 @@ def build_pipeline(
 
 def classes_of(model) -> list:
     """A fitted classifier's classes as plain Python values (none for a regressor)."""
-    from vigil.schema import _plain
+    from vigil.labels import plain_label as _plain
 
     return [_plain(c) for c in getattr(model, "classes_", [])]
 

@@ -2,6 +2,8 @@
 
     python -m training.models list [--json]
     python -m training.models show TAG [--json]
+    python -m training.models shadow TAG | shadow --stop
+    python -m training.models canary TAG --percent P | canary --stop
 
 ``--json`` prints one JSON document. The same registry every replica serves from
 (``VIGIL_DATABASE_URL``, SQLite under ``VIGIL_HOME`` by default).
@@ -84,11 +86,14 @@ def _fail(exc: Exception) -> None:
 def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """Every saved model, oldest first: created at, metrics, dataset sha256, git commit,
     parent and lineage, whether production; and every promotion and rollback."""
+    from vigil.candidates import Candidates
     from vigil.registry import RegistryError
 
     try:
         registry = _open()
         records, history, pointer = registry.models(), registry.history(), registry.pointer()
+        candidates = Candidates(registry)
+        candidate, candidate_history = candidates.current(), candidates.history()
     except RegistryError as exc:
         _fail(exc)
     parents = {r.tag: r.parent for r in records}
@@ -99,6 +104,8 @@ def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
             "revision": pointer.revision,
             "models": docs,
             "history": [_event_doc(e) for e in history],
+            "candidate": _candidate_doc(candidate),
+            "candidate_history": [{**e.__dict__, "at": _iso(e.at)} for e in candidate_history],
         }
         typer.echo(json.dumps(doc))
         return
@@ -112,6 +119,9 @@ def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
             f"{d['parent'] or '-'}"
         )
     typer.echo(f"\nproduction: {pointer.tag or 'none'}   (* marks it)")
+    if candidate.active:
+        how = f" at {candidate.percent:g} %" if candidate.mode == "canary" else ""
+        typer.echo(f"candidate:  {candidate.tag} ({candidate.mode}{how})")
     for e in history:
         typer.echo(f"  r{e.revision} {_iso(e.at)[:19]} {e.action:<8} {e.tag}  (was "
                    f"{e.previous or 'none'}) by {e.by}")  # fmt: skip
@@ -153,6 +163,87 @@ def _quality(doc: dict[str, Any]) -> str:
 
     metric = get_task(doc["task"]).quality_metric
     return f"{metric}={_num(doc['metrics'].get(metric))}"
+
+
+def _candidate_doc(candidate) -> dict[str, Any] | None:
+    if not candidate.active:
+        return None
+    return {
+        "model_version": candidate.tag,
+        "mode": candidate.mode,
+        "percent": candidate.percent if candidate.mode == "canary" else None,
+        "revision": candidate.revision,
+        "since": _iso(candidate.changed_at),
+    }
+
+
+def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -> None:
+    """Start or stop a shadow or a canary; every replica follows within seconds."""
+    from vigil.candidates import CandidateConflict, Candidates
+    from vigil.registry import InvalidTag, RegistryError, UnknownModel
+
+    if (tag is None) == (not stop):
+        typer.echo("error: give a TAG or --stop, not both", err=True)
+        raise typer.Exit(2)
+    try:
+        registry = _open()
+        candidates = Candidates(registry)
+        if not stop:
+            _check_servable(registry, tag)
+        if stop:
+            ended = candidates.stop(mode)
+            doc = {"stopped": mode, "model_version": ended.tag}
+        else:
+            candidates.start(tag, mode, percent)
+            doc = {"started": mode, "model_version": tag}
+            if mode == "canary":
+                doc["percent"] = percent
+        doc["revision"] = candidates.current().revision
+    except CandidateConflict as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (InvalidTag, UnknownModel, RegistryError) as exc:
+        _fail(exc)
+    typer.echo(json.dumps(doc))
+
+
+def _check_servable(registry, tag: str) -> None:
+    """Exit 2 when the replicas of this build could not load ``tag`` (they would run no
+    candidate and the monitor would judge nothing): as ``training.promote`` refuses it."""
+    from service.servable import why_not_servable
+
+    problem = why_not_servable(registry.load(tag), registry.settings.inference)
+    if problem:
+        typer.echo(f"error: {tag} cannot be served by this build ({problem}); nothing done",
+                   err=True)  # fmt: skip
+        raise typer.Exit(2)
+
+
+TAG_ARGUMENT = typer.Argument(help="The candidate's vigil-model:<version> tag")
+STOP_OPTION = typer.Option("--stop", help="Stop it: every replica follows within seconds")
+
+
+@cli.command()
+def shadow(
+    tag: Annotated[str | None, TAG_ARGUMENT] = None,
+    stop: Annotated[bool, STOP_OPTION] = False,
+) -> None:
+    """Score every answered request with TAG too, after the answer and off its path; the
+    monitor judges it against production. Never alongside a canary."""
+    _candidate_command("shadow", tag, stop, 0.0)
+
+
+@cli.command()
+def canary(
+    tag: Annotated[str | None, TAG_ARGUMENT] = None,
+    percent: Annotated[
+        float, typer.Option("--percent", min=0.01, max=100, help="Share of requests TAG answers")
+    ] = 5.0,
+    stop: Annotated[bool, STOP_OPTION] = False,
+) -> None:
+    """Answer PERCENT % of requests (chosen by request id, the same on every replica) with
+    TAG; the monitor judges it against production. Never alongside a shadow."""
+    _candidate_command("canary", tag, stop, percent)
 
 
 def _num(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Make a saved model production, or roll back to the previous production model, in the
 registry every replica reads (they follow within seconds).
 
-python -m training.promote vigil-model:<version> [--expect TAG|none]
+python -m training.promote vigil-model:<version> [--expect TAG|none] [--if-better]
 python -m training.promote --rollback [--expect TAG|none]
 
 ``--expect``: the production model the operator decided from; if someone changed production
@@ -11,6 +11,12 @@ A model that the service of this build cannot load (``VIGIL_INFERENCE=onnx`` and
 artifact, a module it lacks, another scikit-learn version, damaged bytes) is refused with
 exit 2 and the reason, unless ``--force``: the replicas would keep serving the old model
 while the monitor checks the new one.
+
+``--if-better``: only when the monitor's latest verdict on TAG as a shadow or canary says
+better, with at least ``VIGIL_CANDIDATE_MIN_LABELED_ROWS`` labeled rows behind it, and TAG
+passes the offline gate (its held-out figures not worse than production's on the same data);
+otherwise exit 1 printing the figures. The promotion expects the production model the verdict
+was made against (exit 3 if it changed since). A running shadow or canary of TAG ends with it.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ def main(
             help="Act only if production is still this tag ('none': no production model)",
         ),
     ] = None,
+    if_better: Annotated[
+        bool,
+        typer.Option(
+            "--if-better",
+            help="Only if the monitor's latest live verdict on TAG says better (exit 1 if not)",
+        ),
+    ] = False,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
     from service.servable import why_not_servable
@@ -64,6 +77,13 @@ def main(
         if rollback:
             tag = registry.rollback(expect=expect)
         else:
+            if if_better:
+                refusal, judged_against = _live_refusal(registry, tag, settings)
+                if refusal is not None:
+                    typer.echo(json.dumps(refusal))
+                    raise typer.Exit(1)
+                # Compare and set: production must still be the model the verdict beat.
+                expect = expect or judged_against
             problem = None if force else why_not_servable(registry.load(tag), settings.inference)
             if problem:
                 typer.echo(
@@ -73,6 +93,8 @@ def main(
                 )
                 raise typer.Exit(2)
             registry.promote(tag, expect=expect)
+            if if_better:
+                _end_candidate(registry, tag)
         history = registry.history()
     except ProductionChanged as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -83,6 +105,71 @@ def main(
     last = history[-1] if history else None
     previous = last.previous if last is not None and last.tag == tag else None
     typer.echo(json.dumps({"production": tag, "previous": previous}))
+
+
+def _live_refusal(registry, tag: str, settings) -> tuple[dict | None, str | None]:
+    """(why ``--if-better`` refuses ``tag``, with the figures it read, or None to go ahead;
+    the production model the verdict was made against)."""
+    from vigil.candidates import Candidates
+
+    verdict = Candidates(registry).latest_verdict(tag)
+    least = settings.candidate_min_labeled_rows
+    if verdict is None:
+        reason = f"no live verdict on {tag}: run it as a shadow or canary first"
+        return {"promoted": False, "model_version": tag, "reason": reason}, None
+    figures = verdict.figures
+    reason = None
+    if verdict.labeled_rows < least:
+        reason = f"{verdict.labeled_rows} labeled rows behind the verdict; at least {least} needed"
+    elif verdict.better is not True:
+        reason = "the paired test says " + (
+            "worse" if verdict.better is False else "no significant difference (undecided)"
+        )
+    elif verdict.model_version != registry.production_tag():
+        reason = f"the verdict was against {verdict.model_version}, no longer production"
+    else:
+        reason = _offline_gate(registry, tag)
+    if reason is None:
+        return None, verdict.model_version
+    refusal = {"promoted": False, "model_version": tag, "reason": reason, "verdict": figures}
+    return refusal, verdict.model_version
+
+
+def _offline_gate(registry, tag: str) -> str | None:
+    """The offline gate, from the figures saved with the models: TAG's held-out figures
+    against its naive predictor's (when recorded), and against production's when both were
+    measured on the same data (same dataset sha256)."""
+    from vigil.task import task_for
+
+    mine = registry.model(tag)
+    task = task_for(mine.contract)
+    naive = mine.contract.get("naive")
+    if naive is None and "baseline_accuracy" in mine.contract:
+        naive = {"accuracy": mine.contract["baseline_accuracy"]}
+    if naive is not None:
+        try:
+            failed = task.gate(mine.metrics, naive, float(mine.contract.get("gate_minimum", 0.0)))
+        except (KeyError, TypeError):
+            failed = None  # figures not recorded: the paired live test stands alone
+        if failed:
+            return f"offline gate: {failed}"
+    current = registry.production_tag()
+    if current is None:
+        return None
+    theirs = registry.model(current)
+    if mine.dataset_sha256 and mine.dataset_sha256 == theirs.dataset_sha256:
+        worse = task.worse(mine.metrics, theirs.metrics)
+        return f"offline gate: {worse}" if worse else None
+    return None
+
+
+def _end_candidate(registry, tag: str) -> None:
+    from vigil.candidates import Candidates
+
+    candidates = Candidates(registry)
+    running = candidates.current()
+    if running.active and running.tag == tag:
+        candidates.stop(running.mode)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,7 @@ def decide(
     asked, when it passes the gate and when it is not worse than production on ``holdout``.
     ``artifacts``: further files to store (``training.register``: the model as skops)."""
     from training.onnx_export import export
+    from vigil.quality_estimate import fit_quality_estimators
     from vigil.registry import LABEL_COLUMN, NO_PRODUCTION, PREDICTION_COLUMN, Registry
 
     ref_x, ref_y = reference
@@ -205,7 +206,10 @@ def decide(
     # Compiled and checked here; metrics and reference predictions are the served runtime's.
     exported = export(model, schema, {"holdout": x_test, "reference": features}, task=task)
     classes = exported.classes
-    metrics = task.score(y_test.to_numpy(), exported.outputs(model, x_test), classes)
+    held_out = exported.outputs(model, x_test)
+    metrics = task.score(y_test.to_numpy(), held_out, classes)
+    seed = (contract.get("params") or {}).get("seed", 0)
+    estimators = fit_quality_estimators(task, held_out, x_test, y_test, seed, classes=classes)
     stored = task.reference_predictions(exported.outputs(model, features))
     sample = features.copy()
     sample[LABEL_COLUMN] = task.reference_predictions(Outputs(list(ref_y)))
@@ -221,10 +225,11 @@ def decide(
         "git_commit": _git_commit(),
         "lineage": {},
         **exported.contract(),
+        **estimators["contract"],
         **contract,
     }
     registry = Registry(settings)
-    files = {**(artifacts or {}), **exported.artifacts()}
+    files = {**(artifacts or {}), **exported.artifacts(), **estimators["artifacts"]}
     sample = sample.reset_index(drop=True)
     tag = registry.save(model, contract, sample, artifacts=files)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -100,6 +102,26 @@ class ArtifactStore:
             )
         return data
 
+    def prune_cache(self, keep: Iterable[str], *, tmp_older_than: float = 3600.0) -> int:
+        """Delete cached artifacts not in ``keep`` (digests), and temporary files a crash left
+        behind (older than ``tmp_older_than`` seconds: younger ones may be a write under way
+        in another worker); returns the files removed. Only files named as this store names
+        them are touched. A removed artifact still in use is fetched again on its next read."""
+        keep = set(keep)
+        now, removed = time.time(), 0
+        if not self.cache_dir.is_dir():
+            return 0
+        for path in self.cache_dir.glob("??/*"):
+            name = path.name
+            if name.startswith(".tmp."):
+                stale = _age(path, now) > tmp_older_than
+            else:
+                stale = len(name) == 64 and set(name) <= _HEX and name not in keep
+            if stale:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def _path(self, digest: str) -> Path:
         return self.cache_dir / digest[:2] / digest
 
@@ -115,6 +137,13 @@ class ArtifactStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _age(path: Path, now: float) -> float:
+    try:
+        return now - path.stat().st_mtime
+    except FileNotFoundError:  # removed meanwhile
+        return 0.0
 
 
 def _file_sha256(fh) -> str:

@@ -6,6 +6,7 @@ The log and the registry share one database and one chain of migrations, so one 
     python -m vigil.db current         # the database's revision and this build's head
     python -m vigil.db check           # exit 1 unless the schema is this build's
     python -m vigil.db downgrade REV   # back to an older revision
+    python -m vigil.db grants ROLE     # the service's least-privilege GRANTs (vigil.db_roles)
 
 It acts on ``VIGIL_DATABASE_URL`` (SQLite under ``VIGIL_HOME`` by default) and the tables of
 ``VIGIL_TABLE_PREFIX``. A database made by Vigil d8d9393 (no version table) is stamped as
@@ -96,6 +97,19 @@ def check() -> None:
     if problem is not None:
         _fail(problem)
     typer.echo(f"{_WHAT} is current")
+
+
+@app.command()
+def grants(role: Annotated[str, typer.Argument(help="The service's PostgreSQL role")]) -> None:
+    """Print the GRANT statements that give ROLE what the service needs and nothing more."""
+    from vigil.db_roles import service_grants
+    from vigil.settings import get_settings
+
+    try:
+        statements = service_grants(get_settings().table_prefix, role)
+    except ValueError as exc:
+        _fail(str(exc))
+    typer.echo("\n".join(f"{statement};" for statement in statements))
 
 
 if __name__ == "__main__":

@@ -148,10 +148,20 @@ def _normalise_url(url: str) -> str:
 
 
 class InferenceLog:
-    def __init__(self, url: str, table_prefix: str = "vigil_", *, timeout: float = 5.0):
+    def __init__(
+        self,
+        url: str,
+        table_prefix: str = "vigil_",
+        *,
+        timeout: float = 5.0,
+        manage_schema: bool = True,
+    ):
         url = _normalise_url(url)
         self.url = url
         self.table_prefix = table_prefix
+        # False: no DDL from this process (a role without it); the schema and the day
+        # partitions are someone else's (the monitor, `python -m vigil.db upgrade`).
+        self.manage_schema = manage_schema
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
@@ -212,12 +222,16 @@ class InferenceLog:
             settings.resolved_database_url,
             settings.table_prefix,
             timeout=settings.log_timeout_seconds,
+            manage_schema=settings.manage_schema,
         )
 
     def create_schema(self) -> None:
         """Create the schema on an empty database (at this build's version), then check it:
         ``LogSchemaError`` for an older or newer one, which only ``python -m vigil.db upgrade``
-        changes. Processes starting together create it once (``vigil.migrations.upgrade``)."""
+        changes. Processes starting together create it once (``vigil.migrations.upgrade``).
+        Without ``manage_schema`` it is only checked."""
+        if not self.manage_schema:
+            return self.check_schema()
         try:
             migrations.upgrade(self.engine, self.table_prefix, only_if_empty=True)
         except migrations.SchemaError as exc:
@@ -255,10 +269,17 @@ class InferenceLog:
             for name in names:
                 conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"{cascade}')
 
+    def ensure_partitions(self, now: float | None = None) -> None:
+        """Today's and the next days' partitions (the monitor calls this every tick, so that
+        writers without DDL rights find them); at most every few minutes."""
+        self._ensure_partitions(time.time() if now is None else now)
+
     def _ensure_partitions(self, now: float, *, strict: bool = False) -> None:
         """Today's and the next days' partitions, checked at most every few minutes. A failure
         never fails a write (rows without a partition go to the default one): logged."""
-        if not self.partitioned or now - self._partitions_checked < _PARTITIONS_EVERY:
+        if not self.partitioned or not self.manage_schema:
+            return
+        if now - self._partitions_checked < _PARTITIONS_EVERY:
             return
         self._partitions_checked = now
         try:
@@ -469,11 +490,13 @@ class InferenceLog:
         since: float | None = None,
         max_rows: int | None = None,
         seed: int = 0,
+        probabilities: bool = False,
     ) -> Window:
         """The newest ``n`` rows of ``model_version`` (optionally newer than ``since``), oldest
         first, as a frame of the logged inputs plus ``prediction_id``, ``created_at`` and
-        ``prediction``. Memory stays bounded: a window larger than ``max_rows`` is read as a
-        uniform sample of ``max_rows`` of its rows, and ``sampled`` says so."""
+        ``prediction`` (and ``probabilities``, a ``{class: p}`` per row, when asked for).
+        Memory stays bounded: a window larger than ``max_rows`` is read as a uniform sample
+        of ``max_rows`` of its rows, and ``sampled`` says so."""
         r = self.requests
         with self._reading() as conn:
             # Partitioned, the newest day is read first, then the week, then everything: a
@@ -503,6 +526,8 @@ class InferenceLog:
                 )
             ]
             cols = [r.c.id, r.c.request_id, r.c.created_at, r.c.instances, r.c.predictions]
+            if probabilities:
+                cols.append(r.c.probabilities)
             # Parsed chunk by chunk: the whole window's JSON text and values (several times
             # the frame's size) never live at once.
             with _no_gc():
@@ -706,6 +731,7 @@ def _window_frame(chunk: list[tuple[int, int, list[int]]], found: dict) -> pd.Da
     pids: list[str] = []
     created: list[float] = []
     predictions: list[Any] = []
+    probabilities: list[dict] = []
     for record_id, size, offsets in chunk:
         record = found.get(record_id)
         if record is None:
@@ -715,9 +741,13 @@ def _window_frame(chunk: list[tuple[int, int, list[int]]], found: dict) -> pd.Da
         predictions.extend(preds if len(offsets) == size else [preds[o] for o in offsets])
         pids.extend(prediction_id(record.request_id, o) for o in offsets)
         created.extend([record.created_at] * len(offsets))
-    return builder.frame(
-        [("prediction_id", pids), ("created_at", created), ("prediction", predictions)]
-    )
+        if "probabilities" in record._fields:
+            probs = loads(record.probabilities)
+            probabilities.extend(row(probs, o) for o in offsets)
+    columns = [("prediction_id", pids), ("created_at", created), ("prediction", predictions)]
+    if probabilities:
+        columns.append(("probabilities", probabilities))
+    return builder.frame(columns)
 
 
 @contextmanager

@@ -80,6 +80,9 @@ PIPELINE = "pipeline.joblib"
 SKOPS_PIPELINE = "pipeline.skops"
 CONTRACT = "contract.json"
 REFERENCE = "reference.parquet"
+# Rollbacks reach this many production models back; older ones drop off the stack (every
+# worker reads it once a second, so it must stay small).
+ROLLBACK_DEPTH = 20
 _TAG = re.compile(rf"^{MODEL_NAME}:[a-z0-9][a-z0-9_.-]{{0,63}}$")
 _ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _schema_ready: set[tuple[str, str]] = set()
@@ -246,7 +249,7 @@ class Registry:
     # -- database access -----------------------------------------------------------------
 
     def create_schema(self) -> None:
-        create_registry_schema(self.engine, self.prefix)
+        create_registry_schema(self.engine, self.prefix, manage=self.settings.manage_schema)
         _schema_ready.add((self.url, self.prefix))
 
     @contextmanager
@@ -456,7 +459,7 @@ class Registry:
             if current.tag == tag:
                 return
             stack = [*current.previous, current.tag] if current.tag else list(current.previous)
-            self._move(conn, current, "promote", tag, stack, by)
+            self._move(conn, current, "promote", tag, stack[-ROLLBACK_DEPTH:], by)
 
     def rollback(self, *, by: str | None = None, expect: str | None = None) -> str:
         """Return to the previous production model; returns its tag. ``expect`` as for
@@ -483,6 +486,34 @@ class Registry:
             f"production is {current.tag or 'empty'}, not {expect or 'empty'} as expected: "
             f"changed{change}; nothing done"
         )
+
+    def collect(self, keep_latest: int = 20) -> tuple[list[str], int]:
+        """Delete the models nothing refers to, and the stored bytes only they used: all but
+        production, the rollback stack and the ``keep_latest`` newest saved. Under the
+        pointer's lock, so no promotion picks a model being deleted. Returns the tags
+        deleted and the number of blobs freed."""
+        m, a, b = self.tables.models, self.tables.artifacts, self.tables.blobs
+        with self._locked() as (conn, current):
+            newest = conn.scalars(sa.select(m.c.tag).order_by(m.c.id.desc()).limit(keep_latest))
+            keep = {*newest, *current.previous, *([current.tag] if current.tag else [])}
+            doomed = [t for t in conn.scalars(sa.select(m.c.tag)) if t not in keep]
+            for chunk in range(0, len(doomed), 500):
+                tags = doomed[chunk : chunk + 500]
+                conn.execute(a.delete().where(a.c.tag.in_(tags)))
+                conn.execute(m.delete().where(m.c.tag.in_(tags)))
+            freed = conn.execute(
+                b.delete().where(~b.c.sha256.in_(sa.select(a.c.sha256).distinct()))
+            ).rowcount
+        return doomed, int(freed or 0)
+
+    def referenced_digests(self) -> set[str]:
+        """The artifact digests of production and the rollback stack: what a local cache
+        keeps (``ArtifactStore.prune_cache``)."""
+        pointer = self.pointer()
+        tags = [*pointer.previous, *([pointer.tag] if pointer.tag else [])]
+        a = self.tables.artifacts
+        with self._transaction() as conn:
+            return set(conn.scalars(sa.select(a.c.sha256).where(a.c.tag.in_(tags))))
 
     @contextmanager
     def _locked(self) -> Iterator[tuple[Connection, Pointer]]:

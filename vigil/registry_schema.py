@@ -144,12 +144,14 @@ def registry_engine(url: str, timeout: float = 5.0) -> Engine:
     )
 
 
-def create_registry_schema(engine: Engine, prefix: str = "vigil_") -> None:
+def create_registry_schema(engine: Engine, prefix: str = "vigil_", *, manage: bool = True) -> None:
     """Create the schema on an empty database through the migrations, as the inference log
     does, then check it: ``RegistrySchemaError`` for an older or newer one, which only
-    ``python -m vigil.db upgrade`` changes. Processes starting together create it once."""
+    ``python -m vigil.db upgrade`` changes. Processes starting together create it once.
+    Without ``manage`` (a role without DDL rights) it is only checked."""
     try:
-        migrations.upgrade(engine, prefix, only_if_empty=True)
+        if manage:
+            migrations.upgrade(engine, prefix, only_if_empty=True)
         with engine.connect() as conn:
             problem = migrations.state(conn, prefix).problem
     except migrations.SchemaError as exc:

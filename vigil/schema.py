@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from vigil.labels import Label
+from vigil.labels import plain_label as _plain  # noqa: F401  (callers import it from here)
+
 Kind = Literal["numeric", "categorical"]
-Label = int | str
 
 
 @dataclass(frozen=True)
@@ -104,22 +106,6 @@ class FeatureSchema:
                 cats = sorted({str(v) for v in col.dropna().unique()})
                 out.append(Feature(name=str(name), kind="categorical", categories=tuple(cats)))
         return cls(features=tuple(out), target=target, classes=get_task(task).classes(labels))
-
-
-def _plain(value: Any) -> Label:
-    """numpy scalars to JSON-able Python values: integral labels stay ints, others are text."""
-    if isinstance(value, bool):
-        return str(value)
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value if isinstance(value, int) else str(value)
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    plain = _plain(value)
-    return (0, plain) if isinstance(plain, int) else (1, str(plain))
 
 
 def record_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

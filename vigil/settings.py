@@ -56,7 +56,16 @@ class Settings(BaseSettings):
     # company before its batch runs.
     batch_max_rows: int = Field(default=2000, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
+    # A candidate on live traffic (shadow or canary): the other model scores answered rows in
+    # a thread of its own, at most this many rows behind (further rows are skipped and
+    # counted), this many rows per model call.
+    shadow_max_queued_rows: int = Field(default=2000, ge=1)
+    shadow_batch_rows: int = Field(default=500, ge=1)
     # Benchmark only: turns off the inference log and custom metrics to measure their cost.
+    # Whether this process may change the database's schema: create the tables on an empty
+    # database and each day's log partitions. False for the service under its least-privilege
+    # role (docs/deploy.md): the monitor and `python -m vigil.db upgrade` do it instead.
+    manage_schema: bool = True
     # Model signatures (vigil.signing): training signs with the private key, everything that
     # loads a model verifies with the public one; with require_signed_models an unsigned or
     # wrongly signed model is refused (`python -m vigil.signing keygen` makes a pair).
@@ -90,13 +99,23 @@ class Settings(BaseSettings):
     # Inference-log retention applied by the monitor (0 keeps everything). On PostgreSQL whole
     # day partitions are dropped; SQLite deletes in short batches.
     log_retention_days: float = Field(default=30, ge=0)
+    # Models kept by the monitor's daily collection besides production and the rollback stack
+    # (the newest saved); older ones and the bytes only they used are deleted. 0: never.
+    registry_keep_models: int = Field(default=20, ge=0)
     quality_window_rows: int = Field(default=1000, ge=1)
     # ModelQualityDrop: fires when a live metric falls this far below its held-out value, once
     # this many labeled rows are behind it.
     quality_alert_margin: float = Field(default=0.05, ge=0, le=1)
     # A regressor's ModelQualityDrop: live RMSE above its held-out RMSE by this share.
+    # ModelQualityDropEstimated applies the same relative margin to estimated MAE and RMSE.
     quality_rmse_margin: float = Field(default=0.2, ge=0, le=10)
     quality_alert_min_labels: int = Field(default=200, ge=1)
+
+    # Candidate verdict: rows both models saw per check, the paired test's alpha, and the
+    # labeled rows below which it stays undecided (and `promote --if-better` refuses).
+    candidate_window_rows: int = Field(default=5000, ge=1)
+    candidate_alpha: float = Field(default=0.01, gt=0, lt=1)
+    candidate_min_labeled_rows: int = Field(default=200, ge=1)
 
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
     retrain_trigger_enabled: bool = False

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from vigil.labels import label_sort_key, plain_label
+
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 TASKS = (CLASSIFICATION, REGRESSION)
@@ -72,9 +74,7 @@ def top_class(proba: np.ndarray) -> np.ndarray:
 
 
 def _plain(value: Any) -> Any:
-    from vigil.schema import _plain as plain
-
-    return plain(value)
+    return plain_label(value)
 
 
 def _label_text(value: Any) -> str:
@@ -185,6 +185,13 @@ class Task:
         """Predictions as stored in the reference sample's prediction column."""
         raise NotImplementedError
 
+    def protocol_outputs(
+        self, fields: Mapping[str, Any], classes: Sequence[Any]
+    ) -> list[tuple[str, str, Any, dict[str, Any]]]:
+        """The Open Inference Protocol's outputs (``service.v2``) of an answer's ``fields``:
+        ``(name, datatype, values, parameters)``, values a numpy array or a list of str."""
+        raise NotImplementedError
+
     def prediction_buckets(self, reference_predictions: Sequence[Any]) -> list[float]:
         """Bucket bounds of ``vigil_prediction_value`` (none: the task has no such histogram)."""
         return []
@@ -206,6 +213,21 @@ class Task:
         largest difference, and how many predictions differ outright."""
         raise NotImplementedError
 
+    # -- a candidate against production, on the same rows (monitoring.candidate) ------------
+
+    agreement_kind: str  # what ``agreement`` measures, for the check's JSON
+
+    def agreement(self, production: Sequence[Any], candidate: Sequence[Any]) -> float:
+        """How alike two models' predictions of the same rows are."""
+        raise NotImplementedError
+
+    def paired_test(
+        self, labels: Sequence[Any], production: Sequence[Any], candidate: Sequence[Any]
+    ) -> tuple[str, float, int]:
+        """(method, two-sided p-value, direction: 1 the candidate is better, -1 worse, 0 tie)
+        of the two models' difference on the same labeled rows."""
+        raise NotImplementedError
+
 
 class Classification(Task):
     name = CLASSIFICATION
@@ -223,9 +245,7 @@ class Classification(Task):
     prediction_drift_method = "chisquare"
 
     def classes(self, labels):
-        from vigil.schema import _sort_key
-
-        return tuple(_plain(v) for v in sorted(labels.dropna().unique(), key=_sort_key))
+        return tuple(_plain(v) for v in sorted(labels.dropna().unique(), key=label_sort_key))
 
     def raw(self, model, frame):
         return model.predict_proba(frame)
@@ -371,6 +391,45 @@ class Classification(Task):
     def reference_predictions(self, outputs):
         return [str(p) for p in outputs.predictions]
 
+    agreement_kind = "share_equal"
+
+    def agreement(self, production, candidate):
+        a = [_label_text(v) for v in production]
+        b = [_label_text(v) for v in candidate]
+        return float(np.mean([x == y for x, y in zip(a, b, strict=True)])) if a else math.nan
+
+    def paired_test(self, labels, production, candidate):
+        """McNemar's test, mid-p version: of the rows exactly one model gets right, the
+        candidate's share against one half. Exact binomial, so valid on few discordant rows;
+        the mid-p keeps the exact test's level closely without its conservatism."""
+        from scipy.stats import binom
+
+        truth = [_label_text(v) for v in labels]
+        right_p = np.array([_label_text(v) == t for v, t in zip(production, truth, strict=True)])
+        right_c = np.array([_label_text(v) == t for v, t in zip(candidate, truth, strict=True)])
+        only_p, only_c = int((right_p & ~right_c).sum()), int((right_c & ~right_p).sum())
+        n = only_p + only_c
+        if n == 0:
+            return "mcnemar_midp", 1.0, 0
+        k = min(only_p, only_c)
+        p = 2 * binom.cdf(k, n, 0.5) - binom.pmf(k, n, 0.5)
+        return "mcnemar_midp", float(min(1.0, p)), int(np.sign(only_c - only_p))
+
+    def protocol_outputs(self, fields, classes):
+        keys = [str(c) for c in classes]
+        numbered = all(type(c) is int for c in classes)
+        predictions = fields["predictions"]
+        labels = (
+            np.asarray(predictions, dtype=np.int64) if numbered else [str(p) for p in predictions]
+        )
+        proba = np.array(
+            [[row[k] for k in keys] for row in fields["probabilities"]], dtype=np.float64
+        ).reshape(-1, len(keys))
+        return [
+            ("predict", "INT64" if numbered else "BYTES", labels, {}),
+            ("predict_proba", "FP64", proba, {"classes": keys}),
+        ]
+
 
 class Regression(Task):
     name = REGRESSION
@@ -492,6 +551,32 @@ class Regression(Task):
 
     def reference_predictions(self, outputs):
         return [float(p) for p in outputs.predictions]
+
+    agreement_kind = "mean_absolute_difference"
+
+    def agreement(self, production, candidate):
+        a, b = np.asarray(production, dtype=float), np.asarray(candidate, dtype=float)
+        return float(np.abs(a - b).mean()) if len(a) else math.nan
+
+    def paired_test(self, labels, production, candidate):
+        """Wilcoxon's signed-rank test of the paired differences of absolute errors: absolute
+        errors are skewed and heavy-tailed, which a paired t-test's level depends on; the
+        ranks make one large error count once, not quadratically."""
+        from scipy.stats import rankdata, wilcoxon
+
+        truth = np.asarray(labels, dtype=float)
+        d = np.abs(np.asarray(production, dtype=float) - truth) - np.abs(
+            np.asarray(candidate, dtype=float) - truth
+        )
+        d = d[np.isfinite(d) & (d != 0)]
+        if len(d) == 0:
+            return "wilcoxon_signed_rank", 1.0, 0
+        p = float(wilcoxon(d).pvalue)
+        ranks = rankdata(np.abs(d))
+        return "wilcoxon_signed_rank", p, int(np.sign(ranks[d > 0].sum() - ranks[d < 0].sum()))
+
+    def protocol_outputs(self, fields, classes=()):
+        return [("predict", "FP64", np.asarray(fields["predictions"], dtype=np.float64), {})]
 
     def prediction_buckets(self, reference_predictions):
         """At most 19 bounds (20 buckets with +Inf): the reference predictions' 5 % quantiles,

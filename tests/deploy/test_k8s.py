@@ -38,8 +38,16 @@ PROMETHEUS_DIR = REPO / "monitoring" / "prometheus"
 # The oldest Kubernetes these manifests target (podFailurePolicy, CronJob timeZone are GA) and
 # the newest kubernetes-validate knows.
 KUBERNETES_VERSIONS = ["1.30.0", "1.37.0"]
-SECRET_KEYS = {"VIGIL_API_KEY", "VIGIL_DATABASE_URL"}
+SECRET_KEYS = {
+    "VIGIL_API_KEY",
+    "VIGIL_DATABASE_URL",
+    "VIGIL_SERVICE_DATABASE_URL",
+    "VIGIL_MODEL_VERIFY_KEY",
+}
 SECRET_NAME = "vigil-secrets"
+SIGNING_SECRET = ("vigil-signing", "VIGIL_MODEL_SIGNING_KEY")
+# Secret key by environment variable, where they differ: the service's own database role.
+SECRET_KEY_OF = {("vigil-service", "VIGIL_DATABASE_URL"): "VIGIL_SERVICE_DATABASE_URL"}
 
 
 def _tool(name: str) -> str:
@@ -385,9 +393,13 @@ def test_secrets_are_referenced_never_rendered(manifests, rendered):
         assert not SECRET_KEYS & set(_config(docs)), name
         for workload, spec in _pod_specs(docs).items():
             for env in _container(spec).get("env", []):
-                if env["name"] in SECRET_KEYS:
+                if env["name"] == SIGNING_SECRET[1]:
                     ref = env["valueFrom"]["secretKeyRef"]
-                    assert (ref["name"], ref["key"]) == (SECRET_NAME, env["name"]), workload
+                    assert (ref["name"], ref["key"]) == SIGNING_SECRET, workload
+                elif env["name"] in SECRET_KEYS:
+                    ref = env["valueFrom"]["secretKeyRef"]
+                    key = SECRET_KEY_OF.get((workload, env["name"]), env["name"])
+                    assert (ref["name"], ref["key"]) == (SECRET_NAME, key), workload
                     assert "value" not in env
             assert "VIGIL_DATABASE_URL" in _env_names(_container(spec)), workload
         service = _container(_pod_specs(docs)["vigil-service"])
@@ -396,11 +408,14 @@ def test_secrets_are_referenced_never_rendered(manifests, rendered):
 
 
 def test_secret_example_holds_placeholders_and_is_not_a_resource():
-    example = K8S / "secret.example.yaml"
-    doc = yaml.safe_load(example.read_text())
-    assert doc["kind"] == "Secret" and doc["metadata"]["name"] == SECRET_NAME
-    assert set(doc["stringData"]) == SECRET_KEYS
-    assert all("CHANGE-ME" in value for value in doc["stringData"].values())
+    for example, name, keys in (
+        (K8S / "secret.example.yaml", SECRET_NAME, SECRET_KEYS),
+        (K8S / "secret-signing.example.yaml", SIGNING_SECRET[0], {SIGNING_SECRET[1]}),
+    ):
+        doc = yaml.safe_load(example.read_text())
+        assert doc["kind"] == "Secret" and doc["metadata"]["name"] == name
+        assert set(doc["stringData"]) == keys
+        assert all("CHANGE-ME" in value for value in doc["stringData"].values())
     for kustomization in K8S.rglob("kustomization.yaml"):
         listed = yaml.safe_load(kustomization.read_text())
         files = listed.get("resources", []) + listed.get("components", [])
@@ -581,6 +596,25 @@ def test_only_the_documented_peers_reach_the_service(manifests):
             name = ns["matchLabels"]["kubernetes.io/metadata.name"] if ns is not None else None
             peers.append((name, peer["podSelector"]["matchLabels"]))
         assert peers == SERVICE_PEERS
+
+
+def test_models_are_signed_by_training_only_and_served_through_onnx(manifests):
+    """Origin: only the training jobs hold the signing key; every workload verifies and
+    refuses unsigned models; the service serves ONNX only, as a role without DDL."""
+    for name, docs in manifests.items():
+        settings = _settings(docs)
+        assert settings.require_signed_models is True and settings.inference == "onnx", name
+        specs = _pod_specs(docs)
+        signers = {
+            w for w, spec in specs.items() if SIGNING_SECRET[1] in _env_names(_container(spec))
+        }
+        assert signers == {"vigil-train", "vigil-retrain"}, name
+        for workload, spec in specs.items():
+            assert "VIGIL_MODEL_VERIFY_KEY" in _env_names(_container(spec)), workload
+        service = {e["name"]: e for e in _container(specs["vigil-service"])["env"]}
+        assert service["VIGIL_MANAGE_SCHEMA"]["value"] == "false"
+        ref = service["VIGIL_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] == "VIGIL_SERVICE_DATABASE_URL"
 
 
 def test_production_image_is_the_released_version(manifests):

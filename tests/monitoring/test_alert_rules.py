@@ -29,6 +29,8 @@ CONTRACT_ALERTS = {
     "HighPredictionLatency",
     "InferenceLogFailures",
     "ModelQualityDrop",
+    "ModelQualityDropEstimated",
+    "DataQualityDegraded",
 }
 DRIFT_ALERTS = {"DataDriftDetected", "FeatureDriftDetected"}
 

@@ -176,7 +176,7 @@ def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(production):
     name = latest.headers["Content-Location"].rsplit("/", 1)[1]
     health = json.loads(urllib.request.urlopen(url.replace("/metrics", "/healthz")).read())
     assert health["leader"] is True
-    assert health["check"]["report_path"].endswith(name)
+    assert health["check"]["report"] == f"/reports/{name}"  # a URL, not a path on disk
     assert _stop(proc, signal.SIGTERM) < 3
     assert proc.returncode == 0
 

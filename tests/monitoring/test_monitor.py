@@ -81,3 +81,24 @@ def test_too_few_rows_on_a_long_promoted_model_is_not_a_success(production):
 
     metrics.set_leader(False, None)  # a standby exports no production tag
     assert "vigil_production_model_info{" not in generate_latest(metrics.registry).decode()
+
+
+def test_the_leader_collects_the_registry_once_a_day(production):
+    from monitoring.monitor import COLLECT_SECONDS
+    from vigil.registry import Registry
+
+    settings, log, bundle = production
+    settings = get_settings(registry_keep_models=1)
+    registry = Registry(settings)
+    old = [registry.save(bundle.pipeline, bundle.contract, bundle.reference) for _ in range(2)]
+    newest = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    metrics = MonitorMetrics(CollectorRegistry(), process=False)
+    monitor = Monitor(settings, metrics, checker=Checker(settings, report=False, log=log))
+    now = time.time()
+    monitor.collect_registry(now)
+    assert set(registry.tags()) == {bundle.tag, newest}
+    spare = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    monitor.collect_registry(now + 60)  # not again the same day
+    assert spare in registry.tags() and not set(old) & set(registry.tags())
+    monitor.collect_registry(now + COLLECT_SECONDS)
+    assert set(registry.tags()) == {bundle.tag, spare}

@@ -135,3 +135,22 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
         == 1
     )
     assert total(text, "vigil_predictions_total", model_version=first.tag) == 11
+
+
+def test_a_worker_keeps_only_referenced_artifacts_in_its_cache(trained_home):
+    settings = get_settings(home=trained_home)
+    registry = Registry(settings)
+    first = registry.load_production()
+    other = registry.save(first.pipeline, first.contract, first.reference, artifacts={
+        "notes.bin": b"bytes only the unpromoted model has",
+    })  # fmt: skip
+    runtime = Runtime.start(settings, CollectorRegistry())
+    reloader = Reloader(settings, lambda: runtime, clock=Clock())
+    only_other = registry.model(other).artifacts["notes.bin"]["sha256"]
+    cached = registry.store.cache_dir / only_other[:2] / only_other
+    assert cached.exists()  # cached at save
+    assert reloader.prune_cache() >= 1
+    assert not cached.exists()
+    for digest in first.artifacts.values():  # production's stay
+        assert (registry.store.cache_dir / digest[:2] / digest).exists()
+    asyncio.run(runtime.close())

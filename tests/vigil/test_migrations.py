@@ -24,7 +24,7 @@ from vigil.registry import Registry, RegistrySchemaError
 from vigil.registry_schema import POINTER_ID, drop_registry_schema, registry_tables
 from vigil.settings import get_settings
 
-HEAD = "0003_registry"
+HEAD = "0004_candidates"
 BEFORE_REGISTRY = "0002_partitioned_requests"
 DAY = 86_400
 

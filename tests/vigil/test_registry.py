@@ -13,6 +13,7 @@ import pytest
 from tests.support.registry import corrupt_artifact
 from vigil.registry import (
     NO_PRODUCTION,
+    ROLLBACK_DEPTH,
     ArtifactIntegrityError,
     InvalidTag,
     NoProductionModel,
@@ -146,6 +147,43 @@ def test_promotion_is_compare_and_set_on_the_expected_production(db, tmp_path, s
     assert registry.production_tag() == a and registry.pointer().revision == 3
     registry.promote(c, expect=a)
     assert registry.production_tag() == c
+
+
+def test_the_rollback_stack_is_bounded(db, tmp_path, source):
+    registry = Registry(settings_for(db, tmp_path / "home"))
+    tag = save_copy(registry, source)
+    other = save_copy(registry, source)
+    for _ in range(ROLLBACK_DEPTH + 5):  # alternate: every promotion pushes one tag
+        registry.promote(other)
+        tag, other = other, tag
+    pointer = registry.pointer()
+    assert len(pointer.previous) == ROLLBACK_DEPTH
+    assert pointer.revision == ROLLBACK_DEPTH + 5
+
+
+def test_collection_deletes_only_models_nothing_refers_to(db, tmp_path, source):
+    """Production, the rollback stack and the newest saved stay, with their bytes; the rest
+    go, and the blobs only they used with them."""
+    registry = Registry(settings_for(db, tmp_path / "home"))
+    tags = [save_copy(registry, source) for _ in range(6)]
+    registry.promote(tags[0])
+    registry.promote(tags[1])  # tags[0] is on the rollback stack
+    unique = registry.save(source.pipeline, source.contract, source.reference, artifacts={
+        "extra.bin": b"only this model has these bytes",
+    })  # fmt: skip
+    registry.promote(tags[2])
+    registry.promote(unique)
+    registry.rollback()  # production is tags[2]: `unique` is referenced by nothing now
+    assert registry.collect(keep_latest=100) == ([], 0)  # all among the newest 100
+    newest = save_copy(registry, source)
+    deleted, freed = registry.collect(keep_latest=1)
+    assert sorted(deleted) == sorted([unique, tags[3], tags[4], tags[5]])
+    assert freed >= 1  # extra.bin, and each model's own contract
+    assert set(registry.tags()) == {tags[0], tags[1], tags[2], newest}
+    for tag in registry.tags():
+        assert registry.load(tag).pipeline is not None
+    with pytest.raises(UnknownModel):
+        registry.load(unique)
 
 
 def _churn(settings_kwargs: dict, tags: list[str], seed: int, n: int) -> int:

@@ -1,0 +1,252 @@
+"""The protocol's REST routes, as ASGI middleware in front of BentoML's app:
+
+``GET /v2``, ``GET /v2/health/live``, ``GET /v2/health/ready``,
+``GET /v2/models/vigil-model[/versions/{v}]``, ``…/ready``, ``POST …/infer``.
+
+Infer goes the way ``/predict`` goes: the key check and the bound on requests in flight run
+before this (``INFER_PATHS`` is in their paths); here the body is read up to the body limit,
+decoded (``tensors``), checked by the model's ``InstanceValidator`` and handed to the same
+micro-batcher, which logs every row before it is answered. Errors are the protocol's
+``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from service.batcher import BatcherClosed, BatcherFull
+from service.errors import _GONE, RETRY_AFTER_SECONDS, ApiError, _content_length, _read_at_most
+from service.predictor import Job
+from service.v2.inputs import instances, numeric_instances, problem_of
+from service.v2.metadata import MODEL_NAME, model_metadata, server_metadata
+from service.v2.tensors import (
+    HEADER_LENGTH,
+    Output,
+    ProtocolError,
+    decode_request,
+    encode_answer,
+    header_length,
+)
+from vigil.log_format import dumps_bytes
+from vigil.prediction_ids import new_request_id
+
+logger = logging.getLogger(__name__)
+_MODEL = re.compile(
+    r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?"
+)
+# Paths with a bounded label of their own in the request metrics; anything else under /v2/
+# (other versions, other names) is counted as "/v2/*".
+KNOWN = frozenset(
+    {
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        f"/v2/models/{MODEL_NAME}",
+        f"/v2/models/{MODEL_NAME}/ready",
+        f"/v2/models/{MODEL_NAME}/infer",
+    }
+)
+PREFIX = "/v2/"
+
+
+class InferPaths:
+    """``paths`` for the key check and admission: the given ones, and every infer path."""
+
+    def __init__(self, exact: frozenset[str]):
+        self.exact = exact
+
+    def __contains__(self, path: object) -> bool:
+        if path in self.exact:
+            return True
+        if not isinstance(path, str) or not path.endswith("/infer"):
+            return False
+        found = _MODEL.fullmatch(path)
+        return found is not None and found["action"] == "/infer"
+
+
+class OpenInference:
+    """``current()`` gives the worker's Runtime or raises ``ApiError`` (503); ``ready()``
+    says whether the service is ready (and retries a failed start, as /readyz does)."""
+
+    def __init__(
+        self,
+        app,
+        *,
+        current: Callable[[], Any],
+        ready: Callable[[], bool],
+        max_body_bytes: Callable[[], int],
+        on_reject: Callable[[str], None] = lambda reason: None,
+        on_shed: Callable[[str], None] = lambda reason: None,
+    ):
+        self.app = app
+        self.current = current
+        self.ready = ready
+        self.max_body_bytes = max_body_bytes
+        self.on_reject = on_reject
+        self.on_shed = on_shed
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != "/v2" and not path.startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        try:
+            status, body, headers = await self._route(path, method, scope, receive)
+        except (ProtocolError, ApiError) as exc:
+            if exc.reason and 400 <= exc.status < 500:
+                self.on_reject(exc.reason)
+            headers = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+            status, body = exc.status, _error(exc.error)
+        except Exception:
+            # Answered here: BentoML's timeout layer would otherwise wait for a response that
+            # never starts. The exception's text stays in the server log.
+            logger.exception("V2 request to %s failed", path[:200])
+            status, body, headers = 500, _error("internal server error; see the server log"), []
+        if body is None:
+            return  # the caller went away
+        if not any(k == b"content-type" for k, _ in headers):
+            headers.append((b"content-type", b"application/json"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _route(self, path: str, method: str, scope, receive):
+        if path in ("/v2", "/v2/health/live", "/v2/health/ready"):
+            _only(method, "GET")
+            if path == "/v2":
+                return 200, dumps_bytes(server_metadata()), []
+            if path == "/v2/health/live":
+                return 200, b'{"live":true}', []
+            ready = self.ready()
+            return (200 if ready else 503), dumps_bytes({"ready": ready}), []
+        found = _MODEL.fullmatch(path)
+        if found is None:
+            raise ProtocolError(404, "not found: see GET /v2/models/vigil-model", None)
+        if found["name"] != MODEL_NAME:
+            raise ProtocolError(404, f"unknown model; this server serves {MODEL_NAME!r}", None)
+        action = found["action"]
+        _only(method, "POST" if action == "/infer" else "GET")
+        if action == "/ready" and not self.ready():
+            return 503, dumps_bytes({"name": MODEL_NAME, "ready": False}), []
+        if action == "/infer":
+            return await self._infer(scope, receive, found["version"])
+        model = self._model(found["version"])
+        if action == "/ready":
+            return 200, dumps_bytes({"name": MODEL_NAME, "ready": True}), []
+        return 200, dumps_bytes(model_metadata(model)), []
+
+    def _model(self, version: str | None, runtime: Any = None) -> Any:
+        """The model served now; 404 when ``version`` names another."""
+        model = (runtime or self.current()).model
+        if version is not None and version != model.bundle.tag:
+            raise ProtocolError(
+                404,
+                f"model version not served; {MODEL_NAME} is served at version {model.bundle.tag}",
+                None,
+            )
+        return model
+
+    async def _infer(self, scope, receive, version: str | None):
+        # Bounded before anything is read into memory, let alone decoded.
+        limit = self.max_body_bytes()
+        length = _content_length(scope)
+        if length is not None and length > limit:
+            raise _too_large(f"{length} bytes", limit)
+        body = await _read_at_most(receive, limit)
+        if body is _GONE:
+            return 0, None, []
+        if body is None:
+            raise _too_large("more than that", limit)
+        runtime = self.current()
+        # A malformed request is a 400 whatever the version it names.
+        request = decode_request(
+            body, header_length(scope["headers"]), runtime.settings.max_batch_rows
+        )
+        model = self._model(version, runtime)  # one model for the whole request
+        validator = model.validator
+        checked = numeric_instances(request.inputs, validator.names, validator.numeric)
+        if checked is None:
+            rows = instances(request.inputs, validator.names, validator.numeric)
+            try:
+                checked = validator.validate(rows, "inputs")
+            except ApiError as exc:
+                raise problem_of(exc, request.inputs, validator.names) from None
+        if checked.folded and runtime.metrics is not None:
+            runtime.metrics.unseen_folded_categories(checked.folded)
+        request_id = new_request_id()
+        try:
+            answer = await model.batcher.submit(
+                Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
+            )
+        except BatcherFull:
+            self.on_shed("queued_rows")
+            raise _busy("server busy: too many rows queued; retry shortly") from None
+        except BatcherClosed:
+            raise _busy("service is shutting down; retry") from None
+        outputs = [
+            Output(*output)
+            for output in model.bundle.task.protocol_outputs(answer.fields, model.inference.classes)
+        ]
+        outputs.append(Output("prediction_id", "BYTES", answer.prediction_ids))
+        selected, binary = _select(outputs, request.outputs, request.binary)
+        head: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": model.bundle.tag}
+        if request.id is not None:
+            head["id"] = request.id
+        head["parameters"] = {"request_id": request_id}
+        body, json_length = encode_answer(head, selected, binary)
+        if json_length is None:
+            return 200, body, []
+        return (
+            200,
+            body,
+            [
+                (b"content-type", b"application/octet-stream"),
+                (HEADER_LENGTH.encode(), str(json_length).encode()),
+            ],
+        )
+
+
+def _select(
+    outputs: list[Output], requested: dict[str, bool] | None, binary: bool
+) -> tuple[list[Output], dict[str, bool]]:
+    if requested is None:
+        return outputs, {output.name: binary for output in outputs}
+    by_name = {output.name: output for output in outputs}
+    for name in requested:
+        if name not in by_name:
+            raise ProtocolError(
+                400,
+                f"output {name[:100]!r} unknown; this model's outputs are {', '.join(by_name)}",
+                "unknown_field",
+            )
+    return [by_name[name] for name in requested], requested
+
+
+def _only(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise ProtocolError(
+            405,
+            f"method {method[:10]} not allowed here; use {allowed}",
+            None,
+            headers={"Allow": allowed},
+        )
+
+
+def _too_large(size: str, limit: int) -> ProtocolError:
+    return ProtocolError(
+        413,
+        f"request body is {size}; the limit is {limit} bytes (VIGIL_MAX_BODY_BYTES)",
+        "body_too_large",
+    )
+
+
+def _busy(msg: str) -> ApiError:
+    return ApiError(503, msg, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _error(msg: str) -> bytes:
+    return dumps_bytes({"error": msg})

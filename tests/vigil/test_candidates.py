@@ -1,0 +1,176 @@
+"""The candidate pointer in the registry on SQLite and PostgreSQL: a shadow or a canary,
+never both, each start and stop in the history; the production model cannot be a candidate;
+the monitor's verdicts, newest first."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vigil.candidates import CandidateConflict, Candidates, Verdict
+from vigil.registry import Registry, UnknownModel
+from vigil.registry_schema import drop_registry_schema
+from vigil.settings import get_settings
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def registry(request, tmp_path, default_bundle):
+    if request.param == "sqlite":
+        overrides = {"database_url": f"sqlite:///{tmp_path / 'registry.sqlite3'}"}
+    else:
+        url, prefix = request.getfixturevalue("postgres_url")
+        overrides = {"database_url": url, "table_prefix": prefix}
+    reg = Registry(get_settings(home=tmp_path / "home", **overrides))
+    reg.promote(other(reg, default_bundle))
+    yield reg
+    if request.param == "postgres":
+        drop_registry_schema(reg.engine, overrides["table_prefix"])
+
+
+@pytest.fixture(scope="module")
+def default_bundle(trained_home_template):
+    return Registry(get_settings(home=trained_home_template)).load_production()
+
+
+def other(registry, bundle) -> str:
+    return registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+
+
+def test_a_shadow_and_a_canary_are_never_both_active(registry, default_bundle):
+    candidates = Candidates(registry)
+    assert not candidates.current().active
+    tag = other(registry, default_bundle)
+    candidates.start(tag, "shadow")
+    now = candidates.current()
+    assert (now.tag, now.mode, now.revision) == (tag, "shadow", 1)
+    with pytest.raises(CandidateConflict, match="never both active"):
+        candidates.start(tag, "canary", 10)
+    with pytest.raises(CandidateConflict, match="no canary to stop"):
+        candidates.stop("canary")
+    candidates.stop("shadow")
+    candidates.start(tag, "canary", 10)
+    candidates.start(tag, "canary", 20)  # a new percent: a new revision
+    now = candidates.current()
+    assert (now.mode, now.percent, now.revision) == ("canary", 20.0, 4)
+    candidates.stop("canary")
+    assert not candidates.current().active
+    history = [(e.action, e.mode, e.percent) for e in candidates.history()]
+    assert history == [
+        ("start", "shadow", 0.0),
+        ("stop", "shadow", 0.0),
+        ("start", "canary", 10.0),
+        ("start", "canary", 20.0),
+        ("stop", "canary", 20.0),
+    ]
+
+
+def test_production_and_unknown_models_cannot_be_candidates(registry):
+    candidates = Candidates(registry)
+    with pytest.raises(CandidateConflict, match="production model already"):
+        candidates.start(registry.production_tag(), "shadow")
+    with pytest.raises(UnknownModel):
+        candidates.start("vigil-model:nosuchmodel", "shadow")
+    assert candidates.current().revision == 0
+
+
+def test_the_latest_verdict_is_the_newest(registry, default_bundle):
+    candidates = Candidates(registry)
+    tag = other(registry, default_bundle)
+    assert candidates.latest_verdict(tag) is None
+    for labeled, better in ((10, None), (500, True)):
+        candidates.record_verdict(
+            Verdict(
+                tag,
+                registry.production_tag(),
+                "shadow",
+                1.0,
+                labeled,
+                better,
+                {"labeled_rows": labeled},
+            )  # fmt: skip
+        )
+    latest = candidates.latest_verdict(tag)
+    assert (latest.labeled_rows, latest.better, latest.figures) == (
+        500, True, {"labeled_rows": 500}
+    )  # fmt: skip
+
+
+def test_the_migration_makes_the_tables_as_queried(tmp_path):
+    """0004_candidates' frozen definitions and vigil.candidate_schema's agree."""
+    import importlib.util
+
+    import sqlalchemy as sa
+
+    from vigil import migrations
+    from vigil.candidate_schema import candidate_tables
+
+    path = migrations._HERE / "versions" / "0004_candidates.py"
+    spec = importlib.util.spec_from_file_location("m0004", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def shape(tables):
+        return {
+            t.name: (
+                [(c.name, repr(c.type), c.nullable, c.primary_key, c.unique) for c in t.columns],
+                sorted((i.name, [c.name for c in i.columns]) for i in t.indexes),
+            )
+            for t in tables
+        }
+
+    q = candidate_tables("p_")
+    queried = [q.candidate, q.history, q.shadow, q.verdicts]
+    assert shape(module.tables("p_")) == shape(queried)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrations.upgrade(engine, "p_", only_if_empty=True)
+    with engine.connect() as conn:
+        assert migrations.state(conn, "p_").state == "current"
+        names = set(sa.inspect(conn).get_table_names())
+    assert {t.name for t in queried} <= names
+
+
+@pytest.fixture
+def cli_registry(tmp_path, monkeypatch, default_bundle):
+    """A registry under this test's VIGIL_HOME (as the CLI reads it) with a production model."""
+    monkeypatch.setenv("VIGIL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VIGIL_ENV_FILE", "")
+    monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
+    registry = Registry(get_settings())
+    registry.promote(other(registry, default_bundle))
+    return registry
+
+
+def test_models_list_shows_the_candidate_and_its_history(cli_registry, default_bundle):
+    from typer.testing import CliRunner
+
+    from training.models import cli
+
+    tag = other(cli_registry, default_bundle)
+    runner = CliRunner()
+    started = runner.invoke(cli, ["canary", tag, "--percent", "5"])
+    assert started.exit_code == 0, started.output
+    refused = runner.invoke(cli, ["shadow", tag])
+    assert refused.exit_code == 1 and "never both active" in refused.output
+    listed = runner.invoke(cli, ["list", "--json"])
+    doc = json.loads(listed.stdout)
+    assert doc["candidate"]["model_version"] == tag and doc["candidate"]["percent"] == 5.0
+    assert [e["action"] for e in doc["candidate_history"]] == ["start"]
+    assert f"candidate:  {tag} (canary at 5 %)" in runner.invoke(cli, ["list"]).stdout
+    assert runner.invoke(cli, ["canary", "--stop"]).exit_code == 0
+    assert json.loads(runner.invoke(cli, ["list", "--json"]).stdout)["candidate"] is None
+
+
+def test_a_candidate_the_replicas_could_not_load_is_refused(
+    cli_registry, monkeypatch, default_bundle
+):
+    from typer.testing import CliRunner
+
+    from training.models import cli
+
+    contract = {k: v for k, v in default_bundle.contract.items() if k != "onnx"}
+    tag = cli_registry.save(default_bundle.pipeline, contract, default_bundle.reference)
+    monkeypatch.setenv("VIGIL_INFERENCE", "onnx")  # and the candidate has no ONNX artifact
+    refused = CliRunner().invoke(cli, ["shadow", tag])
+    assert refused.exit_code == 2 and "cannot be served" in refused.output
+    assert not Candidates(Registry(get_settings())).current().active

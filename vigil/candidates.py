@@ -1,0 +1,197 @@
+"""A candidate model tried on live traffic, as the registry records it: the candidate pointer
+beside the production pointer (a shadow or a canary, never both), its history, and the
+monitor's verdicts on it.
+
+A start or stop is one transaction that locks the candidate row (as promotions lock the
+production row) and bumps its revision; every replica polls that revision once a second
+(``service.candidate``) and follows within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from vigil.candidate_schema import CANDIDATE_ID, candidate_tables
+from vigil.registry import Registry, UnknownModel, _who, check_tag
+
+SHADOW = "shadow"
+CANARY = "canary"
+MODES = (SHADOW, CANARY)
+
+
+class CandidateConflict(RuntimeError):
+    """A different candidate (or the other mode) is already running; the message says which."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tag: str | None
+    mode: str | None  # shadow | canary | None
+    percent: float  # canary share of requests, 0-100
+    revision: int
+    changed_at: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.tag is not None and self.mode is not None
+
+
+@dataclass(frozen=True)
+class CandidateEvent:
+    revision: int
+    action: str  # start | stop
+    mode: str
+    tag: str
+    percent: float
+    at: float
+    by: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    candidate_version: str
+    model_version: str
+    mode: str
+    checked_at: float
+    labeled_rows: int
+    better: bool | None
+    figures: dict[str, Any]
+
+
+class Candidates:
+    """The candidate records of ``registry`` (same database, same schema version)."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+        self.tables = candidate_tables(registry.prefix)
+
+    def current(self) -> Candidate:
+        """The candidate pointer as it is now (one small row: cheap enough to poll)."""
+        c = self.tables.candidate
+        with self.registry._transaction() as conn:
+            row = conn.execute(sa.select(c).where(c.c.id == CANDIDATE_ID)).one()
+        return _candidate(row)
+
+    def start(self, tag: str, mode: str, percent: float = 0.0, *, by: str | None = None) -> None:
+        """Start ``tag`` as a shadow or a canary of ``percent`` %. Refused
+        (``CandidateConflict``) while another candidate or the other mode runs, and for the
+        production model itself; starting what already runs changes only a canary's percent."""
+        check_tag(tag)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        percent = float(percent) if mode == CANARY else 0.0
+        m = self.registry.tables.models
+        with self._locked() as (conn, now):
+            if conn.scalar(sa.select(m.c.id).where(m.c.tag == tag)) is None:
+                raise UnknownModel(f"model {tag} not found in the registry")
+            production = self.registry.tables.production
+            if conn.scalar(sa.select(production.c.tag)) == tag:
+                raise CandidateConflict(f"{tag} is the production model already")
+            if now.active and (now.mode != mode or now.tag != tag):
+                raise CandidateConflict(
+                    f"a {now.mode} of {now.tag} is running: stop it first "
+                    f"(python -m training.models {now.mode} --stop); a canary and a shadow "
+                    "are never both active"
+                )
+            if now.active and now.percent == percent:
+                return
+            self._move(conn, now, "start", tag, mode, percent, by)
+
+    def stop(self, mode: str, *, by: str | None = None) -> Candidate:
+        """Stop the running ``mode``; returns what ran. ``CandidateConflict`` when none does."""
+        with self._locked() as (conn, now):
+            if not now.active or now.mode != mode:
+                running = f"a {now.mode} of {now.tag} runs" if now.active else "none runs"
+                raise CandidateConflict(f"no {mode} to stop ({running})")
+            self._move(conn, now, "stop", now.tag, mode, now.percent, by)
+        return now
+
+    def history(self) -> list[CandidateEvent]:
+        h = self.tables.history
+        with self.registry._transaction() as conn:
+            rows = conn.execute(sa.select(h).order_by(h.c.revision)).all()
+        return [
+            CandidateEvent(r.revision, r.action, r.mode, r.tag, r.percent, r.at, r.by) for r in rows
+        ]
+
+    @contextmanager
+    def _locked(self) -> Iterator[tuple[Connection, Candidate]]:
+        c = self.tables.candidate
+        with self.registry._transaction(lock=True) as conn:
+            row = conn.execute(sa.select(c).where(c.c.id == CANDIDATE_ID).with_for_update()).one()
+            yield conn, _candidate(row)
+
+    def _move(self, conn, now: Candidate, action, tag, mode, percent, by) -> None:
+        c, h = self.tables.candidate, self.tables.history
+        at, revision = time.time(), now.revision + 1
+        running = action == "start"
+        conn.execute(
+            c.update()
+            .where(c.c.id == CANDIDATE_ID)
+            .values(
+                tag=tag if running else None,
+                mode=mode if running else None,
+                percent=percent if running else 0.0,
+                revision=revision,
+                changed_at=at,
+            )
+        )
+        conn.execute(
+            h.insert().values(
+                revision=revision,
+                action=action,
+                mode=mode,
+                tag=tag,
+                percent=percent,
+                at=at,
+                by=(by or _who())[:200],
+            )
+        )
+
+    # -- verdicts ------------------------------------------------------------------------
+
+    def record_verdict(self, verdict: Verdict) -> None:
+        v = self.tables.verdicts
+        with self.registry._transaction() as conn:
+            conn.execute(
+                v.insert().values(
+                    candidate_version=verdict.candidate_version,
+                    model_version=verdict.model_version,
+                    mode=verdict.mode,
+                    checked_at=verdict.checked_at,
+                    labeled_rows=verdict.labeled_rows,
+                    better=None if verdict.better is None else int(verdict.better),
+                    figures=json.dumps(verdict.figures, default=str),
+                )
+            )
+
+    def latest_verdict(self, tag: str) -> Verdict | None:
+        """The monitor's newest verdict on ``tag`` as a candidate, or None."""
+        check_tag(tag)
+        v = self.tables.verdicts
+        stmt = sa.select(v).where(v.c.candidate_version == tag).order_by(v.c.id.desc()).limit(1)
+        with self.registry._transaction() as conn:
+            row = conn.execute(stmt).one_or_none()
+        if row is None:
+            return None
+        return Verdict(
+            row.candidate_version,
+            row.model_version,
+            row.mode,
+            row.checked_at,
+            row.labeled_rows,
+            None if row.better is None else bool(row.better),
+            json.loads(row.figures),
+        )
+
+
+def _candidate(row) -> Candidate:
+    return Candidate(row.tag, row.mode, float(row.percent), int(row.revision), row.changed_at)
