@@ -38,6 +38,8 @@ from training.train import (
 )
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
+# Read whole before any parsing: far above a forest of hundreds of deep trees (~100 MB).
+MAX_MODEL_BYTES = 2 * 1024**3
 # scikit-learn's own types that skops does not trust by default but that hold only arrays
 # (a fitted HistGradientBoosting's trees): trusted without --trust.
 DEFAULT_TRUSTED = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
@@ -57,6 +59,8 @@ def load_model_file(
 
     if not path.is_file():
         raise BadModel(f"{path}: no such file")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise BadModel(f"{path}: {path.stat().st_size} bytes, more than {MAX_MODEL_BYTES}")
     suffix = path.suffix.lower()
     data = path.read_bytes()
     if suffix == ".skops":

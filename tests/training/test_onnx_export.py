@@ -13,6 +13,7 @@ from sklearn.preprocessing import SplineTransformer
 
 from tests.service.conftest import MIXED_TARGET, mixed_frame
 from training.data import check, load
+from training.model import ESTIMATORS
 from training.onnx_export import TOLERANCE, export
 from training.train import train
 from vigil.onnx_model import ARTIFACT, OnnxModel
@@ -91,3 +92,44 @@ def test_a_failed_check_falls_back_with_its_figures():
     assert strict.contract()["inference"] == {"runtime": "sklearn", "reason": strict.reason}
     normal = export(pipeline, schema, {"all": frame})
     assert normal.runtime == "onnx" and set(normal.artifacts()) == {ARTIFACT}
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_every_estimator_converts_mixed_data(tmp_path, task, estimator):
+    """Numbers with missing values and categories with missing and unseen values, for each
+    estimator and task: verified ONNX, equal to scikit-learn on every row; or, for
+    HistGradientBoosting, a failed check recorded with its figures (it compares float64
+    inputs with float64 thresholds that can lie within float32 rounding of a value: measured
+    here on the regressor, one row off by 9.6 %), and scikit-learn serves."""
+    frame = mixed_frame()
+    if task == "regression":  # a number to predict: income from the rest
+        frame = frame.drop(columns=[MIXED_TARGET]).rename(columns={"income": "target"})
+        target = "target"
+    else:
+        target = MIXED_TARGET
+    dataset = check(frame, target, "0" * 64, "test")
+    assert dataset.task == task
+    settings = get_settings(home=tmp_path)
+    outcome = train(settings, dataset, estimator=estimator, n_estimators=30)
+    bundle = Registry(settings).load(outcome.model_tag)
+    inference = bundle.contract["inference"]
+    if inference["runtime"] == "sklearn" and estimator == "hist_gradient_boosting":
+        figures = bundle.contract["onnx"]["check"]
+        assert inference["reason"].startswith("ONNX check failed") and not figures["passed"]
+        assert figures["max_abs_diff"] > TOLERANCE
+        assert sum(figures["rows"].values()) == len(frame)
+        assert ARTIFACT not in bundle.artifacts
+        return
+    assert inference["runtime"] == "onnx", inference
+    rows = to_frame(bundle.schema, dataset.features)
+    rows.loc[::7, "plan"] = "never-seen"
+    rows.loc[::5, "region"] = np.nan
+    classes = bundle.contract["onnx"]["classes"]
+    onnx = OnnxModel(bundle.artifact_bytes(ARTIFACT), bundle.schema, classes)
+    tasks = bundle.task
+    expected = tasks.outputs(tasks.raw(bundle.pipeline, rows), classes)
+    worst, mismatches = tasks.disagreement(
+        expected, tasks.outputs(onnx.predict_raw_frame(rows), classes)
+    )
+    assert mismatches == 0 and worst <= TOLERANCE, (worst, mismatches)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.support.user_models import (
     CUSTOM_MODULE,
@@ -237,7 +238,7 @@ def test_a_model_that_raises_is_refused(tmp_path):
     assert_refused(result, home, "cannot answer on the reference rows", "broken on purpose")
 
 
-def test_other_refusals(tmp_path):
+def test_other_refusals(tmp_path, monkeypatch):
     user = ridge_regressor()
     home = tmp_path / "home"
     text = tmp_path / "model.txt"
@@ -247,6 +248,11 @@ def test_other_refusals(tmp_path):
     missing_target = args_for(user, path, tmp_path / "d", "--trust-pickle")
     missing_target[missing_target.index("--target") + 1] = "nope"
     assert_refused(register_cli(home, *missing_target), home, "'nope' not found")
+    from training import register
+
+    monkeypatch.setattr(register, "MAX_MODEL_BYTES", 10)
+    with pytest.raises(register.BadModel, match="more than 10"):
+        register.load_model_file(path, trust_pickle=True)
     garbage = tmp_path / "garbage.skops"
     garbage.write_bytes(b"not a zip")
     assert_refused(register_cli(home, *args_for(user, garbage, tmp_path / "d")), home, "skops")
