@@ -128,6 +128,11 @@ class VigilService:
         # and `bentoml build` also do); they act on the next request.
         quiet_bad_input_tracebacks()
         cancel_request_timers()
+        # One native thread per worker: OpenMP and BLAS pools (HistGradientBoosting's predict,
+        # numpy) sized to the machine oversubscribe the cores the workers share.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
         # BentoML leaves other loggers at WARNING; which model is served belongs in the log.
         logging.getLogger("service").setLevel(logging.INFO)
         bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/", v2.PREFIX))

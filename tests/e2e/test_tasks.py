@@ -1,6 +1,9 @@
 """End to end for every task: a binary and a multiclass classifier and a regressor, trained
-with the training CLI, served by the real service, checked by the real monitor and scraped
-by a real Prometheus that evaluates the committed alert rules (every ``for:`` 0 s).
+with the training CLI, and two models trained the way a user would and registered with
+``training.register`` (a HistGradientBoostingClassifier behind a ColumnTransformer with a
+categorical column, saved with skops; a bare Ridge regressor saved with joblib), each served
+by the real service, checked by the real monitor and scraped by a real Prometheus that
+evaluates the committed alert rules (every ``for:`` 0 s).
 
 For each model, in order: the answer's shape and ``/model``; the task's metrics at
 ``/metrics``; a check of normal traffic (no drift, the task's prediction-drift test); true
@@ -34,11 +37,13 @@ pytestmark = pytest.mark.integration
 WINDOW_ROWS = 200
 MIN_LABELS = 50
 CHECK_EVERY_SECONDS = 2
-# (dataset, task, classes): what each bundled dataset trains.
+# name: (task, classes); bundled datasets are trained, "user_*" models registered.
 MODELS = {
     "breast_cancer": ("classification", 2),
     "wine": ("classification", 3),
     "diabetes": ("regression", 0),
+    "user_hgb_skops": ("classification", 2),
+    "user_ridge_joblib": ("regression", 0),
 }
 
 
@@ -75,13 +80,27 @@ class TaskStack:
         return json.loads(out.stdout)
 
 
-def _train(dataset: str, home: Path, env: dict[str, str]) -> dict:
+def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
+    """Make the production model ``name`` as a user would, through the CLI; its JSON line."""
+    from tests.support import user_models
+
+    if name.startswith("user_"):
+        user, suffix, save, extra = {
+            "user_hgb_skops": (user_models.hgb_classifier(), "skops", user_models.save_skops, []),
+            "user_ridge_joblib": (
+                user_models.ridge_regressor(), "joblib", user_models.save_joblib, ["--trust-pickle"]
+            ),
+        }[name]  # fmt: skip
+        model = save(user.model, tmp / f"model.{suffix}")
+        reference, holdout = user.write_data(tmp / "data")
+        argv = [
+            "training.register", "--model", str(model), "--reference", str(reference),
+            "--holdout", str(holdout), "--target", user.target, "--promote", *extra,
+        ]  # fmt: skip
+    else:
+        argv = ["training.train", "--dataset", name, "--seed", "7", "--promote"]
     out = subprocess.run(
-        [sys.executable, "-m", "training.train", "--dataset", dataset, "--seed", "7", "--promote"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-m", *argv], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -109,7 +128,7 @@ def stack(request, tmp_path_factory):
         quality_alert_min_labels=MIN_LABELS,
         reports_keep=2,
     )
-    train_line = _train(dataset, home, env)
+    train_line = _train(dataset, tmp, env)
     configs = render_configs(
         tmp / "config",
         service_target=f"127.0.0.1:{ports['service']}",
