@@ -59,9 +59,13 @@ check: $(VENV)/.synced ## One drift check now, as JSON
 traffic: $(VENV)/.synced ## Send realistic traffic to a running service (DRIFT=one|most for drifted)
 	$(PY) -m stack.traffic $(if $(DRIFT),--drift $(DRIFT),) $(ARGS)
 
+# Two processes: the integration tests mostly wait on servers they start. A module's tests
+# stay together (--dist loadscope), so a module's shared server is started once.
+PYTEST_WORKERS ?= 2
+
 .PHONY: test
-test: $(VENV)/.synced ## Run the whole test suite
-	$(PY) -m pytest $(ARGS)
+test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 2)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(ARGS)
 
 .PHONY: bench
 bench: $(VENV)/.synced ## Benchmark the service and the drift check; writes bench-results/

@@ -68,16 +68,20 @@ class TaskStack:
     def post(self, path: str, body: dict) -> httpx.Response:
         return httpx.post(f"{self.service_url}{path}", json=body, timeout=30)
 
-    def check(self) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-m", "monitoring.drift", "check", "--json"],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout)
+    def check(self, report: bool = False) -> dict:
+        """One check, as ``monitoring.drift check --json`` prints it, made in this process
+        (the CLI itself is tested in tests/monitoring/test_drift_cli.py): a subprocess would
+        import Evidently again for every check."""
+        from monitoring.check import Checker
+        from vigil.settings import get_settings
+
+        vigil = {k[6:].lower(): v for k, v in self.env.items() if k.startswith("VIGIL_")}
+        vigil.pop("env_file", None)
+        checker = Checker(get_settings(**vigil), report=report)
+        try:
+            return json.loads(json.dumps(checker.check().payload))
+        finally:
+            checker.close()
 
 
 def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
@@ -343,6 +347,6 @@ def test_drifted_traffic_is_detected(stack):
     for start in range(0, len(rows), 50):
         resp = stack.post("/predict", {"instances": rows[start : start + 50]})
         assert resp.status_code == 200, resp.text
-    payload = stack.check()
+    payload = stack.check(report=True)
     assert payload["drift_detected"] is True
     assert payload["report_path"]
