@@ -222,6 +222,7 @@ def test_concurrent_promotions_and_rollbacks_never_interleave(db, tmp_path, sour
         if event.action == "promote":
             if tag is not None:
                 stack.append(tag)
+                del stack[:-ROLLBACK_DEPTH]  # the stack keeps the newest ROLLBACK_DEPTH
         else:
             assert stack and stack.pop() == event.tag, event
         tag = event.tag
