@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -56,6 +57,11 @@ class Outputs:
 
     def __len__(self) -> int:
         return len(self.predictions)
+
+    @cached_property
+    def rounded(self) -> np.ndarray | None:
+        """``proba`` to six places, as answered and logged: rounded once per batch."""
+        return None if self.proba is None else self.proba.round(6)
 
 
 class PredictionSink(Protocol):
@@ -262,11 +268,11 @@ class Classification(Task):
     def answer(self, outputs: Outputs, rows: slice, keys: Sequence[str]) -> dict[str, Any]:
         return {
             "predictions": outputs.predictions[rows],
-            "probabilities": _by_class(keys, outputs.proba[rows].round(6)),
+            "probabilities": _by_class(keys, outputs.rounded[rows]),
         }
 
     def log_outputs(self, outputs, keys):
-        rounded = outputs.proba.round(6)
+        rounded = outputs.rounded
         return outputs.predictions, dict(zip(keys, rounded.T.tolist(), strict=True))
 
     def count(self, sink, outputs, keys, version):
