@@ -261,11 +261,7 @@ class VigilService:
             runtime = self._ready()
             bundle = runtime.bundle
             pairs = _take_prechecked(
-                bundle,
-                lambda sent: feedback_labels(
-                    sent, bundle.task, bundle.schema.classes, runtime.settings.max_batch_rows
-                ),
-                labels,
+                bundle, lambda sent: _feedback_pairs(runtime, bundle, sent), labels
             )
             if runtime.log is None:
                 raise ApiError(503, "the inference log is disabled (VIGIL_UNSAFE_DISABLE_LOGGING)")
@@ -379,13 +375,17 @@ def precheck(path: str, body: bytes) -> bytes | None:
         _prechecked.set((validator, validator.validate(sent), sent))
     else:
         bundle = runtime.bundle
-        pairs = feedback_labels(
-            sent, bundle.task, bundle.schema.classes, runtime.settings.max_batch_rows
-        )
-        _prechecked.set((bundle, pairs, sent))
+        _prechecked.set((bundle, _feedback_pairs(runtime, bundle, sent), sent))
     # A body only json.loads accepts (a BOM, a lone surrogate) still goes to BentoML, which
     # refuses it as before.
     return _STAND_INS[path] if by_pydantic else None
+
+
+def _feedback_pairs(runtime: Runtime, bundle, sent: Any) -> list[tuple[str, Any]]:
+    """``/feedback``'s labels checked by ``bundle``'s task (the endpoint and the precheck)."""
+    return feedback_labels(
+        sent, bundle.task, bundle.schema.classes, runtime.settings.max_batch_rows
+    )
 
 
 def _take_prechecked(by: Any, check: Callable[[Any], Any], argument: Any) -> Any:
