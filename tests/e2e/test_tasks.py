@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import numpy as np
 import pytest
 
 from monitoring.render import render_configs
-from stack.traffic import Drift, make_rows
+from stack.traffic import Drift, Tally, feedback_labels, make_rows
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Prometheus, start_prometheus
 from tests.support.processes import Proc, base_env, http_ok, wait_until
@@ -259,22 +258,17 @@ def test_normal_traffic_is_checked_with_the_tasks_prediction_test(stack):
 
 
 def _labels(stack: TaskStack, wrong: bool) -> list[dict]:
+    """The reference's labels of every answered row, all right or all wrong (another class,
+    or the value moved by three standard deviations), as ``make traffic`` sends them."""
     bundle = _bundle(stack)
-    out = []
-    if stack.task == "regression":
-        truths = np.array([float(t) for _, _, t in stack.answered])
-        spread = float(truths.std())
-        for _, pid, truth in stack.answered:
-            out.append({"prediction_id": pid, "label": float(truth) + (3 * spread if wrong else 0)})
-        return out
-    classes = list(bundle.schema.classes)
-    by_text = {str(c): c for c in classes}
-    for _, pid, truth in stack.answered:
-        label = by_text[str(truth)]
-        if wrong:  # the next class: every label wrong
-            label = classes[(classes.index(label) + 1) % len(classes)]
-        out.append({"prediction_id": pid, "label": label})
-    return out
+    tally = Tally(
+        prediction_ids=[pid for _, pid, _ in stack.answered],
+        answered=list(range(len(stack.answered))),
+    )
+    truths = [truth for _, _, truth in stack.answered]
+    return feedback_labels(
+        tally, truths, bundle.task, bundle.schema.classes, share=1.0, wrong=float(wrong)
+    )
 
 
 def test_true_labels_give_live_quality_with_the_tasks_metrics(stack):
