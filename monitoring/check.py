@@ -178,8 +178,9 @@ class Checker:
                 f"a drift check needs at least {s.drift_min_rows}"
             )
         else:
-            self._detect(result, schema, reference, ref_pred, window, bundle.task)
-            self._window_quality(result, schema, reference, window, bundle)
+            current = to_frame(schema, window.frame)  # the model's input types, once
+            self._detect(result, schema, reference, ref_pred, window, current, bundle.task)
+            self._window_quality(result, schema, reference, window, current, bundle)
         self._quality(result, schema, bundle)
         self._candidate(result, bundle)
         if self.report and result.report_job is not None:
@@ -187,9 +188,8 @@ class Checker:
             result.report_job = None
         return result
 
-    def _detect(self, result, schema, reference, ref_pred, window, task) -> None:
+    def _detect(self, result, schema, reference, ref_pred, window, current, task) -> None:
         s, payload = self.settings, result.payload
-        current = to_frame(schema, window.frame)
         cur_pred = (
             task.prediction_values(window.frame["prediction"])
             if "prediction" in window.frame
@@ -264,13 +264,12 @@ class Checker:
             self._estimators = {bundle.tag: QualityEstimator.of(bundle)}  # only the latest
         return self._estimators[bundle.tag]
 
-    def _window_quality(self, result, schema, reference, window, bundle) -> None:
+    def _window_quality(self, result, schema, reference, window, current, bundle) -> None:
         """Data quality and the estimated quality of the window (issue 20)."""
         from monitoring.data_quality import assess
         from monitoring.estimate import movement, window_estimate
 
         payload = result.payload
-        current = to_frame(schema, window.frame)
         checked = assess(
             schema, reference, current, alpha=self.settings.drift_alpha, raw=window.frame
         )
