@@ -24,7 +24,7 @@ too:
   features shifted by 1 SD) to ``vigil_drift_detected 1`` on the monitor's ``/metrics``, on
   default settings (each trial waits out ``VIGIL_DRIFT_MIN_INTERVAL_SECONDS`` first);
 - counting: what the monitor's every-second "is a new window full?" query costs
-  (``vigil.log_progress``) on a 10-million-row log, SQLite and PostgreSQL.
+  (``vigil.log.progress``) on a 10-million-row log, SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def _prepare(sizes: str) -> dict:
 
     from training.data import load
     from training.train import train
-    from vigil.inference_log import InferenceLog, LogRecord
-    from vigil.prediction_ids import new_request_id
+    from vigil.log.inference_log import InferenceLog, LogRecord
+    from vigil.log.prediction_ids import new_request_id
     from vigil.settings import get_settings
 
     started = time.perf_counter()
@@ -235,7 +235,7 @@ def _child_raw(n: int) -> dict:
     from evidently.presets import DataDriftPreset
 
     from monitoring.report import _value_drifts
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     bundle = Registry(get_settings()).load_production()
@@ -345,9 +345,9 @@ def _reaction() -> dict:
     import pandas as pd
     from sklearn.datasets import load_breast_cancer
 
-    from vigil.inference_log import InferenceLog, LogRecord
-    from vigil.prediction_ids import new_request_id
-    from vigil.registry import Registry
+    from vigil.log.inference_log import InferenceLog, LogRecord
+    from vigil.log.prediction_ids import new_request_id
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     settings = get_settings()
@@ -412,7 +412,7 @@ COUNT_ROWS_PER_REQUEST = 10
 def _child_counting(rows: str) -> dict:
     """The monitor's new-row count on a log of ``rows`` rows (10 per request): SQLite, and
     PostgreSQL when it is reachable."""
-    from vigil.inference_log import InferenceLog
+    from vigil.log.inference_log import InferenceLog
 
     n = int(rows)
     out = {"log_rows": n, "rows_per_request": COUNT_ROWS_PER_REQUEST, "backends": []}
@@ -441,7 +441,7 @@ def _child_counting(rows: str) -> dict:
 def _fill_sqlite(log, records: int, start: float, step: float) -> None:
     import sqlalchemy as sa
 
-    from vigil.log_format import dumps
+    from vigil.log.format import dumps
 
     k = COUNT_ROWS_PER_REQUEST
     log.create_schema()
@@ -477,7 +477,7 @@ def _fill_postgres(log, records: int, start: float, step: float) -> None:
 def _count_on(log, n: int, fill) -> dict:
     """Fill, then time ``newest`` and ``rows_after`` as the monitor asks them: from a position
     one window behind the end (a poll), and from the log's first record (worst case)."""
-    from vigil.log_progress import LogProgress, Position
+    from vigil.log.progress import LogProgress, Position
 
     records = n // COUNT_ROWS_PER_REQUEST
     now = time.time()

@@ -280,7 +280,7 @@ def run(out_dir: Path) -> dict:
 def _rows(home: Path) -> tuple[list[dict], int]:
     """Real instances of the default model at full float precision, and the body limit."""
     from service.validation import body_limit
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     settings = get_settings(home=home)

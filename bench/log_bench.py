@@ -26,10 +26,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from vigil import log_partitions, migrations
-from vigil.inference_log import InferenceLog, LogRecord
-from vigil.log_format import dumps
-from vigil.prediction_ids import new_request_ids
+from vigil.log import partitions as log_partitions
+from vigil.log.format import dumps
+from vigil.log.inference_log import InferenceLog, LogRecord
+from vigil.log.prediction_ids import new_request_ids
+from vigil.store import migrations
 
 URL = os.environ.get("VIGIL_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LOG_ROWS = int(os.environ.get("VIGIL_BENCH_LOG_ROWS", "10000000"))

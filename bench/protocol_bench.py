@@ -94,7 +94,7 @@ def run(out_dir: Path) -> dict:
 
 
 def _frames(home: Path) -> dict[int, Any]:
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     bundle = Registry(get_settings(home=home)).load_production()
@@ -170,7 +170,7 @@ def _measure_mlserver(home: Path, frames: dict, work: Path) -> dict:
 
     from tests.conftest import free_port
     from tests.support.processes import descendants
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     bundle = Registry(get_settings(home=home)).load_production()

@@ -28,7 +28,7 @@ POSTGRES_URL = os.environ.get(
 
 
 def _fetch(settings) -> float:
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
 
     began = time.perf_counter()
     bundle = Registry(settings).load_production()
@@ -39,8 +39,8 @@ def _fetch(settings) -> float:
 def run(out_dir: Path) -> dict:
     from training.data import load
     from training.train import train
-    from vigil.registry import Registry
-    from vigil.registry_schema import drop_registry_schema
+    from vigil.registry.schema import drop_registry_schema
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     prefix = f"b{uuid.uuid4().hex[:10]}_"

@@ -102,7 +102,7 @@ def _train(home: Path, args: tuple[str, ...] = ()) -> Path:
 
 
 def _bodies(home: Path, work: Path) -> dict[int, Path]:
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     bundle = Registry(get_settings(home=home)).load_production()
@@ -226,7 +226,7 @@ async def _python_load(url: str, body: bytes, concurrency: int, seconds: float) 
 
 def _raw_ceiling(home: Path) -> list[dict]:
     """``predict_proba`` in this process, one thread, on frames already built."""
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.schema import to_frame
     from vigil.settings import get_settings
 

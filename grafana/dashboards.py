@@ -42,7 +42,7 @@ DRIFT_ALERTS = (
 )
 
 
-# Quality metrics by task (vigil.task): scores in [0, 1] and a regressor's errors.
+# Quality metrics by task (vigil.tasks): scores in [0, 1] and a regressor's errors.
 CLASSIFIER_SCORES = "accuracy|f1|precision|recall|roc_auc"
 REGRESSOR_ERRORS = "mae|rmse|mean_error"
 

@@ -1,5 +1,5 @@
 """The monitor's verdict on a candidate (a shadow or a canary) against production, on the rows
-both models predicted (``vigil.shadow_log``).
+both models predicted (``vigil.log.shadow``).
 
 - On every such row: agreement (the task's: share of equal labels, or mean absolute
   difference) and the candidate's prediction drift against production's predictions of the
@@ -24,10 +24,10 @@ from typing import Any
 import pandas as pd
 
 from monitoring.detect import pvalue_by_method
-from vigil.candidates import Candidates, Verdict
-from vigil.registry import Registry
-from vigil.shadow_log import ShadowLog
-from vigil.task import Task
+from vigil.log.shadow import ShadowLog
+from vigil.registry.candidates import Candidates, Verdict
+from vigil.registry.store import Registry
+from vigil.tasks.base import Task
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from monitoring.detect import Detection, detect
-from vigil.inference_log import InferenceLog, InferenceLogError
-from vigil.registry import (
+from vigil.log.inference_log import InferenceLog, InferenceLogError
+from vigil.registry.store import (
     LABEL_COLUMN,
     PREDICTION_COLUMN,
     NoProductionModel,

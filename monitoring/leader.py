@@ -5,7 +5,7 @@ lock lives exactly as long as that session: a leader killed with -9 loses it as 
 server sees the socket close, a leader whose connection breaks stops leading at its next poll
 (it cannot know whether the server still holds the lock for it), and the server drops a
 vanished or silent leader's session (TCP keepalives, ``idle_session_timeout``; every
-connection setting is ``vigil.pg_session``'s). Standbys retry every ``RETRY_SECONDS``. The
+connection setting is ``vigil.store.session``'s). Standbys retry every ``RETRY_SECONDS``. The
 key is derived from the table prefix, so deployments sharing a database elect their own
 leaders. On SQLite there is one monitor per log: it always leads.
 """
@@ -18,13 +18,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from vigil import pg_session
+from vigil.store import session as pg_session
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0  # a standby's attempts; a leader's death is noticed within this
 CHECK_SECONDS = 2.0  # a leader's connection check
-# Every wait of the election's connection (vigil.pg_session): a leader whose server went
+# Every wait of the election's connection (vigil.store.session): a leader whose server went
 # silent notices within CHECK_SECONDS plus about 2.5 times this.
 CONNECT_TIMEOUT = 2
 # The server ends a session silent for this long; every session here speaks at least every

@@ -1,7 +1,7 @@
 """The long-running monitor: checks driven by data, metrics and reports over HTTP.
 
 A check runs as soon as ``drift_window_rows`` new rows of the production model are logged
-since the last one (counted cheaply, ``vigil.log_progress``), at least every
+since the last one (counted cheaply, ``vigil.log.progress``), at least every
 ``drift_interval_seconds``, never more often than ``drift_min_interval_seconds``, and at once
 when production moves to another version or this monitor becomes leader. Only the leader
 checks (``monitoring.leader``). The verdict, JSON and gauges come first; the HTML report is
@@ -39,10 +39,10 @@ from monitoring.check import (
 )
 from monitoring.leader import AlwaysLeader, leadership
 from monitoring.metrics import MonitorMetrics
-from vigil.inference_log import InferenceLogError
-from vigil.log_progress import LogProgress, NewRows
-from vigil.registry import Registry
-from vigil.shadow_log import ShadowLog
+from vigil.log.inference_log import InferenceLogError
+from vigil.log.progress import LogProgress, NewRows
+from vigil.log.shadow import ShadowLog
+from vigil.registry.store import Registry
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Live model quality: the production model's latest labeled predictions scored like training.
 
-Scored by the model's task (``vigil.task``), as the held-out split was at training, so the live
+Scored by the model's task (``vigil.tasks``), as the held-out split was at training, so the live
 figures compare like for like with ``vigil_model_quality_reference``.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.schema import FeatureSchema
-from vigil.task import CLASSIFIER, Task
+from vigil.tasks.base import CLASSIFIER, Task
 
 
 def live_quality(

@@ -38,7 +38,7 @@ def serve(
     from pydantic import ValidationError
 
     from service.auth import open_endpoints_warning
-    from vigil.registry import Registry, RegistryError
+    from vigil.registry.store import Registry, RegistryError
     from vigil.settings import get_settings, settings_problem
 
     overrides = {"host": host, "port": port, "workers": workers}

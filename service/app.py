@@ -51,11 +51,11 @@ from service.timeouts import cancel_request_timers
 from service.v2 import endpoint as v2
 from service.v2.openapi import add_protocol_paths
 from service.validation import BODY_FLOOR_BYTES, feedback_labels
-from vigil.inference_log import InferenceLogError, LogSchemaError
-from vigil.log_format import dumps_bytes
-from vigil.prediction_ids import new_request_id
+from vigil.log.format import dumps_bytes
+from vigil.log.inference_log import InferenceLogError, LogSchemaError
+from vigil.log.prediction_ids import new_request_id
+from vigil.registry.signing import ModelSignatureError
 from vigil.settings import get_settings
-from vigil.signing import ModelSignatureError
 
 logger = logging.getLogger("vigil.service")
 

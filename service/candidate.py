@@ -1,6 +1,6 @@
 """A candidate on live traffic, in one worker: which model answers a request (the canary
 split), the shadow worker that scores answered requests with the other model, and following
-the registry's candidate pointer (``vigil.candidates``).
+the registry's candidate pointer (``vigil.registry.candidates``).
 
 - Canary: a request whose id hashes below ``percent`` is answered by the candidate. The hash
   is SHA-256 of the request id, so the split is the same on every replica and process.
@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vigil.candidates import CANARY, Candidates
-from vigil.registry import Registry
-from vigil.shadow_log import ShadowLog, ShadowRecord
+from vigil.log.shadow import ShadowLog, ShadowRecord
+from vigil.registry.candidates import CANARY, Candidates
+from vigil.registry.store import Registry
 
 if TYPE_CHECKING:
     from service.predictor import Job

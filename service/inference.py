@@ -2,7 +2,7 @@
 
 ONNX is served only from a verified artifact: the contract says the training check passed and
 the file's sha256 matches. Serving ONNX never touches ``bundle.pipeline``: the pickle is not
-loaded at all. Either runtime returns ``vigil.task.Outputs``: what the outputs are (classes
+loaded at all. Either runtime returns ``vigil.tasks.Outputs``: what the outputs are (classes
 with probabilities, or numbers) is the model's task's business.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from vigil.onnx_model import OnnxModel, verified_onnx
-from vigil.registry import ModelBundle
+from vigil.registry.store import ModelBundle
 from vigil.schema import columns_to_frame
-from vigil.task import Outputs, task_for
+from vigil.tasks.base import Outputs, task_for
 
 
 class NotServable(RuntimeError):

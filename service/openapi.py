@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from service.errors import ApiError
-from vigil.task import Task
+from vigil.tasks.base import Task
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ERROR_REF = "#/components/schemas/Error"
@@ -122,7 +122,7 @@ def published(
 ) -> dict[str, Any]:
     """``spec`` (BentoML's, as a dict) corrected; ``instance``, ``classes`` and ``task`` are
     None while no model is loaded (then any objects are documented). The model's task
-    (``vigil.task``) describes its labels and its answer."""
+    (``vigil.tasks``) describes its labels and its answer."""
     out = copy.deepcopy(spec)
     out["info"] = {
         "title": "Vigil prediction service",

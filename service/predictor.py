@@ -18,18 +18,18 @@ import numpy as np
 from service.errors import ApiError
 from service.inference import OnnxInference, SklearnInference
 from service.metrics import ServiceMetrics
-from vigil.inference_log import InferenceLog, InferenceLogError, LogRecord
-from vigil.prediction_ids import prediction_ids
-from vigil.registry import ModelBundle
+from vigil.log.inference_log import InferenceLog, InferenceLogError, LogRecord
+from vigil.log.prediction_ids import prediction_ids
+from vigil.registry.store import ModelBundle
 from vigil.schema import record_columns
-from vigil.task import Outputs
+from vigil.tasks.base import Outputs
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Job:
-    request_id: str  # a UUIDv7 (vigil.prediction_ids.new_request_id): the log's record key
+    request_id: str  # a UUIDv7 (vigil.log.prediction_ids.new_request_id): the log's record key
     records: list[dict[str, Any]]
     unseen: dict[str, int] = field(default_factory=dict)  # feature -> instances
     # The records by feature, and the numeric ones as float64, as validation made them

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from service.runtime import Runtime
-from vigil.registry import Registry
+from vigil.registry.store import Registry
 
 logger = logging.getLogger(__name__)
 

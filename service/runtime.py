@@ -21,10 +21,10 @@ from service.inference import OnnxInference, SklearnInference, load_inference
 from service.metrics import ServiceMetrics
 from service.predictor import Answer, Job, Predictor
 from service.validation import InputLimits, InstanceValidator
-from vigil.inference_log import InferenceLog
-from vigil.registry import ModelBundle, Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.log.shadow import ShadowLog
+from vigil.registry.store import ModelBundle, Registry
 from vigil.settings import Settings
-from vigil.shadow_log import ShadowLog
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ replicas count each failed load under one of ``LOAD_FAILURE_REASONS``
 
 from __future__ import annotations
 
-from vigil.registry import ModelBundle
+from vigil.registry.store import ModelBundle
 
 # Bounded label values of vigil_model_load_failures_total{reason}.
 LOAD_FAILURE_REASONS = (
@@ -23,9 +23,9 @@ LOAD_FAILURE_REASONS = (
 
 def failure_reason(exc: BaseException) -> str:
     from service.inference import NotServable
-    from vigil.artifacts import ArtifactIntegrityError
-    from vigil.registry import RegistryError
-    from vigil.signing import ModelSignatureError
+    from vigil.registry.artifacts import ArtifactIntegrityError
+    from vigil.registry.signing import ModelSignatureError
+    from vigil.registry.store import RegistryError
 
     if isinstance(exc, NotServable):
         return "not_servable"

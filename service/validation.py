@@ -18,7 +18,7 @@ import numpy as np
 
 from service.errors import ApiError, problem, summary
 from vigil.schema import FeatureSchema
-from vigil.task import BadLabel, Task
+from vigil.tasks.base import BadLabel, Task
 
 # The served model may run on float32 (ONNX inputs, scikit-learn's tree thresholds): a number
 # beyond float32's range would become infinite there.
@@ -311,7 +311,7 @@ def feedback_labels(
     labels: Any, task: Task, classes: tuple[Any, ...], max_rows: int, field_name: str = "labels"
 ) -> list[tuple[str, Any]]:
     """``(prediction_id, label)`` pairs; a label is what the model's task takes
-    (``vigil.task``): one of a classifier's classes exactly (``1`` for an integer class, not
+    (``vigil.tasks``): one of a classifier's classes exactly (``1`` for an integer class, not
     ``"1"``, ``1.0`` or ``true``), a finite number for a regressor."""
     if not isinstance(labels, list):
         msg = f"expected a list of objects, got {_kind(labels)}"

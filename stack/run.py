@@ -71,7 +71,7 @@ def _stop(children: list[Child], timeout: float = 20.0) -> None:
 
 
 def ensure_model(settings) -> None:
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
 
     if Registry(settings).production_tag() is not None:
         return
@@ -86,8 +86,8 @@ def upgrade_log(settings) -> None:
     a PostgreSQL log is migrated by its operator, with the same command."""
     if not settings.resolved_database_url.startswith("sqlite"):
         return
-    from vigil import migrations
-    from vigil.inference_log import InferenceLog
+    from vigil.log.inference_log import InferenceLog
+    from vigil.store import migrations
 
     log = InferenceLog.from_settings(settings)
     try:

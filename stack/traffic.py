@@ -6,7 +6,7 @@ traffic looks like training data; ``--drift one`` shifts one numeric feature by
 ``--feedback SHARE`` then sends the reference's own labels of that share of the answered rows
 to ``/feedback`` (live quality); ``--wrong-labels SHARE`` makes that share of them wrong (another
 class, or the value moved by three standard deviations), which ModelQualityDrop should see.
-Works for whatever model is production: classifier or regressor (``vigil.task``).
+Works for whatever model is production: classifier or regressor (``vigil.tasks``).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def make_labeled_rows(
     seed: int = 0,
 ) -> tuple[list[dict], list]:
     """``make_rows`` and the reference's label of each row (None when it has none)."""
-    from vigil.registry import LABEL_COLUMN
+    from vigil.registry.store import LABEL_COLUMN
 
     rng = np.random.default_rng(seed)
     sampled = reference.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
@@ -176,7 +176,7 @@ def main(
     ] = 0.0,
 ) -> None:
     """Send traffic drawn from the production model's reference sample."""
-    from vigil.registry import NoProductionModel, Registry
+    from vigil.registry.store import NoProductionModel, Registry
     from vigil.settings import get_settings
 
     settings = get_settings()

@@ -115,7 +115,7 @@ def postgres_log():
     when PostgreSQL cannot be reached. The caller drops the schema."""
     import uuid
 
-    from vigil.inference_log import InferenceLog, InferenceLogError
+    from vigil.log.inference_log import InferenceLog, InferenceLogError
 
     log = InferenceLog(POSTGRES_URL, f"t{uuid.uuid4().hex[:10]}_", timeout=3)
     try:

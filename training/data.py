@@ -37,7 +37,7 @@ def load(
     path: Path | None, target: str | None, *, dataset: str | None = None, task: str = "auto"
 ) -> Dataset:
     """``path`` (with ``target``), else the bundled ``dataset``; ``task``: ``auto`` decides
-    from the target column (``vigil.task.infer_task``)."""
+    from the target column (``vigil.tasks.base.infer_task``)."""
     if path is None:
         return _bundled(dataset or DEFAULT_DATASET, task)
     digest = hashlib.sha256(read_bytes(path)).hexdigest()
@@ -92,7 +92,7 @@ def check(
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise BadData(f"{source}: no feature columns besides the target {target!r}")
-    from vigil.task import get_task, infer_task
+    from vigil.tasks.base import get_task, infer_task
 
     try:
         chosen = get_task(infer_task(labels) if task == "auto" else task)

@@ -8,7 +8,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vigil.schema import FeatureSchema
-from vigil.task import CLASSIFIER, Task
+from vigil.tasks.base import CLASSIFIER, Task
 
 MISSING_AS_EMPTY = "missing_as_empty"
 ESTIMATORS = ("random_forest", "hist_gradient_boosting", "linear")
@@ -61,12 +61,12 @@ def build_pipeline(
 
 def classes_of(model) -> list:
     """A fitted classifier's classes as plain Python values (none for a regressor)."""
-    from vigil.labels import plain_label as _plain
+    from vigil.tasks.labels import plain_label as _plain
 
     return [_plain(c) for c in getattr(model, "classes_", [])]
 
 
 def score(model, features, labels, task: Task = CLASSIFIER) -> dict[str, float | None]:
-    """Held-out quality of a scikit-learn model, as ``vigil.task`` computes it live too."""
+    """Held-out quality of a scikit-learn model, as ``vigil.tasks`` computes it live too."""
     classes = classes_of(model)
     return task.score(labels.to_numpy(), task.outputs(task.raw(model, features), classes), classes)

@@ -41,7 +41,7 @@ def _lineage(tag: str, parents: dict[str, str | None]) -> list[str]:
 
 
 def _model_doc(record, production: str | None, parents: dict, history: list) -> dict[str, Any]:
-    from vigil.task import task_for
+    from vigil.tasks.base import task_for
 
     return {
         "tag": record.tag,
@@ -71,7 +71,7 @@ def _event_doc(event) -> dict[str, Any]:
 
 
 def _open():
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     return Registry(get_settings())
@@ -86,8 +86,8 @@ def _fail(exc: Exception) -> None:
 def list_models(as_json: Annotated[bool, JSON_OPTION] = False) -> None:
     """Every saved model, oldest first: created at, metrics, dataset sha256, git commit,
     parent and lineage, whether production; and every promotion and rollback."""
-    from vigil.candidates import Candidates
-    from vigil.registry import RegistryError
+    from vigil.registry.candidates import Candidates
+    from vigil.registry.store import RegistryError
 
     try:
         registry = _open()
@@ -133,7 +133,7 @@ def show(
     as_json: Annotated[bool, JSON_OPTION] = False,
 ) -> None:
     """One model: its record, lineage, contract and promotion history."""
-    from vigil.registry import InvalidTag, RegistryError, UnknownModel
+    from vigil.registry.store import InvalidTag, RegistryError, UnknownModel
 
     try:
         registry = _open()
@@ -159,7 +159,7 @@ def show(
 
 def _quality(doc: dict[str, Any]) -> str:
     """The held-out figure ModelQualityDrop watches for the model's task (accuracy, RMSE)."""
-    from vigil.task import get_task
+    from vigil.tasks.base import get_task
 
     metric = get_task(doc["task"]).quality_metric
     return f"{metric}={_num(doc['metrics'].get(metric))}"
@@ -179,8 +179,8 @@ def _candidate_doc(candidate) -> dict[str, Any] | None:
 
 def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -> None:
     """Start or stop a shadow or a canary; every replica follows within seconds."""
-    from vigil.candidates import CandidateConflict, Candidates
-    from vigil.registry import InvalidTag, RegistryError, UnknownModel
+    from vigil.registry.candidates import CandidateConflict, Candidates
+    from vigil.registry.store import InvalidTag, RegistryError, UnknownModel
 
     if (tag is None) == (not stop):
         typer.echo("error: give a TAG or --stop, not both", err=True)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from vigil.onnx_model import ARTIFACT, OnnxModel
 from vigil.schema import FeatureSchema
-from vigil.task import CLASSIFIER, Outputs, Task
+from vigil.tasks.base import CLASSIFIER, Outputs, Task
 
 TOLERANCE = 1e-5
 

@@ -53,7 +53,7 @@ def main(
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
     from service.servable import why_not_servable
-    from vigil.registry import (
+    from vigil.registry.store import (
         NO_PRODUCTION,
         InvalidTag,
         NoProductionModel,
@@ -110,7 +110,7 @@ def main(
 def _live_refusal(registry, tag: str, settings) -> tuple[dict | None, str | None]:
     """(why ``--if-better`` refuses ``tag``, with the figures it read, or None to go ahead;
     the production model the verdict was made against)."""
-    from vigil.candidates import Candidates
+    from vigil.registry.candidates import Candidates
 
     verdict = Candidates(registry).latest_verdict(tag)
     least = settings.candidate_min_labeled_rows
@@ -139,7 +139,7 @@ def _offline_gate(registry, tag: str) -> str | None:
     """The offline gate, from the figures saved with the models: TAG's held-out figures
     against its naive predictor's (when recorded), and against production's when both were
     measured on the same data (same dataset sha256)."""
-    from vigil.task import task_for
+    from vigil.tasks.base import task_for
 
     mine = registry.model(tag)
     task = task_for(mine.contract)
@@ -164,7 +164,7 @@ def _offline_gate(registry, tag: str) -> str | None:
 
 
 def _end_candidate(registry, tag: str) -> None:
-    from vigil.candidates import Candidates
+    from vigil.registry.candidates import Candidates
 
     candidates = Candidates(registry)
     running = candidates.current()

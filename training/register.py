@@ -55,7 +55,7 @@ def load_model_file(
     """``(model, format, trusted types)`` from a ``.skops`` or pickle file; ``BadModel`` for a
     refused or unloadable file (an untrusted type, a pickle without ``trust_pickle``, a
     module that cannot be imported)."""
-    from vigil.registry import MissingModelCode, load_model_bytes
+    from vigil.registry.store import MissingModelCode, load_model_bytes
 
     if not path.is_file():
         raise BadModel(f"{path}: no such file")
@@ -137,7 +137,7 @@ def register_model(
 
 def _register(model, reference, holdout, *, task, promote, settings, gate, source) -> Outcome:
     from vigil.schema import FeatureSchema, to_frame
-    from vigil.task import get_task
+    from vigil.tasks.base import get_task
 
     ref_x, ref_y = _features(*reference, "reference")
     hold_x, hold_y = _features(*holdout, "holdout")
@@ -185,7 +185,7 @@ def _register(model, reference, holdout, *, task, promote, settings, gate, sourc
         "lineage": {"registered": source},
         trusted_holdout.CONTRACT_KEY: trusted_holdout.to_contract(hold_x, hold_y),
     }
-    from vigil.registry import SKOPS_PIPELINE
+    from vigil.registry.store import SKOPS_PIPELINE
 
     return decide(
         settings,
@@ -216,7 +216,7 @@ def _decide_task(model, labels: pd.Series) -> str:
     the labels, as ``training.train --task auto`` does."""
     from sklearn.base import is_classifier, is_regressor
 
-    from vigil.task import CLASSIFICATION, REGRESSION, infer_task
+    from vigil.tasks.base import CLASSIFICATION, REGRESSION, infer_task
 
     try:
         if is_classifier(model):
@@ -315,7 +315,7 @@ def main(
     import json
 
     from vigil.settings import get_settings
-    from vigil.task import TASKS
+    from vigil.tasks.base import TASKS
 
     try:
         if task not in ("auto", *TASKS):

@@ -11,7 +11,7 @@ alone. The candidate must beat (or equal) production on two holdouts, neither tr
   from it a little);
 - a share of the recent labeled rows held out from training (the data the model now faces).
 
-Works for either task: the metrics compared and their direction are ``vigil.task``'s. Lineage
+Works for either task: the metrics compared and their direction are ``vigil.tasks``'s. Lineage
 (parent model, data windows, fingerprints) goes into the contract.
 """
 
@@ -67,8 +67,8 @@ def retrain(
 ) -> Outcome:
     from sklearn.model_selection import train_test_split
 
-    from vigil.inference_log import InferenceLog
-    from vigil.registry import LABEL_COLUMN, Registry
+    from vigil.log.inference_log import InferenceLog
+    from vigil.registry.store import LABEL_COLUMN, Registry
     from vigil.schema import FeatureSchema, to_frame
 
     registry = Registry(settings)
@@ -222,8 +222,8 @@ def main(
     ] = TRUSTED_TOLERANCE,
 ) -> None:
     """Train a candidate on reference + recent labeled data; promote it if it beats production."""
-    from vigil.inference_log import InferenceLogError
-    from vigil.registry import NoProductionModel
+    from vigil.log.inference_log import InferenceLogError
+    from vigil.registry.store import NoProductionModel
     from vigil.settings import get_settings
 
     try:

@@ -6,7 +6,7 @@
 
 Prints one JSON line; exit 0 when a model was saved, 1 when it failed the quality gate
 (saved, not promoted), 2 on bad input data (nothing saved). What differs between a classifier
-and a regressor (metrics, gate, promotion rule, stored predictions) is ``vigil.task``'s.
+and a regressor (metrics, gate, promotion rule, stored predictions) is ``vigil.tasks``'s.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import typer
 from training import holdout
 from training.data import DATASETS, DEFAULT_DATASET, BadData, Dataset, load
 from training.model import DEFAULT_ESTIMATOR, ESTIMATORS
-from vigil.task import CLASSIFICATION, CLASSIFIER, REGRESSION, Outputs, Task, get_task
+from vigil.tasks.base import CLASSIFICATION, CLASSIFIER, REGRESSION, Outputs, Task, get_task
 
 HOLDOUT_SHARE = 0.2
 REFERENCE_MAX_ROWS = 5000
@@ -198,7 +198,7 @@ def decide(
     ``artifacts``: further files to store (``training.register``: the model as skops)."""
     from training.onnx_export import export
     from vigil.quality_estimate import fit_quality_estimators
-    from vigil.registry import LABEL_COLUMN, NO_PRODUCTION, PREDICTION_COLUMN, Registry
+    from vigil.registry.store import LABEL_COLUMN, NO_PRODUCTION, PREDICTION_COLUMN, Registry
 
     ref_x, ref_y = reference
     x_test, y_test = holdout
@@ -253,7 +253,7 @@ def promote_if_unchanged(
 ) -> Outcome:
     """Promote ``tag`` if production is still ``expect``, the model it was compared with; an
     outcome with ``conflict`` (naming who changed production) otherwise."""
-    from vigil.registry import ProductionChanged
+    from vigil.registry.store import ProductionChanged
 
     try:
         registry.promote(tag, expect=expect)
@@ -264,7 +264,7 @@ def promote_if_unchanged(
 
 def _worse_than_production(registry, task, schema, metrics, x_test, y_test) -> str | None:
     """Compare with the production model on the same held-out rows; None when not worse."""
-    from vigil.registry import NoProductionModel
+    from vigil.registry.store import NoProductionModel
 
     try:
         current = registry.load_production()

@@ -5,7 +5,7 @@ serves it), so both go through the same feed. Inputs are one ``[None, 1]`` tenso
 in schema order: float32 for numeric features (missing as NaN), strings for categorical ones
 (missing as ``""``, which the pipeline's own imputer treats as missing too). The output read is
 the model's last: a classifier's probabilities (converted without a ZipMap), a regressor's
-predicted values; ``vigil.task`` turns either into answers.
+predicted values; ``vigil.tasks`` turns either into answers.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil.task import CLASSIFICATION, REGRESSION, Outputs, Task
+from vigil.tasks.base import CLASSIFICATION, REGRESSION, Outputs, Task
 
 CONTRACT_KEY = "quality_estimator"
 ARTIFACT = "quality_estimator.joblib"
@@ -68,9 +68,9 @@ def _f1(predicted: np.ndarray, positive: np.ndarray) -> float:
 def classifier_metrics(raw: np.ndarray, positive: np.ndarray) -> dict[str, float | None]:
     """Accuracy, F1 (last class for two, macro for more) and ROC AUC (macro one-vs-rest) of
     predictions ``top(raw)`` when row i belongs to class c with weight ``positive[i, c]``:
-    one-hot labels give the realized metrics (as ``vigil.task.classification_metrics``),
+    one-hot labels give the realized metrics (as ``vigil.tasks.classification_metrics``),
     calibrated probabilities their expectations."""
-    from vigil.task import top_class
+    from vigil.tasks.base import top_class
 
     top = top_class(raw)
     k = raw.shape[1]
@@ -349,7 +349,7 @@ def fit_quality_estimators(
     """Fit the task's estimator on the holdout; works for any fitted model.
 
     ``model_or_outputs``: a fitted scikit-learn model (``predict_proba`` / ``predict`` is
-    called on ``holdout_features``), its ``vigil.task.Outputs`` on them (as the served runtime
+    called on ``holdout_features``), its ``vigil.tasks.Outputs`` on them (as the served runtime
     gave them), or its raw output (probabilities in class order, or predicted numbers).
     ``classes``: the probability columns' classes (default: the model's ``classes_``).
     Returns ``{"contract": {CONTRACT_KEY: …}, "artifacts": {name: bytes}}``: merge the first

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from vigil.labels import Label
-from vigil.labels import plain_label as _plain  # noqa: F401  (callers import it from here)
+from vigil.tasks.labels import Label
+from vigil.tasks.labels import plain_label as _plain  # noqa: F401  (callers import it from here)
 
 Kind = Literal["numeric", "categorical"]
 
@@ -86,8 +86,8 @@ class FeatureSchema:
         cls, features: pd.DataFrame, labels: pd.Series, target: str, task: str = "classification"
     ) -> FeatureSchema:
         """Numeric dtypes are numeric; everything else (strings, booleans) is categorical. The
-        classes are the task's (``vigil.task``): none for a regressor."""
-        from vigil.task import get_task
+        classes are the task's (``vigil.tasks``): none for a regressor."""
+        from vigil.tasks.base import get_task
 
         out = []
         for name in features.columns:

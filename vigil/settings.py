@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil.prediction_ids import MAX_REQUEST_ROWS
+from vigil.log.prediction_ids import MAX_REQUEST_ROWS
 
 # Shortest bearer token accepted for the retraining trigger.
 MIN_TOKEN_CHARS = 16
@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     # database and each day's log partitions. False for the service under its least-privilege
     # role (docs/deploy.md): the monitor and `python -m vigil.db upgrade` do it instead.
     manage_schema: bool = True
-    # Model signatures (vigil.signing): training signs with the private key, everything that
-    # loads a model verifies with the public one; with require_signed_models an unsigned or
+    # Model signatures (vigil.registry.signing): training signs with the private key, everything
+    # that loads a model verifies with the public one; with require_signed_models an unsigned or
     # wrongly signed model is refused (`python -m vigil.signing keygen` makes a pair).
     model_signing_key: SecretStr | None = None
     model_verify_key: str | None = None

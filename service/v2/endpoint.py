@@ -30,8 +30,8 @@ from service.v2.tensors import (
     encode_answer,
     header_length,
 )
-from vigil.log_format import dumps_bytes
-from vigil.prediction_ids import new_request_id
+from vigil.log.format import dumps_bytes
+from vigil.log.prediction_ids import new_request_id
 
 logger = logging.getLogger(__name__)
 _MODEL = re.compile(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pydantic_core
 
-from vigil.log_format import dumps_bytes
+from vigil.log.format import dumps_bytes
 
 HEADER_LENGTH = "inference-header-content-length"
 # Numeric datatypes and their little-endian numpy types; BYTES is handled apart.

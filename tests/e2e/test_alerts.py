@@ -203,7 +203,7 @@ def test_stack_starts_and_prometheus_scrapes_both(stack):
 
     stack.wait(both_up, "Prometheus to scrape the service and the monitor", 30)
 
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     bundle = Registry(get_settings(home=stack.home)).load_production()

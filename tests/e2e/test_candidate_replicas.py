@@ -18,9 +18,9 @@ from tests.conftest import free_port
 from tests.support.candidates import save_other
 from tests.support.prom import scrape, total
 from tests.support.service import ROOT, ServiceFailed, launch, wait_ready
-from vigil.candidate_schema import candidate_tables
-from vigil.log_format import loads
-from vigil.registry import Registry
+from vigil.log.format import loads
+from vigil.registry.candidate_schema import candidate_tables
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]

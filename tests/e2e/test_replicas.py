@@ -26,9 +26,9 @@ from tests.support.alerting import wait_ready as prom_ready
 from tests.support.processes import Proc, base_env, http_ok, wait_until
 from tests.support.prom import label_values, scrape, total
 from tests.support.service import ROOT, ServiceFailed, launch, wait_ready
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
-from vigil.registry_schema import drop_registry_schema
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.schema import drop_registry_schema
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]

@@ -191,7 +191,7 @@ def _logs_on_failure(request, stack):
 
 
 def _bundle(stack: TaskStack):
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     return Registry(get_settings(home=stack.home)).load_production()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 

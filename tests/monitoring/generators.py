@@ -100,8 +100,8 @@ def fill_log(
     """Log ``features`` as answered by ``bundle``'s model (real predictions and probabilities),
     ``request_rows`` instances per request; returns the prediction ids. Missing values are
     logged as JSON null, as the service does."""
-    from vigil.inference_log import LogRecord
-    from vigil.prediction_ids import new_request_id
+    from vigil.log.inference_log import LogRecord
+    from vigil.log.prediction_ids import new_request_id
     from vigil.schema import to_frame
 
     schema = bundle.schema

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitoring.candidate import judge
-from vigil.task import CLASSIFIER, REGRESSOR
+from vigil.tasks.base import CLASSIFIER, REGRESSOR
 
 ALPHA = 0.01
 MIN_LABELED = 200
@@ -142,11 +142,11 @@ def test_a_check_reports_a_shadow_exports_it_and_stores_the_verdict(production):
     from monitoring.check import Checker
     from monitoring.metrics import MonitorMetrics
     from tests.support.prom import total
-    from vigil.candidates import Candidates
-    from vigil.inference_log import LogRecord
-    from vigil.prediction_ids import new_request_ids, prediction_id
-    from vigil.registry import Registry
-    from vigil.shadow_log import ShadowLog, ShadowRecord
+    from vigil.log.inference_log import LogRecord
+    from vigil.log.prediction_ids import new_request_ids, prediction_id
+    from vigil.log.shadow import ShadowLog, ShadowRecord
+    from vigil.registry.candidates import Candidates
+    from vigil.registry.store import Registry
 
     settings, log, bundle = production
     registry = Registry(settings)

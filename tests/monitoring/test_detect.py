@@ -137,7 +137,7 @@ def test_prediction_drift_at_alpha():
 def mixed_model(request, tmp_path_factory):
     """A model trained on generated data: reference of 480 rows, or 1,600 (> 1,000, where
     Evidently's defaults switch numeric columns to a distance)."""
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     home = tmp_path_factory.mktemp(f"mixed-{request.param}")

@@ -15,8 +15,8 @@ from monitoring.metrics import MonitorMetrics
 from monitoring.monitor import Monitor
 from monitoring.server import MonitorServer
 from tests.monitoring.generators import breast_cancer_rows, breast_cancer_sd, fill_log
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 

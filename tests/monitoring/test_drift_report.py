@@ -14,8 +14,8 @@ from monitoring.check import Checker
 from monitoring.report import EVIDENTLY_METHOD, PREDICTION
 from monitoring.report_store import list_reports, prune_reports
 from tests.monitoring.generators import fill_log, mixed_frame, train_mixed
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 

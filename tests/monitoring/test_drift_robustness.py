@@ -20,8 +20,8 @@ from monitoring.metrics import MonitorMetrics
 from monitoring.monitor import Monitor
 from tests.conftest import free_port
 from tests.monitoring.generators import breast_cancer_rows, breast_cancer_sd, fill_log
-from vigil.inference_log import InferenceLog
-from vigil.registry_schema import registry_engine
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.schema import registry_engine
 from vigil.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -184,8 +184,8 @@ def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(production):
 def _bulk_log(settings, model_version: str, rows, n: int, request_rows: int = 100) -> None:
     """``n`` logged instances cycling through ``rows``, ``request_rows`` per request, as the
     service logs them (``write`` sends a bulk load a slice at a time)."""
-    from vigil.inference_log import LogRecord
-    from vigil.prediction_ids import new_request_id
+    from vigil.log.inference_log import LogRecord
+    from vigil.log.prediction_ids import new_request_id
     from vigil.schema import record_columns
 
     log = InferenceLog.from_settings(settings)

@@ -18,8 +18,8 @@ from tests.monitoring.generators import (
     mixed_frame,
     train_mixed,
 )
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 

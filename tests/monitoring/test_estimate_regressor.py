@@ -8,9 +8,9 @@ import time
 import pytest
 
 from monitoring.check import Checker
-from vigil.inference_log import InferenceLog, LogRecord
-from vigil.prediction_ids import new_request_id
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog, LogRecord
+from vigil.log.prediction_ids import new_request_id
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.monitoring.generators import breast_cancer_rows, fill_log
-from vigil.log_progress import LogProgress, NewRows
+from vigil.log.progress import LogProgress, NewRows
 
 
 def test_new_rows_are_counted_from_the_position_and_bounded(production):

@@ -51,8 +51,8 @@ def test_new_rows_trigger_a_check_after_the_minimum_interval(production):
 
 
 def _production_since(settings, when: float) -> None:
-    from vigil.registry import Registry
-    from vigil.registry_schema import POINTER_ID
+    from vigil.registry.schema import POINTER_ID
+    from vigil.registry.store import Registry
 
     registry = Registry(settings)
     p = registry.tables.production
@@ -85,7 +85,7 @@ def test_too_few_rows_on_a_long_promoted_model_is_not_a_success(production):
 
 def test_the_leader_collects_the_registry_once_a_day(production):
     from monitoring.monitor import COLLECT_SECONDS
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
 
     settings, log, bundle = production
     settings = get_settings(registry_keep_models=1)

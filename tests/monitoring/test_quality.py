@@ -17,8 +17,8 @@ from sklearn.metrics import (
 from monitoring.check import Checker
 from monitoring.quality import live_quality
 from tests.monitoring.generators import breast_cancer_rows, fill_log
-from vigil.inference_log import InferenceLog
-from vigil.registry import LABEL_COLUMN, Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import LABEL_COLUMN, Registry
 from vigil.schema import to_frame
 from vigil.settings import get_settings
 

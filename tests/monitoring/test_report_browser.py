@@ -17,8 +17,8 @@ from monitoring.check import Checker
 from monitoring.server import MonitorServer
 from tests.conftest import free_port, missing
 from tests.monitoring.generators import fill_log, mixed_frame
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 pytestmark = pytest.mark.integration

@@ -56,7 +56,7 @@ def mixed_home_template(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def mixed_bundle(mixed_home_template):
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     return Registry(get_settings(home=mixed_home_template)).load_production()
@@ -64,7 +64,7 @@ def mixed_bundle(mixed_home_template):
 
 @pytest.fixture(scope="session")
 def default_bundle(trained_home_template):
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     return Registry(get_settings(home=trained_home_template)).load_production()

@@ -14,8 +14,8 @@ import pytest
 
 from service.candidate import ShadowWorker, canary_bucket, in_canary
 from service.predictor import Job
-from vigil.prediction_ids import new_request_ids
-from vigil.task import CLASSIFIER, Outputs
+from vigil.log.prediction_ids import new_request_ids
+from vigil.tasks.base import CLASSIFIER, Outputs
 
 
 @pytest.mark.parametrize("percent", [1, 5, 30, 50, 90])
@@ -170,7 +170,7 @@ def test_a_candidate_that_fails_to_load_is_counted_logged_and_retried(caplog, tm
     import asyncio
 
     from service.candidate import CandidateFollower
-    from vigil.candidates import Candidate
+    from vigil.registry.candidates import Candidate
 
     class Runtime:
         candidate = None

@@ -21,10 +21,10 @@ from tests.conftest import free_port
 from tests.support.candidates import save_exploding, save_other
 from tests.support.prom import label_values, scrape, total
 from tests.support.service import ROOT, start_service
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.log.shadow import ShadowLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
-from vigil.shadow_log import ShadowLog
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from tests.service.test_candidate_http import (
 )
 from tests.support.candidates import diabetes_rows, save_regressor
 from tests.support.service import start_service
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ from tests.service.conftest import API_KEY, copy_home
 from tests.support.prom import label_values, scrape, total
 from tests.support.registry import publish
 from tests.support.service import ServiceHandle, start_service
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
-from vigil.registry_schema import drop_registry_schema
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.schema import drop_registry_schema
+from vigil.registry.store import Registry
 from vigil.schema import to_frame
 from vigil.settings import get_settings
 

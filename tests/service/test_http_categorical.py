@@ -10,7 +10,7 @@ from tests.conftest import free_port
 from tests.service.conftest import copy_home, mixed_instance
 from tests.support.prom import scrape, total
 from tests.support.service import start_service
-from vigil.inference_log import InferenceLog
+from vigil.log.inference_log import InferenceLog
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from tests.support.registry import corrupt_artifact
 from tests.support.service import launch, start_service, wait_ready
 from training.data import load
 from training.train import train
-from vigil.registry import Registry
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 pytestmark = pytest.mark.integration

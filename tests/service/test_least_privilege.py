@@ -16,12 +16,12 @@ from tests.conftest import POSTGRES_URL, free_port, postgres_log
 from tests.service.conftest import copy_home
 from tests.support.registry import publish
 from tests.support.service import start_service
-from vigil import log_partitions
-from vigil.db_roles import service_grants
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
-from vigil.registry_schema import drop_registry_schema
+from vigil.log import partitions as log_partitions
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.schema import drop_registry_schema
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
+from vigil.store.roles import service_grants
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

@@ -13,8 +13,8 @@ from service.metrics import ServiceMetrics
 from service.predictor import Answer, Job, Predictor
 from tests.service.conftest import mixed_instance
 from tests.support.prom import total
-from vigil.inference_log import InferenceLog
-from vigil.prediction_ids import new_request_id
+from vigil.log.inference_log import InferenceLog
+from vigil.log.prediction_ids import new_request_id
 
 
 @pytest.fixture

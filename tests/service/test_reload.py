@@ -15,8 +15,8 @@ from service.reload import PointerWatch, Reloader
 from service.runtime import Runtime
 from tests.support.prom import total
 from tests.support.registry import corrupt_artifact
-from vigil.prediction_ids import new_request_id
-from vigil.registry import Registry
+from vigil.log.prediction_ids import new_request_id
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 
@@ -116,7 +116,7 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
 
     asyncio.run(scenario())
     assert runtime.log is not None
-    from vigil.inference_log import InferenceLog
+    from vigil.log.inference_log import InferenceLog
 
     log = InferenceLog.from_settings(settings)
     try:

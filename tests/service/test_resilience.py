@@ -24,7 +24,7 @@ from tests.support.service import (
     start_service,
     wait_ready,
 )
-from vigil.inference_log import InferenceLog
+from vigil.log.inference_log import InferenceLog
 
 pytestmark = pytest.mark.integration
 

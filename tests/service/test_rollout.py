@@ -18,8 +18,8 @@ from tests.conftest import free_port
 from tests.support.prom import label_values, scrape, total
 from tests.support.registry import corrupt_artifact
 from tests.support.service import ROOT, start_service
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from service.metrics import LoadFailureMetrics
 from service.reload import Reloader
 from service.runtime import Runtime
 from tests.support.prom import total
-from vigil.registry import ModelSignatureError, Registry
+from vigil.registry.signing import keygen
+from vigil.registry.store import ModelSignatureError, Registry
 from vigil.settings import get_settings
-from vigil.signing import keygen
 
 
 def test_a_strict_service_serves_only_signed_models(trained_home):

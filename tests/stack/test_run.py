@@ -60,7 +60,7 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
         wait_until(lambda: http_ok(f"{service}/readyz"), 120, "the service's /readyz", [runner])
         log = runner.tail(100_000)
         assert "no production model yet: training the default model" in log, log
-        from vigil.registry import Registry
+        from vigil.registry.store import Registry
         from vigil.settings import get_settings
 
         assert Registry(get_settings(home=home)).production_tag().startswith("vigil-model:")

@@ -15,7 +15,7 @@ from vigil.schema import Feature, FeatureSchema
 @pytest.fixture(scope="module")
 def production(trained_home_template):
     """The default model's schema and reference sample (trained once per session)."""
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     bundle = Registry(get_settings(home=trained_home_template)).load_production()
@@ -121,7 +121,7 @@ def test_missing_values_and_categories_pass_through():
 
 def test_labels_come_from_the_reference_and_can_be_made_wrong(production):
     from stack.traffic import Tally, feedback_labels, make_labeled_rows
-    from vigil.task import CLASSIFIER, REGRESSOR
+    from vigil.tasks.base import CLASSIFIER, REGRESSOR
 
     schema, reference = production
     records, labels = make_labeled_rows(reference, schema, 300, seed=3)

@@ -31,7 +31,7 @@ def save_other(registry, bundle, seed: int = 3) -> str:
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
 
-    from vigil.registry import LABEL_COLUMN
+    from vigil.registry.store import LABEL_COLUMN
 
     reference = bundle.reference
     labels = bundle.task.normalise_labels(reference[LABEL_COLUMN])
@@ -47,9 +47,9 @@ def save_regressor(registry, *, depth: int | None, seed: int = 0) -> str:
     from sklearn.datasets import load_diabetes
     from sklearn.ensemble import RandomForestRegressor
 
-    from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN
+    from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN
     from vigil.schema import FeatureSchema
-    from vigil.task import REGRESSOR, regression_metrics
+    from vigil.tasks.base import REGRESSOR, regression_metrics
 
     data = load_diabetes(as_frame=True)
     features, target = data.data, data.target

@@ -14,7 +14,7 @@ import time
 
 
 def main(op: str, tag: str | None = None) -> None:
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     settings = get_settings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from vigil.registry import PIPELINE, Registry
+from vigil.registry.store import PIPELINE, Registry
 
 
 def corrupt_artifact(settings, tag: str, name: str = PIPELINE, data: bytes = b"not a pickle"):

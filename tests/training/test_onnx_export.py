@@ -17,7 +17,7 @@ from training.model import ESTIMATORS
 from training.onnx_export import TOLERANCE, export
 from training.train import train
 from vigil.onnx_model import ARTIFACT, OnnxModel
-from vigil.registry import Registry
+from vigil.registry.store import Registry
 from vigil.schema import FeatureSchema, to_frame
 from vigil.settings import get_settings
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support.processes import REPO, base_env
-from vigil.registry import Registry
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 GONE_MODULE = '''

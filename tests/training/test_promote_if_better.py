@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from tests.support.service import ROOT
-from vigil.candidates import Candidates, Verdict
-from vigil.registry import Registry
+from vigil.registry.candidates import Candidates, Verdict
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 

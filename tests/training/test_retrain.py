@@ -14,9 +14,9 @@ from sklearn.datasets import load_breast_cancer
 
 from training.model import score
 from training.retrain import NotEnoughLabels, retrain
-from vigil.inference_log import InferenceLog, LogRecord
-from vigil.prediction_ids import new_request_id
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog, LogRecord
+from vigil.log.prediction_ids import new_request_id
+from vigil.registry.store import Registry
 from vigil.schema import to_frame
 from vigil.settings import get_settings
 

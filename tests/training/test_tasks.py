@@ -17,10 +17,10 @@ from training.model import ESTIMATORS, classes_of
 from training.onnx_export import TOLERANCE
 from training.train import Gate, train
 from vigil.onnx_model import ARTIFACT, OnnxModel
-from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
+from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 from vigil.schema import to_frame
 from vigil.settings import get_settings
-from vigil.task import get_task
+from vigil.tasks.base import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK_OF = {"breast_cancer": "classification", "wine": "classification", "diabetes": "regression"}

@@ -13,9 +13,9 @@ import pytest
 
 from training.data import load
 from training.train import Gate, train
-from vigil.registry import LABEL_COLUMN, PREDICTION_COLUMN, Registry
+from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 from vigil.settings import get_settings
-from vigil.task import CLASSIFIER
+from vigil.tasks.base import CLASSIFIER
 
 ROOT = Path(__file__).resolve().parents[2]
 

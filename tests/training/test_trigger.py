@@ -208,7 +208,7 @@ def test_alertmanager_starts_a_run_with_its_token(tmp_path):
 def test_drift_alert_runs_a_real_retraining(trained_home):
     from tests.training.test_retrain import drifted_traffic, log_with_labels
     from training.trigger import RETRAIN_COMMAND
-    from vigil.registry import Registry
+    from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
     settings = get_settings()

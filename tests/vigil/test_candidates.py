@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from vigil.candidates import CandidateConflict, Candidates, Verdict
-from vigil.registry import Registry, UnknownModel
-from vigil.registry_schema import drop_registry_schema
+from vigil.registry.candidates import CandidateConflict, Candidates, Verdict
+from vigil.registry.schema import drop_registry_schema
+from vigil.registry.store import Registry, UnknownModel
 from vigil.settings import get_settings
 
 
@@ -97,13 +97,13 @@ def test_the_latest_verdict_is_the_newest(registry, default_bundle):
 
 
 def test_the_migration_makes_the_tables_as_queried(tmp_path):
-    """0004_candidates' frozen definitions and vigil.candidate_schema's agree."""
+    """0004_candidates' frozen definitions and vigil.registry.candidate_schema's agree."""
     import importlib.util
 
     import sqlalchemy as sa
 
-    from vigil import migrations
-    from vigil.candidate_schema import candidate_tables
+    from vigil.registry.candidate_schema import candidate_tables
+    from vigil.store import migrations
 
     path = migrations._HERE / "versions" / "0004_candidates.py"
     spec = importlib.util.spec_from_file_location("m0004", path)

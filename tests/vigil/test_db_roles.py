@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.db_roles import service_grants
+from vigil.store.roles import service_grants
 
 DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
 

@@ -9,8 +9,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from vigil.inference_log import InferenceLog, InferenceLogError, LogRecord
-from vigil.prediction_ids import new_request_id, prediction_id
+from vigil.log.inference_log import InferenceLog, InferenceLogError, LogRecord
+from vigil.log.prediction_ids import new_request_id, prediction_id
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -281,7 +281,7 @@ def test_unreachable_store_raises():
 def test_prune_deletes_in_short_batches(log, monkeypatch):
     """Each retention transaction deletes a bounded batch: one DELETE of everything old would
     hold SQLite's write lock past the busy timeout that writers wait for."""
-    import vigil.inference_log as module
+    import vigil.log.inference_log as module
 
     monkeypatch.setattr(module, "_PRUNE_BATCH", 50)
     log.write([record(1, at=100 + i) for i in range(230)] + [record(1, at=10_000)])
@@ -335,7 +335,7 @@ def _day_requests(days: int, per_day: int, now: float) -> list[LogRecord]:
 
 @pytest.mark.postgres
 def test_postgres_window_reads_only_recent_partitions(postgres_url):
-    from vigil import log_partitions
+    from vigil.log import partitions as log_partitions
 
     url, prefix = postgres_url
     store = InferenceLog(url, prefix, timeout=5)
@@ -368,7 +368,7 @@ def test_postgres_window_reads_only_recent_partitions(postgres_url):
 
 @pytest.mark.postgres
 def test_postgres_retention_drops_whole_partitions(postgres_url):
-    from vigil import log_partitions
+    from vigil.log import partitions as log_partitions
 
     url, prefix = postgres_url
     store = InferenceLog(url, prefix, timeout=5)
@@ -397,7 +397,7 @@ def test_postgres_retention_drops_whole_partitions(postgres_url):
 def test_postgres_retention_keeps_writes_going_while_it_drops_days(postgres_url):
     """Several days fall due while the monitor holds a long read on the log: each drop waits
     for its lock only briefly, so writes never queue behind it past their timeout."""
-    from vigil import log_partitions
+    from vigil.log import partitions as log_partitions
 
     url, prefix = postgres_url
     pruner = InferenceLog(url, prefix, timeout=10)

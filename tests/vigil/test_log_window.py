@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vigil.log_window import newest_records_needed, plan_window
+from vigil.log.window import newest_records_needed, plan_window
 
 
 def rows_of(plan, sizes):

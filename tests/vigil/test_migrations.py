@@ -1,4 +1,4 @@
-"""The schema versions of the inference log and the model registry (vigil.migrations, python
+"""The schema versions of the inference log and the model registry (vigil.store.migrations, python
 -m vigil.db) on SQLite and PostgreSQL: a fresh database, one made by Vigil d8d9393 with data in
 it, an older, a newer and a pre-per-request one; registry tables made by create_all before
 0003_registry, adopted; and a service that finds the wrong version."""
@@ -17,12 +17,12 @@ import sqlalchemy as sa
 
 from tests.conftest import POSTGRES_URL, free_port, postgres_log
 from tests.support.service import ROOT, launch
-from vigil import migrations
-from vigil.inference_log import InferenceLog, LogRecord, LogSchemaError, _params
-from vigil.prediction_ids import new_request_id, prediction_id
-from vigil.registry import Registry, RegistrySchemaError
-from vigil.registry_schema import POINTER_ID, drop_registry_schema, registry_tables
+from vigil.log.inference_log import InferenceLog, LogRecord, LogSchemaError, _params
+from vigil.log.prediction_ids import new_request_id, prediction_id
+from vigil.registry.schema import POINTER_ID, drop_registry_schema, registry_tables
+from vigil.registry.store import Registry, RegistrySchemaError
 from vigil.settings import get_settings
+from vigil.store import migrations
 
 HEAD = "0004_candidates"
 BEFORE_REGISTRY = "0002_partitioned_requests"

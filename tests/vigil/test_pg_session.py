@@ -15,10 +15,10 @@ from monitoring.leader import IDLE_SESSION_SECONDS, RETRY_SECONDS, AdvisoryLockL
 from tests.conftest import missing
 from tests.support import blackhole
 from tests.support.processes import REPO, base_env
-from vigil import pg_session
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
+from vigil.store import session as pg_session
 
 SETTINGS = (
     "statement_timeout",

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from vigil.prediction_ids import (
+from vigil.log.prediction_ids import (
     MAX_REQUEST_ROWS,
     new_request_id,
     new_request_ids,

@@ -25,7 +25,7 @@ from vigil.quality_estimate import (
     fit_quality_estimators,
     regressor_metrics,
 )
-from vigil.task import CLASSIFIER, REGRESSOR, classification_metrics
+from vigil.tasks.base import CLASSIFIER, REGRESSOR, classification_metrics
 
 FEATURES = ["x1", "x2", "x3", "x4", "group"]
 

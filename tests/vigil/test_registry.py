@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from tests.support.registry import corrupt_artifact
-from vigil.registry import (
+from vigil.registry.schema import drop_registry_schema
+from vigil.registry.store import (
     NO_PRODUCTION,
     ROLLBACK_DEPTH,
     ArtifactIntegrityError,
@@ -21,7 +22,6 @@ from vigil.registry import (
     Registry,
     UnknownModel,
 )
-from vigil.registry_schema import drop_registry_schema
 from vigil.settings import get_settings
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.support.registry import corrupt_artifact
-from vigil.registry import PIPELINE, ModelSignatureError, Registry
+from vigil.registry.signing import SIGNATURE, keygen
+from vigil.registry.store import PIPELINE, ModelSignatureError, Registry
 from vigil.settings import get_settings
-from vigil.signing import SIGNATURE, keygen
 
 
 @pytest.fixture(scope="module")

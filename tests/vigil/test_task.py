@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vigil.task import (
+from vigil.tasks.base import (
     CLASSIFIER,
     QUALITY_METRICS,
     REGRESSOR,

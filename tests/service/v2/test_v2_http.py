@@ -17,8 +17,8 @@ from tritonclient.utils import InferenceServerException
 from tests.conftest import free_port
 from tests.service.conftest import API_KEY, copy_home
 from tests.support.service import ServiceHandle, start_service
-from vigil.inference_log import InferenceLog
-from vigil.registry import Registry
+from vigil.log.inference_log import InferenceLog
+from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 pytestmark = pytest.mark.integration

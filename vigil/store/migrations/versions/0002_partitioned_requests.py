@@ -1,4 +1,4 @@
-"""PostgreSQL: the requests table partitioned by day of ``created_at`` (``vigil.log_partitions``),
+"""PostgreSQL: the requests table partitioned by day of ``created_at`` (``vigil.log.partitions``),
 so retention drops partitions and a window reads only recent ones. SQLite: no change.
 
 The primary key and the request id's unique index include the partition key, as PostgreSQL
@@ -14,8 +14,8 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-from vigil import log_partitions
-from vigil.migrations import table_prefix
+from vigil.log import partitions as log_partitions
+from vigil.store.migrations import table_prefix
 
 revision = "0002_partitioned_requests"
 down_revision = "0001_baseline"

@@ -12,7 +12,7 @@
 - ``production_history``: every promotion and rollback, who made it and when.
 
 Names carry ``VIGIL_TABLE_PREFIX``, like the inference log's. These are the tables as queried;
-they are made, and versioned with the log's, by the migrations (``vigil.migrations``, revision
+they are made, and versioned with the log's, by the migrations (``vigil.store.migrations``, revision
 ``0003_registry``; ``python -m vigil.db``).
 """
 
@@ -25,8 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vigil import migrations, pg_session
-from vigil.inference_log import LogSchemaError, _normalise_url, _sqlite_pragmas
+from vigil.log.inference_log import LogSchemaError, _normalise_url, _sqlite_pragmas
+from vigil.store import migrations
+from vigil.store import session as pg_session
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 POINTER_ID = 1  # the production table's one row

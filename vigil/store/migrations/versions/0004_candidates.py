@@ -1,7 +1,7 @@
-"""A candidate tried on live traffic (``vigil.candidate_schema``): the candidate pointer with
-its one row, its history, the shadow predictions, and the monitor's verdicts.
+"""A candidate tried on live traffic (``vigil.registry.candidate_schema``): the candidate pointer
+with its one row, its history, the shadow predictions, and the monitor's verdicts.
 
-The definitions are frozen here; ``vigil.candidate_schema`` holds the ones queried, and the
+The definitions are frozen here; ``vigil.registry.candidate_schema`` holds the ones queried, and the
 tests check that the two agree. Downgrading drops these tables: the build before this
 revision knows nothing of candidates.
 
@@ -12,7 +12,7 @@ Revises: 0003_registry
 import sqlalchemy as sa
 from alembic import op
 
-from vigil.migrations import table_prefix
+from vigil.store.migrations import table_prefix
 
 revision = "0004_candidates"
 down_revision = "0003_registry"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from vigil.inference_log import InferenceLog
+from vigil.log.inference_log import InferenceLog
 
 # How far a record's created_at may lag the newest one already counted (replicas' clocks,
 # a batch's commit delay): rows older than the floor are not counted.

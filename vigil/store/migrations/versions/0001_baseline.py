@@ -11,7 +11,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from vigil.migrations import table_prefix
+from vigil.store.migrations import table_prefix
 
 revision = "0001_baseline"
 down_revision = None

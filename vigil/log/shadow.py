@@ -3,8 +3,8 @@ answers.
 
 While a candidate runs, each answered request is also scored by the model that did not answer
 it (a shadow: the candidate; a canary: production scores the canary's requests, the candidate
-the others). Those predictions go to ``shadow_predictions`` (``vigil.candidate_schema``), one
-row per request and model version, written in one statement: a row is whole or absent. The
+the others). Those predictions go to ``shadow_predictions`` (``vigil.registry.candidate_schema``),
+one row per request and model version, written in one statement: a row is whole or absent. The
 answer itself stays in the inference log; a prediction id names both.
 """
 
@@ -19,10 +19,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from vigil.candidate_schema import candidate_tables
-from vigil.inference_log import InferenceLog, InferenceLogError, _one_line
-from vigil.log_format import dumps, loads, row
-from vigil.prediction_ids import prediction_id
+from vigil.log.format import dumps, loads, row
+from vigil.log.inference_log import InferenceLog, InferenceLogError, _one_line
+from vigil.log.prediction_ids import prediction_id
+from vigil.registry.candidate_schema import candidate_tables
 
 
 @dataclass(frozen=True)

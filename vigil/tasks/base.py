@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from vigil.labels import label_sort_key, plain_label
+from vigil.tasks.labels import label_sort_key, plain_label
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"

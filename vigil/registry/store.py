@@ -3,16 +3,16 @@ pointer with its history, in the same database as the inference log.
 
 With ``VIGIL_DATABASE_URL=postgresql://...`` every replica, monitor and training job shares
 one registry; by default it is the SQLite file under ``VIGIL_HOME``. Both run through this
-code and the tables of ``vigil.registry_schema``, made and versioned by the migrations with
+code and the tables of ``vigil.registry.schema``, made and versioned by the migrations with
 the log's: a registry on an empty database creates the schema, one on an older or newer
 schema is refused (``RegistrySchemaError``) until ``python -m vigil.db upgrade``.
 
 - A model's artifacts (``pipeline.joblib`` or ``pipeline.skops``, ``reference.parquet``,
   ``contract.json`` and any others, such as an ONNX export) are stored content-addressed by sha256
-  (``vigil.artifacts``), cached under ``VIGIL_HOME/artifacts`` and verified on every read: a
-  model whose bytes are not what was saved is refused, never unpickled. Training signs each
-  model (``vigil.signing``); with ``VIGIL_REQUIRE_SIGNED_MODELS`` a model whose signature does
-  not verify is refused before any of it is read.
+  (``vigil.registry.artifacts``), cached under ``VIGIL_HOME/artifacts`` and verified on every read:
+  a model whose bytes are not what was saved is refused, never unpickled. Training signs each
+  model (``vigil.registry.signing``); with ``VIGIL_REQUIRE_SIGNED_MODELS`` a model whose signature
+  does not verify is refused before any of it is read.
 - Training also saves each model to BentoML's model store under ``vigil-model`` (the tag is
   BentoML's), but serving reads only the registry: a replica with an empty ``VIGIL_HOME``
   serves the production model.
@@ -42,9 +42,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from vigil import signing
-from vigil.artifacts import ArtifactIntegrityError, ArtifactStore
-from vigil.registry_schema import (
+from vigil.registry import signing
+from vigil.registry.artifacts import ArtifactIntegrityError, ArtifactStore
+from vigil.registry.schema import (
     POINTER_ID,
     RegistryError,
     RegistrySchemaError,
@@ -52,9 +52,9 @@ from vigil.registry_schema import (
     registry_engine,
     registry_tables,
 )
+from vigil.registry.signing import SIGNATURE, ModelSignatureError
 from vigil.schema import FeatureSchema
-from vigil.signing import SIGNATURE, ModelSignatureError
-from vigil.task import Task, task_for
+from vigil.tasks.base import Task, task_for
 
 __all__ = [
     "ArtifactIntegrityError",

@@ -8,7 +8,7 @@ Create Date: ${create_date}
 import sqlalchemy as sa
 from alembic import op
 
-from vigil.migrations import table_prefix
+from vigil.store.migrations import table_prefix
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -6,7 +6,7 @@ The log and the registry share one database and one chain of migrations, so one 
     python -m vigil.db current         # the database's revision and this build's head
     python -m vigil.db check           # exit 1 unless the schema is this build's
     python -m vigil.db downgrade REV   # back to an older revision
-    python -m vigil.db grants ROLE     # the service's least-privilege GRANTs (vigil.db_roles)
+    python -m vigil.db grants ROLE     # the service's least-privilege GRANTs (vigil.store.roles)
 
 It acts on ``VIGIL_DATABASE_URL`` (SQLite under ``VIGIL_HOME`` by default) and the tables of
 ``VIGIL_TABLE_PREFIX``. A database made by Vigil d8d9393 (no version table) is stamped as
@@ -25,7 +25,7 @@ _WHAT = "schema of the inference log and model registry"
 
 
 def _log():
-    from vigil.inference_log import InferenceLog
+    from vigil.log.inference_log import InferenceLog
     from vigil.settings import get_settings
 
     return InferenceLog.from_settings(get_settings())
@@ -41,8 +41,8 @@ def upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
 ) -> None:
     """Migrate the log's and the registry's tables to REVISION (default: this build's head)."""
-    from vigil import migrations
-    from vigil.inference_log import InferenceLogError
+    from vigil.log.inference_log import InferenceLogError
+    from vigil.store import migrations
 
     log = _log()
     try:
@@ -61,7 +61,7 @@ def upgrade(
 def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 'base'")]) -> None:
     """Migrate the tables back to REVISION ('base' drops the log's; the registry's are kept
     below 0003_registry, as the builds before it made them)."""
-    from vigil import migrations
+    from vigil.store import migrations
 
     log = _log()
     try:
@@ -85,7 +85,7 @@ def current() -> None:
 @app.command()
 def check() -> None:
     """Exit 0 when the schema is this build's; otherwise say what to run and exit 1."""
-    from vigil.inference_log import InferenceLogError
+    from vigil.log.inference_log import InferenceLogError
 
     log = _log()
     try:
@@ -102,8 +102,8 @@ def check() -> None:
 @app.command()
 def grants(role: Annotated[str, typer.Argument(help="The service's PostgreSQL role")]) -> None:
     """Print the GRANT statements that give ROLE what the service needs and nothing more."""
-    from vigil.db_roles import service_grants
     from vigil.settings import get_settings
+    from vigil.store.roles import service_grants
 
     try:
         statements = service_grants(get_settings().table_prefix, role)

@@ -1,16 +1,16 @@
 """The inference log: every answered request, and the ground-truth labels joined to it.
 
 One record per request, not per instance: the request's id, model version, time, row count,
-and its instances, predictions and probabilities as JSON (``vigil.log_format``: position ``i``
+and its instances, predictions and probabilities as JSON (``vigil.log.format``: position ``i``
 of every array is the request's ``i``-th instance). A write costs one JSON encoding per column
 and one entry per index per request: a table row (and index entries) per instance cost about
 as much CPU per instance as the rest of the service. Prediction ids are the request id plus the
-instance's position (``vigil.prediction_ids``), so they need no index of their own.
+instance's position (``vigil.log.prediction_ids``), so they need no index of their own.
 
 One code path for SQLite (WAL, the default) and PostgreSQL (several replicas): SQLAlchemy Core
 with the JSON stored as text, so any model's schema fits without a migration. The tables are
-made and versioned by Alembic (``vigil.migrations``, ``python -m vigil.db``). On PostgreSQL the
-requests table is partitioned by day (``vigil.log_partitions``): retention drops partitions,
+made and versioned by Alembic (``vigil.store.migrations``, ``python -m vigil.db``). On PostgreSQL
+the requests table is partitioned by day (``vigil.log.partitions``): retention drops partitions,
 and reads bound ``created_at`` so that only the partitions that can hold their rows are read.
 """
 
@@ -35,16 +35,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vigil import log_partitions, migrations, pg_session
-from vigil.log_format import ColumnsBuilder, dumps, instance_columns, loads, row
-from vigil.log_window import newest_records_needed, plan_window
-from vigil.prediction_ids import (
+from vigil.log import partitions as log_partitions
+from vigil.log.format import ColumnsBuilder, dumps, instance_columns, loads, row
+from vigil.log.prediction_ids import (
     MAX_REQUEST_ROWS,
     is_request_id,
     prediction_id,
     prediction_ids,
     split_prediction_id,
 )
+from vigil.log.window import newest_records_needed, plan_window
+from vigil.store import migrations
+from vigil.store import session as pg_session
 
 # SQLite only autoincrements a plain INTEGER primary key.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -85,7 +87,7 @@ class LogRecord:
     them); ``probabilities`` are by class the same way (the model's output columns).
     """
 
-    request_id: str  # a UUIDv7 in hex (vigil.prediction_ids.new_request_id)
+    request_id: str  # a UUIDv7 in hex (vigil.log.prediction_ids.new_request_id)
     model_version: str
     created_at: float  # Unix seconds
     instances: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]
@@ -176,7 +178,7 @@ class InferenceLog:
             )
         self.partitioned = self.engine.dialect.name == "postgresql"
         self._partitions_checked = -math.inf
-        # The tables as queried; their DDL (keys, partitions) is in vigil/migrations.
+        # The tables as queried; their DDL (keys, partitions) is in vigil/store/migrations.
         md = sa.MetaData()
         self.requests = sa.Table(
             f"{table_prefix}requests",
@@ -187,7 +189,7 @@ class InferenceLog:
             sa.Column("model_version", sa.String(200), nullable=False),
             sa.Column("created_at", sa.Float, nullable=False),
             sa.Column("row_count", sa.Integer, nullable=False),
-            # JSON (vigil.log_format), one element per instance; the big columns last.
+            # JSON (vigil.log.format), one element per instance; the big columns last.
             sa.Column("instances", sa.Text, nullable=False),
             sa.Column("predictions", sa.Text, nullable=False),
             sa.Column("probabilities", sa.Text, nullable=False),
@@ -228,7 +230,7 @@ class InferenceLog:
     def create_schema(self) -> None:
         """Create the schema on an empty database (at this build's version), then check it:
         ``LogSchemaError`` for an older or newer one, which only ``python -m vigil.db upgrade``
-        changes. Processes starting together create it once (``vigil.migrations.upgrade``).
+        changes. Processes starting together create it once (``vigil.store.migrations.upgrade``).
         Without ``manage_schema`` it is only checked."""
         if not self.manage_schema:
             return self.check_schema()

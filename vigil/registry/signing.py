@@ -8,8 +8,8 @@ the service, the monitor and retraining hold only the public key
 (``VIGIL_MODEL_VERIFY_KEY``) and verify before anything of the model is read or unpickled.
 
 What is signed is the model's manifest: its tag and every artifact's name and sha256. Each
-artifact's bytes are checked against that sha256 on every read (``vigil.artifacts``), so the
-signature covers every byte. The signature is stored as one more artifact, ``SIGNATURE``.
+artifact's bytes are checked against that sha256 on every read (``vigil.registry.artifacts``), so
+the signature covers every byte. The signature is stored as one more artifact, ``SIGNATURE``.
 
 Ed25519 rather than HMAC: with HMAC every verifier would hold the key that also signs, so a
 compromised replica could sign models of its own.

@@ -1,5 +1,5 @@
-"""Alembic's entry point, driven by ``vigil.migrations`` (no alembic.ini): the caller passes an
-open connection, already in a transaction, and the table prefix; the version table is the
+"""Alembic's entry point, driven by ``vigil.store.migrations`` (no alembic.ini): the caller passes
+an open connection, already in a transaction, and the table prefix; the version table is the
 prefix's own, so deployments and test runs sharing a database keep separate versions."""
 
 from alembic import context

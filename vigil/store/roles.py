@@ -18,9 +18,9 @@ _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 def service_grants(prefix: str, role: str) -> list[str]:
     """GRANTs giving ``role`` exactly what the service needs on the tables of ``prefix``."""
-    from vigil.candidate_schema import candidate_tables
-    from vigil.migrations import version_table
-    from vigil.registry_schema import registry_tables
+    from vigil.registry.candidate_schema import candidate_tables
+    from vigil.registry.schema import registry_tables
+    from vigil.store.migrations import version_table
 
     if not _ROLE.match(role):
         raise ValueError(f"role {role!r}: use lower-case letters, digits and _")

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vigil.candidate_schema import CANDIDATE_ID, candidate_tables
-from vigil.registry import Registry, UnknownModel, _who, check_tag
+from vigil.registry.candidate_schema import CANDIDATE_ID, candidate_tables
+from vigil.registry.store import Registry, UnknownModel, _who, check_tag
 
 SHADOW = "shadow"
 CANARY = "canary"

@@ -1,0 +1,12 @@
+"""The database under the log and the registry: the schema's migrations (``migrations``,
+``python -m vigil.db``: ``db``), each connection's session settings (``session``) and the
+service's least-privilege grants (``roles``)."""
+
+from vigil.lazy import lazy_exports
+
+_EXPORTS = {
+    "SchemaError": ".migrations",
+    "service_grants": ".roles",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
