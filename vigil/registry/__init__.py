@@ -15,6 +15,8 @@ _EXPORTS = {
     "ProductionChanged": ".store",
     "InvalidTag": ".store",
     "MissingModelCode": ".store",
+    "PIPELINE": ".store",
+    "SKOPS_PIPELINE": ".store",
     "NO_PRODUCTION": ".store",
     "ROLLBACK_DEPTH": ".store",
     "check_tag": ".store",
