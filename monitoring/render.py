@@ -368,7 +368,7 @@ def settings_defaults(settings: object) -> dict[str, object]:
         "service_target": f"{_local(s.host)}:{s.port}",
         "monitor_target": f"{_local(s.monitor_host)}:{s.monitor_port}",
         "alertmanager_target": f"127.0.0.1:{s.alertmanager_port}",
-        "webhook_url": s.alert_webhook_url,
+        "webhook_url": s.resolved_alert_webhook_url,
         "report_base_url": f"http://{_local(s.monitor_host)}:{s.monitor_port}/reports/",
         # Three missed checks plus one interval of slack for a slow check.
         "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
