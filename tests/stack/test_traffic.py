@@ -52,7 +52,7 @@ def test_normal_rows_look_like_the_reference(production):
     assert np.isfinite(frame.to_numpy()).all()
     for name in schema.numeric:
         ref = reference[name]
-        # Resampled with 5% noise: the mean moves by far less than a standard deviation.
+        # Resampled as they are: the mean moves by far less than a standard deviation.
         assert abs(frame[name].mean() - ref.mean()) < 0.3 * ref.std(), name
     # Same seed, same rows; another seed, other rows.
     assert make_rows(reference, schema, 500, seed=3) == records
