@@ -4,7 +4,8 @@ A check runs as soon as ``drift_window_rows`` new rows of the production model a
 since the last one (counted cheaply, ``vigil.log.progress``), at least every
 ``drift_interval_seconds``, never more often than ``drift_min_interval_seconds``, and at once
 when production moves to another version or this monitor becomes leader. Only the leader
-checks (``monitoring.leader``). The verdict, JSON and gauges come first; the HTML report is
+checks (``monitoring.leader``), and only the leader keeps the log and the registry tidy
+(``monitoring.housekeeping``). The verdict, JSON and gauges come first; the HTML report is
 rendered afterwards by one worker thread (``ReportWorker``), so Evidently never delays a
 verdict.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import signal
 import threading
 import time
@@ -37,16 +37,13 @@ from monitoring.check import (
     add_note,
     report_failure,
 )
+from monitoring.housekeeping import Housekeeper
 from monitoring.leader import AlwaysLeader, leadership
 from monitoring.metrics import MonitorMetrics
 from vigil.log.inference_log import InferenceLogError
 from vigil.log.progress import LogProgress, NewRows
-from vigil.log.shadow import ShadowLog
-from vigil.registry.store import Registry
 
 log = logging.getLogger(__name__)
-
-COLLECT_SECONDS = 86_400.0  # the registry's collection of unreferenced models: daily
 
 # How often the loop looks for new rows: the longest a full window waits for its check.
 TICK_SECONDS = 1.0
@@ -138,7 +135,9 @@ class Monitor:
         self._new_rows: NewRows | None = None  # made on first use: the log opens lazily
         self._checked_version: str | None = None
         self._checked_at: float | None = None  # time.monotonic() of the last check
-        self._collected_at = -math.inf  # time.time() of the last registry collection
+        self.housekeeping = Housekeeper(
+            settings, lambda: self.checker.log, metrics.pruned, lambda: self.leader.confirm()
+        )
         metrics.set_leader(self.leader.is_leader, self.leader.since)
 
     @property
@@ -210,38 +209,8 @@ class Monitor:
                 duration,
             )
         if self.leader.confirm():  # the same fence before deleting anything
-            self.prune()
+            self.housekeeping.prune()
         return result
-
-    def collect_registry(self, now: float | None = None) -> None:
-        """Once every ``COLLECT_SECONDS``: delete the models nothing refers to and the bytes
-        only they used (``Registry.collect``), then this pod's cached artifacts that are no
-        longer production's or the rollback stack's. Fenced like the prune."""
-        now = time.time() if now is None else now
-        keep = self.settings.registry_keep_models
-        if not keep or now - self._collected_at < COLLECT_SECONDS or not self.leader.confirm():
-            return
-        self._collected_at = now
-        try:
-            registry = Registry(self.settings)
-            tags, blobs = registry.collect(keep_latest=keep)
-            cached = registry.store.prune_cache(registry.referenced_digests())
-        except Exception as exc:  # the next day tries again
-            log.warning("model registry collection failed: %s", exc)
-            return
-        if tags or blobs or cached:
-            log.info(
-                "model registry collection: %d models, %d blobs, %d cached files deleted",
-                len(tags), blobs, cached,
-            )  # fmt: skip
-
-    def ensure_partitions(self) -> None:
-        """The log's partitions for today and the days ahead: the service's role may not
-        create them (docs/deploy.md), so the monitor does, at most every few minutes."""
-        try:
-            self.checker.log.ensure_partitions()
-        except Exception as exc:  # rows go to the default partition meanwhile
-            log.warning("inference log partitions not checked: %s", exc)
 
     def _overdue(self, pointer) -> bool:
         """Production has been production longer than its window takes to fill: too few rows
@@ -288,25 +257,10 @@ class Monitor:
             log.debug("counting new rows failed: %s", exc)
             return False
 
-    def prune(self) -> None:
-        days = self.settings.log_retention_days
-        if not days:
-            return
-        try:
-            removed = self.checker.log.prune(time.time() - days * 86400)
-            ShadowLog(self.checker.log).prune(time.time() - days * 86400)
-        except Exception as exc:  # retention can wait for the next run
-            log.warning("inference log retention failed: %s", exc)
-            return
-        self.metrics.pruned.inc(removed)
-        if removed:
-            log.info("inference log retention: deleted %d rows older than %g days", removed, days)
-
     def loop(self, stop: threading.Event) -> None:
         while not stop.is_set():
             if self.leader.is_leader:
-                self.ensure_partitions()
-                self.collect_registry()
+                self.housekeeping.tick()
             if self.leader.is_leader and self.due():
                 self._checked_at = time.monotonic()
                 self.run_once()
@@ -325,32 +279,32 @@ def _public(check: dict | None) -> dict | None:
     return {k: v for k, v in check.items() if k != "report_path"} | {"report": f"/reports/{name}"}
 
 
-class _LockedRegistry:
-    """The registry as /metrics reads it: under the monitor's lock, so a scrape never sees
+class _LockedCollector:
+    """The metrics as /metrics reads them: under the monitor's lock, so a scrape never sees
     half of a check's gauges (a drift verdict without its features)."""
 
-    def __init__(self, registry: CollectorRegistry, lock):
-        self.registry, self.lock = registry, lock
+    def __init__(self, collector: CollectorRegistry, lock):
+        self.collector, self.lock = collector, lock
 
     def collect(self):
         with self.lock:
-            return list(self.registry.collect())
+            return list(self.collector.collect())
 
 
-def serve(settings, *, registry: CollectorRegistry | None = None) -> None:
+def serve(settings, *, metrics_registry: CollectorRegistry | None = None) -> None:
     """Check as the data arrives (the first check at once when leading) and serve HTTP until
     SIGINT or SIGTERM."""
     from monitoring.server import MonitorServer
 
-    registry = registry or CollectorRegistry()
-    metrics = MonitorMetrics(registry)
+    metrics_registry = metrics_registry or CollectorRegistry()
+    metrics = MonitorMetrics(metrics_registry)
     monitor = Monitor(settings, metrics, leader=leadership(settings))
     monitor.reports = ReportWorker(
         settings, metrics, on_done=monitor.on_report, fence=monitor.leader.confirm
     )
     server = MonitorServer(
         (settings.monitor_host, settings.monitor_port),
-        _LockedRegistry(registry, monitor.lock),
+        _LockedCollector(metrics_registry, monitor.lock),
         settings.reports_dir,
         health=monitor.health,
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 import yaml
@@ -51,15 +52,6 @@ DEFAULT_FOR: dict[str, str] = {
 }
 ALERT_NAMES: tuple[str, ...] = tuple(DEFAULT_FOR)
 DRIFT_ALERTS: tuple[str, ...] = ("DataDriftDetected", "FeatureDriftDetected")
-# An alert on the monitor's verdicts (drift, quality) outlives its last firing evaluation by
-# this much: a borderline window that flips between checks, or the gap while a standby monitor
-# takes over, does not resolve and re-fire it.
-MONITOR_KEEP_FIRING_FOR = "5m"
-# Drift alerts of one model version wait this long to be sent together, as one notification
-# (DataDriftDetected and its FeatureDriftDetected alerts fire in the same rule evaluation).
-DRIFT_GROUP_WAIT = "10s"
-# A feature drifting without a dataset-level verdict alerts once it has stayed drifted this long.
-FEATURE_ALONE_FOR = "5m"
 
 # Inside docker-compose the containers reach each other by service name on fixed ports.
 COMPOSE_TARGETS = {
@@ -138,20 +130,237 @@ def _number(name: str, value: float) -> str:
     return f"{value:g}"
 
 
+def _error_rate(name: str, value: float) -> dict[str, str]:
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must be in (0, 1), got {value}")
+    return {"ERROR_RATE_THRESHOLD": _number(name, value), "ERROR_RATE_PERCENT": f"{value * 100:g}%"}
+
+
+def _stale_after(name: str, value: str) -> dict[str, str]:
+    return {
+        "STALE_AFTER": _duration(name, value),
+        "STALE_AFTER_SECONDS": f"{duration_seconds(value):g}",
+    }
+
+
+def _rmse_margin(name: str, value: float) -> dict[str, str]:
+    return {
+        "QUALITY_RMSE_MARGIN": _number(name, value),
+        "QUALITY_RMSE_MARGIN_PERCENT": f"{value * 100:g}%",
+    }
+
+
+def _report_url(name: str, value: str) -> dict[str, str]:
+    return {"REPORT_URL": _link(name, value.rstrip("/") + "/latest")}
+
+
+def _count(name: str, value: int) -> str:
+    return str(int(value))
+
+
+def _one(check: Callable[[str, Any], str]) -> Callable[[str, Any], dict[str, str]]:
+    """A check that fills the placeholder named as the parameter, upper case."""
+    return lambda name, value: {name.upper(): check(name, value)}
+
+
+@dataclass(frozen=True)
+class AlertParameter:
+    """A value rendered into one config: its keyword (``render_configs`` and the CLI), its
+    default, the placeholders it fills (checked), and the setting a local run takes it from."""
+
+    name: str
+    config: Literal["prometheus", "rules", "alertmanager"]
+    default: Any
+    fill: Callable[[str, Any], dict[str, str]]
+    doc: str
+    setting: str = ""  # the VIGIL_ variable(s) it follows, for the docs
+    from_settings: Callable[[Any], Any] | None = None
+
+
+# The one declaration of every tunable value in the configs; the renderers, the settings
+# mapping (settings_defaults), the CLI and the table in docs/alerting.md read it.
+ALERT_PARAMETERS: tuple[AlertParameter, ...] = (
+    AlertParameter(
+        "scrape_interval", "prometheus", "15s", _one(_duration), "Prometheus scrape interval."
+    ),
+    AlertParameter(
+        "evaluation_interval",
+        "prometheus",
+        "15s",
+        _one(_duration),
+        "Prometheus rule evaluation interval.",
+    ),
+    AlertParameter(
+        "stale_after",
+        "rules",
+        "20m",
+        _stale_after,
+        "DriftCheckStale: no successful check for this long. Three missed checks plus one "
+        "interval of slack for a slow check.",
+        "4 × VIGIL_DRIFT_INTERVAL_SECONDS",
+        lambda s: seconds_to_duration(4 * s.drift_interval_seconds),
+    ),
+    AlertParameter(
+        "monitor_keep_firing_for",
+        "rules",
+        "5m",
+        _one(_duration),
+        "How long a drift or quality alert outlives its last firing evaluation: a borderline "
+        "window that flips between checks, or a standby monitor taking over, does not "
+        "resolve and re-fire it.",
+    ),
+    AlertParameter(
+        "feature_alone_for",
+        "rules",
+        "5m",
+        _one(_positive_duration),
+        "FeatureDriftDetected without a dataset-level verdict: how long the feature must have "
+        "stayed drifted.",
+    ),
+    AlertParameter(
+        "rate_window",
+        "rules",
+        "5m",
+        _one(_duration),
+        "The range of the service's error-rate and latency queries.",
+    ),
+    AlertParameter(
+        "error_rate_threshold",
+        "rules",
+        0.05,
+        _error_rate,
+        "HighPredictionErrorRate: share of requests answered 5xx.",
+    ),
+    AlertParameter(
+        "latency_p95_seconds",
+        "rules",
+        0.5,
+        _one(_number),
+        "HighPredictionLatency: 95th percentile of request latency, in seconds.",
+    ),
+    AlertParameter(
+        "quality_margin",
+        "rules",
+        0.05,
+        _one(_number),
+        "ModelQualityDrop: how far a classifier's live score may fall below its held-out value.",
+        "VIGIL_QUALITY_ALERT_MARGIN",
+        lambda s: s.quality_alert_margin,
+    ),
+    AlertParameter(
+        "quality_rmse_margin",
+        "rules",
+        0.2,
+        _rmse_margin,
+        "ModelQualityDrop: a regressor's live RMSE above its held-out RMSE by this share "
+        "(ModelQualityDropEstimated: the same for estimated MAE and RMSE).",
+        "VIGIL_QUALITY_RMSE_MARGIN",
+        lambda s: s.quality_rmse_margin,
+    ),
+    AlertParameter(
+        "quality_min_labeled_rows",
+        "rules",
+        200,
+        _one(_count),
+        "ModelQualityDrop: labeled rows needed behind a live metric.",
+        "VIGIL_QUALITY_ALERT_MIN_LABELS",
+        lambda s: s.quality_alert_min_labels,
+    ),
+    AlertParameter(
+        "report_base_url",
+        "rules",
+        "http://127.0.0.1:9108/reports/",
+        _report_url,
+        "Where the alerts link to the latest drift report.",
+        "VIGIL_MONITOR_HOST, VIGIL_MONITOR_PORT",
+        lambda s: f"http://{_local(s.monitor_host)}:{s.monitor_port}/reports/",
+    ),
+    AlertParameter(
+        "runbook_url",
+        "rules",
+        "docs/runbook.md",
+        _one(_link),
+        "Where the alerts link to the runbook.",
+    ),
+    AlertParameter(
+        "group_wait", "alertmanager", "30s", _one(_duration), "Alertmanager group_wait."
+    ),
+    AlertParameter(
+        "group_interval", "alertmanager", "5m", _one(_duration), "Alertmanager group_interval."
+    ),
+    AlertParameter(
+        "repeat_interval", "alertmanager", "4h", _one(_duration), "Alertmanager repeat_interval."
+    ),
+    AlertParameter(
+        "drift_group_wait",
+        "alertmanager",
+        "10s",
+        _one(_duration),
+        "Alertmanager group_wait of the drift route: DataDriftDetected and its "
+        "FeatureDriftDetected alerts fire in one rule evaluation and are sent together.",
+    ),
+)
+PARAMETERS: dict[str, AlertParameter] = {p.name: p for p in ALERT_PARAMETERS}
+DOCS = MONITORING_DIR.parent / "docs" / "alerting.md"
+TABLE_MARKERS = (
+    "<!-- parameters: generated by `python -m monitoring.render --committed` -->\n",
+    "<!-- end of parameters -->\n",
+)
+
+
+def _filled(config: str, given: Mapping[str, Any]) -> dict[str, str]:
+    """The placeholders of ``config``'s parameters: ``given`` values, else the defaults."""
+    own = {p.name: p for p in ALERT_PARAMETERS if p.config == config}
+    unknown = sorted(set(given) - set(own))
+    if unknown:
+        raise TypeError(f"not a parameter of the {config} config: {', '.join(unknown)}")
+    values: dict[str, str] = {}
+    for name, parameter in own.items():
+        values |= parameter.fill(name, given.get(name, parameter.default))
+    return values
+
+
+def _split(parameters: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``parameters`` by the config each belongs to; an unknown name is a TypeError."""
+    unknown = sorted(set(parameters) - set(PARAMETERS))
+    if unknown:
+        raise TypeError(f"unknown alert parameter(s): {', '.join(unknown)}")
+    out: dict[str, dict[str, Any]] = {"prometheus": {}, "rules": {}, "alertmanager": {}}
+    for name, value in parameters.items():
+        out[PARAMETERS[name].config][name] = value
+    return out
+
+
+def parameters_table() -> str:
+    """The parameters as a Markdown table (``DOCS`` holds it between ``TABLE_MARKERS``)."""
+    lines = [
+        "| parameter | config | default | follows | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for p in ALERT_PARAMETERS:
+        follows = p.setting or ""
+        lines.append(f"| `{p.name}` | {p.config} | `{p.default}` | {follows} | {p.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+def with_parameters_table(text: str) -> str:
+    """``text`` (docs/alerting.md) with the table between its markers rewritten."""
+    begin, end = TABLE_MARKERS
+    head, found, rest = text.partition(begin)
+    if not found or end not in rest:
+        raise ValueError(f"{DOCS.name} lacks the parameter table's markers")
+    return head + begin + parameters_table() + end + rest.split(end, 1)[1]
+
+
 def render_prometheus(
-    *,
-    service_target: str,
-    monitor_target: str,
-    alertmanager_target: str,
-    scrape_interval: str = "15s",
-    evaluation_interval: str = "15s",
+    *, service_target: str, monitor_target: str, alertmanager_target: str, **parameters: Any
 ) -> str:
+    """prometheus.yml; ``parameters``: the prometheus ones of ``ALERT_PARAMETERS``."""
     values = {
         "SERVICE_TARGET": _target("service_target", service_target),
         "MONITOR_TARGET": _target("monitor_target", monitor_target),
         "ALERTMANAGER_TARGET": _target("alertmanager_target", alertmanager_target),
-        "SCRAPE_INTERVAL": _duration("scrape_interval", scrape_interval),
-        "EVALUATION_INTERVAL": _duration("evaluation_interval", evaluation_interval),
+        **_filled("prometheus", parameters),
     }
     return _checked(_header(PROMETHEUS_TEMPLATE) + substitute(_read(PROMETHEUS_TEMPLATE), values))
 
@@ -167,21 +376,10 @@ def render_rules(
     *,
     for_all: str | None = None,
     for_overrides: Mapping[str, str] | None = None,
-    stale_after: str = "20m",
-    monitor_keep_firing_for: str = MONITOR_KEEP_FIRING_FOR,
-    feature_alone_for: str = FEATURE_ALONE_FOR,
-    rate_window: str = "5m",
-    error_rate_threshold: float = 0.05,
-    latency_p95_seconds: float = 0.5,
-    quality_margin: float = 0.05,
-    quality_rmse_margin: float = 0.2,
-    quality_min_labeled_rows: int = 200,
-    report_base_url: str = "http://127.0.0.1:9108/reports/",
-    runbook_url: str = "docs/runbook.md",
+    **parameters: Any,
 ) -> str:
     """The alert rules; ``for_all`` replaces every ``for:``, ``for_overrides`` single ones;
-    ``monitor_keep_firing_for`` is how long a drift or quality alert outlives its condition;
-    ``feature_alone_for`` how long a feature drifting without a dataset verdict must persist."""
+    ``parameters``: the rules ones of ``ALERT_PARAMETERS``."""
     overrides = dict(for_overrides or {})
     unknown = sorted(set(overrides) - set(ALERT_NAMES))
     if unknown:
@@ -190,25 +388,8 @@ def render_rules(
     for alert, default in DEFAULT_FOR.items():
         chosen = overrides.get(alert, for_all if for_all is not None else default)
         values[f"FOR_{alert.upper()}"] = _duration(f"for {alert}", chosen)
-    if not 0 < error_rate_threshold < 1:
-        raise ValueError(f"error_rate_threshold must be in (0, 1), got {error_rate_threshold}")
-    values |= {
-        "STALE_AFTER": _duration("stale_after", stale_after),
-        "MONITOR_KEEP_FIRING_FOR": _duration("monitor_keep_firing_for", monitor_keep_firing_for),
-        "FEATURE_ALONE_FOR": _positive_duration("feature_alone_for", feature_alone_for),
-        "STALE_AFTER_SECONDS": f"{duration_seconds(stale_after):g}",
-        "RATE_WINDOW": _duration("rate_window", rate_window),
-        "ERROR_RATE_THRESHOLD": _number("error_rate_threshold", error_rate_threshold),
-        "ERROR_RATE_PERCENT": f"{error_rate_threshold * 100:g}%",
-        "LATENCY_P95_SECONDS": _number("latency_p95_seconds", latency_p95_seconds),
-        "QUALITY_MARGIN": _number("quality_margin", quality_margin),
-        "QUALITY_HIGHER_METRICS": _higher_is_better_classifier_metrics(),
-        "QUALITY_RMSE_MARGIN": _number("quality_rmse_margin", quality_rmse_margin),
-        "QUALITY_RMSE_MARGIN_PERCENT": f"{quality_rmse_margin * 100:g}%",
-        "QUALITY_MIN_LABELED_ROWS": str(int(quality_min_labeled_rows)),
-        "REPORT_URL": _link("report_base_url", report_base_url.rstrip("/") + "/latest"),
-        "RUNBOOK_URL": _link("runbook_url", runbook_url),
-    }
+    values |= _filled("rules", parameters)
+    values["QUALITY_HIGHER_METRICS"] = _higher_is_better_classifier_metrics()
     return _checked(_header(RULES_TEMPLATE) + substitute(_read(RULES_TEMPLATE), values))
 
 
@@ -234,15 +415,13 @@ RETRAIN_TOKEN_FILE = Path("retrain_token")
 def render_alertmanager(
     *,
     webhook_url: str,
-    group_wait: str = "30s",
-    group_interval: str = "5m",
-    repeat_interval: str = "4h",
-    drift_group_wait: str = DRIFT_GROUP_WAIT,
     retrain_url: str | None = None,
     retrain_token_file: Path | None = None,
+    **parameters: Any,
 ) -> str:
     """``retrain_url``: also send drift and quality alerts to the retraining trigger, with the
-    bearer token read from ``retrain_token_file`` (an absolute path)."""
+    bearer token read from ``retrain_token_file`` (an absolute path); ``parameters``: the
+    alertmanager ones of ``ALERT_PARAMETERS``."""
     for name, url in (("webhook_url", webhook_url), ("retrain_url", retrain_url or "http://")):
         if not re.match(r"^https?://", url):
             raise ValueError(f"{name} must be an http(s) URL, got {url!r}")
@@ -258,10 +437,7 @@ def render_alertmanager(
             else ""
         ),
         "WEBHOOK_URL": json.dumps(_link("webhook_url", webhook_url)),
-        "GROUP_WAIT": _duration("group_wait", group_wait),
-        "DRIFT_GROUP_WAIT": _duration("drift_group_wait", drift_group_wait),
-        "GROUP_INTERVAL": _duration("group_interval", group_interval),
-        "REPEAT_INTERVAL": _duration("repeat_interval", repeat_interval),
+        **_filled("alertmanager", parameters),
     }
     return _checked(
         _header(ALERTMANAGER_TEMPLATE) + substitute(_read(ALERTMANAGER_TEMPLATE), values)
@@ -275,33 +451,19 @@ def render_configs(
     monitor_target: str,
     alertmanager_target: str,
     webhook_url: str,
-    scrape_interval: str = "15s",
-    evaluation_interval: str = "15s",
     for_all: str | None = None,
     for_overrides: Mapping[str, str] | None = None,
-    stale_after: str = "20m",
-    monitor_keep_firing_for: str = MONITOR_KEEP_FIRING_FOR,
-    feature_alone_for: str = FEATURE_ALONE_FOR,
-    rate_window: str = "5m",
-    error_rate_threshold: float = 0.05,
-    latency_p95_seconds: float = 0.5,
-    quality_margin: float = 0.05,
-    quality_rmse_margin: float = 0.2,
-    quality_min_labeled_rows: int = 200,
-    group_wait: str = "30s",
-    group_interval: str = "5m",
-    repeat_interval: str = "4h",
-    drift_group_wait: str = DRIFT_GROUP_WAIT,
-    report_base_url: str = "http://127.0.0.1:9108/reports/",
-    runbook_url: str = "docs/runbook.md",
     retrain_url: str | None = None,
     retrain_token: str | None = None,
+    **parameters: Any,
 ) -> dict[str, Path]:
     """Write prometheus.yml, rules/vigil.rules.yml and alertmanager.yml into ``out_dir`` (and,
-    with ``retrain_url``, the trigger's token as ``retrain_token``, mode 0600).
+    with ``retrain_url``, the trigger's token as ``retrain_token``, mode 0600); ``parameters``:
+    any of ``ALERT_PARAMETERS``, the rest keep their defaults.
 
     Returns their paths under the keys ``prometheus``, ``rules`` and ``alertmanager``.
     """
+    by_config = _split(parameters)
     token_file = (Path(out_dir) / RETRAIN_TOKEN_FILE).resolve() if retrain_url else None
     if token_file is not None:
         if not retrain_token:
@@ -317,38 +479,20 @@ def render_configs(
                 service_target=service_target,
                 monitor_target=monitor_target,
                 alertmanager_target=alertmanager_target,
-                scrape_interval=scrape_interval,
-                evaluation_interval=evaluation_interval,
+                **by_config["prometheus"],
             ),
         ),
         "rules": (
             RULES_FILE,
-            render_rules(
-                for_all=for_all,
-                for_overrides=for_overrides,
-                stale_after=stale_after,
-                monitor_keep_firing_for=monitor_keep_firing_for,
-                feature_alone_for=feature_alone_for,
-                rate_window=rate_window,
-                error_rate_threshold=error_rate_threshold,
-                latency_p95_seconds=latency_p95_seconds,
-                quality_margin=quality_margin,
-                quality_rmse_margin=quality_rmse_margin,
-                quality_min_labeled_rows=quality_min_labeled_rows,
-                report_base_url=report_base_url,
-                runbook_url=runbook_url,
-            ),
+            render_rules(for_all=for_all, for_overrides=for_overrides, **by_config["rules"]),
         ),
         "alertmanager": (
             ALERTMANAGER_FILE,
             render_alertmanager(
                 webhook_url=webhook_url,
-                group_wait=group_wait,
-                group_interval=group_interval,
-                repeat_interval=repeat_interval,
-                drift_group_wait=drift_group_wait,
                 retrain_url=retrain_url,
                 retrain_token_file=token_file,
+                **by_config["alertmanager"],
             ),
         ),
     }
@@ -368,13 +512,8 @@ def settings_defaults(settings: object) -> dict[str, object]:
         "service_target": f"{_local(s.host)}:{s.port}",
         "monitor_target": f"{_local(s.monitor_host)}:{s.monitor_port}",
         "alertmanager_target": f"127.0.0.1:{s.alertmanager_port}",
-        "webhook_url": s.alert_webhook_url,
-        "report_base_url": f"http://{_local(s.monitor_host)}:{s.monitor_port}/reports/",
-        # Three missed checks plus one interval of slack for a slow check.
-        "stale_after": seconds_to_duration(4 * s.drift_interval_seconds),
-        "quality_margin": s.quality_alert_margin,
-        "quality_rmse_margin": s.quality_rmse_margin,
-        "quality_min_labeled_rows": s.quality_alert_min_labels,
+        "webhook_url": s.resolved_alert_webhook_url,
+        **{p.name: p.from_settings(s) for p in ALERT_PARAMETERS if p.from_settings},
         "retrain_url": (
             f"http://127.0.0.1:{s.retrain_trigger_port}/retrain"
             if s.retrain_trigger_enabled
@@ -390,23 +529,14 @@ def committed_files(settings: object) -> dict[Path, str]:
     """The committed rendered configs (paths relative to ``monitoring/``) for these settings."""
     local = settings_defaults(settings)
     compose = {**local, **COMPOSE_TARGETS}
-    rules_args = {
-        k: local[k]
-        for k in (
-            "report_base_url",
-            "stale_after",
-            "quality_margin",
-            "quality_rmse_margin",
-            "quality_min_labeled_rows",
-        )
-    }
+    from_settings = _split({p.name: local[p.name] for p in ALERT_PARAMETERS if p.from_settings})
     prom_keys = ("service_target", "monitor_target", "alertmanager_target")
     return {
         Path("prometheus") / PROMETHEUS_FILE: render_prometheus(**{k: local[k] for k in prom_keys}),
         Path("prometheus/prometheus.compose.yml"): render_prometheus(
             **{k: compose[k] for k in prom_keys}
         ),
-        Path("prometheus") / RULES_FILE: render_rules(**rules_args),
+        Path("prometheus") / RULES_FILE: render_rules(**from_settings["rules"]),
         Path("alertmanager") / ALERTMANAGER_FILE: render_alertmanager(
             webhook_url=local["webhook_url"]
         ),
@@ -441,6 +571,11 @@ app = typer.Typer(
 )
 
 
+def _option(name: str) -> Any:
+    """The CLI option of an alert parameter: its default and help from the one declaration."""
+    return typer.Option(help=PARAMETERS[name].doc)
+
+
 @app.command()
 def main(
     out: Annotated[
@@ -452,26 +587,33 @@ def main(
         typer.Option(
             "--committed",
             help="Rewrite the committed defaults under monitoring/ (local and compose variants) "
-            "from the built-in defaults, ignoring the environment.",
+            "and the parameter table in docs/alerting.md from the built-in defaults, ignoring "
+            "the environment.",
         ),
     ] = False,
-    scrape_interval: Annotated[str, typer.Option(help="Prometheus scrape interval.")] = "15s",
-    evaluation_interval: Annotated[
-        str, typer.Option(help="Prometheus rule evaluation interval.")
-    ] = "15s",
+    scrape_interval: Annotated[str, _option("scrape_interval")] = PARAMETERS[
+        "scrape_interval"
+    ].default,
+    evaluation_interval: Annotated[str, _option("evaluation_interval")] = PARAMETERS[
+        "evaluation_interval"
+    ].default,
     for_all: Annotated[
         str | None,
         typer.Option("--for", help="Replace every alert's `for:` (e.g. 0s for demos and tests)."),
     ] = None,
-    group_wait: Annotated[str, typer.Option(help="Alertmanager group_wait.")] = "30s",
-    group_interval: Annotated[str, typer.Option(help="Alertmanager group_interval.")] = "5m",
-    repeat_interval: Annotated[str, typer.Option(help="Alertmanager repeat_interval.")] = "4h",
-    drift_group_wait: Annotated[
-        str, typer.Option(help="Alertmanager group_wait of the drift route.")
-    ] = DRIFT_GROUP_WAIT,
-    monitor_keep_firing_for: Annotated[
-        str, typer.Option(help="How long a drift or quality alert outlives its condition.")
-    ] = MONITOR_KEEP_FIRING_FOR,
+    group_wait: Annotated[str, _option("group_wait")] = PARAMETERS["group_wait"].default,
+    group_interval: Annotated[str, _option("group_interval")] = PARAMETERS[
+        "group_interval"
+    ].default,
+    repeat_interval: Annotated[str, _option("repeat_interval")] = PARAMETERS[
+        "repeat_interval"
+    ].default,
+    drift_group_wait: Annotated[str, _option("drift_group_wait")] = PARAMETERS[
+        "drift_group_wait"
+    ].default,
+    monitor_keep_firing_for: Annotated[str, _option("monitor_keep_firing_for")] = PARAMETERS[
+        "monitor_keep_firing_for"
+    ].default,
 ) -> None:
     """Targets, ports and the webhook URL come from the VIGIL_* settings."""
     from vigil.settings import Settings, get_settings
@@ -483,6 +625,8 @@ def main(
         for relative, text in committed_files(Settings.model_construct()).items():
             (MONITORING_DIR / relative).write_text(text, encoding="utf-8")
             typer.echo(f"wrote monitoring/{relative}")
+        DOCS.write_text(with_parameters_table(DOCS.read_text(encoding="utf-8")), encoding="utf-8")
+        typer.echo(f"wrote {DOCS.relative_to(MONITORING_DIR.parent)}")
         return
     paths = render_configs(
         out,

@@ -33,11 +33,11 @@ class MonitorServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        registry: CollectorRegistry,
+        collector: CollectorRegistry,
         reports_dir: Path,
         health: Callable[[], dict] = dict,
     ):
-        self.registry = registry
+        self.collector = collector  # what /metrics serves
         self.reports_dir = Path(reports_dir)
         self.health = health
         super().__init__(address, _Handler)
@@ -66,7 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.server.registry))
+            self._send(200, CONTENT_TYPE_LATEST, generate_latest(self.server.collector))
         elif path == "/healthz":
             body = {"status": "ok", **self.server.health()}
             self._send(200, "application/json", json.dumps(body).encode())

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import typer
 
@@ -27,30 +29,44 @@ INSTALL_HINT = (
 )
 
 
+@dataclass(frozen=True)
+class Component:
+    """A process ``make run`` starts, and the address it listens on (``port`` None: none)."""
+
+    name: str
+    argv: list[str]
+    port: int | None = None
+    host: str = "127.0.0.1"
+    setting: str = ""  # the variable that moves its port
+    log_to_file: bool = False  # third-party daemons are chatty: their logs go to files
+
+
 @dataclass
 class Child:
     name: str
     proc: subprocess.Popen
+    log: Path | None = None
 
 
 def _which(names: tuple[str, ...]) -> str | None:
     return next((p for p in map(shutil.which, names) if p), None)
 
 
-def _start(name: str, argv: list[str], log_dir: Path | None = None) -> Child:
-    out = None
-    if log_dir is not None:  # third-party daemons are chatty: their logs go to files
-        out = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+def _start(component: Component, log_dir: Path | None = None) -> Child:
+    out, log = None, None
+    if component.log_to_file and log_dir is not None:
+        log = log_dir / f"{component.name}.log"
+        out = open(log, "ab")  # noqa: SIM115 - closed with the process
     # A session of its own: Ctrl-C reaches only us, and we stop the children in order.
     proc = subprocess.Popen(
-        argv,
+        component.argv,
         cwd=ROOT,
         stdout=out,
         stderr=subprocess.STDOUT if out else None,
         start_new_session=True,
     )
-    typer.echo(f"[vigil] started {name} (pid {proc.pid})")
-    return Child(name, proc)
+    typer.echo(f"[vigil] started {component.name} (pid {proc.pid})")
+    return Child(component.name, proc, log)
 
 
 def _stop(children: list[Child], timeout: float = 20.0) -> None:
@@ -101,71 +117,198 @@ def upgrade_log(settings) -> None:
         typer.echo(f"[vigil] inference log schema upgraded (was {before})")
 
 
-def alerting(settings, children: list[Child]) -> None:
-    prometheus, alertmanager = _which(PROMETHEUS), _which(ALERTMANAGER)
-    if not (prometheus and alertmanager):
-        typer.echo(f"[vigil] {INSTALL_HINT}")
-        return
-    from monitoring.render import render_configs, settings_defaults
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
-    conf = settings.home_dir / "config"
-    logs = settings.home_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    paths = render_configs(conf, **settings_defaults(settings))
-    if settings.alert_webhook_url == f"http://127.0.0.1:{settings.webhook_port}/alerts":
-        children.append(
-            _start(
-                "webhook-receiver",
-                [
-                    sys.executable,
-                    "-m",
-                    "monitoring.webhook_receiver",
-                    "--port",
-                    str(settings.webhook_port),
-                ],
+
+def webhook_address(settings) -> tuple[str, int]:
+    """The host and port Alertmanager posts alerts to (``resolved_alert_webhook_url``)."""
+    url = settings.resolved_alert_webhook_url
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None:
+        raise ValueError(f"VIGIL_ALERT_WEBHOOK_URL is not an http(s) URL: {url!r}")
+    return parts.hostname, port
+
+
+def receives_alerts_here(settings) -> bool:
+    """Whether alerts go to this machine, where only the terminal receiver may take them
+    (a URL that is not one is refused by ``address_problems``)."""
+    try:
+        return webhook_address(settings)[0] in LOOPBACK
+    except ValueError:
+        return False
+
+
+def components(settings, prometheus: str | None, alertmanager: str | None) -> list[Component]:
+    """What ``make run`` starts, in order: Prometheus, Alertmanager and the webhook receiver
+    only when both binaries are installed."""
+    from monitoring.render import ALERTMANAGER_FILE, PROMETHEUS_FILE
+
+    python = sys.executable
+    home, conf = settings.home_dir, settings.home_dir / "config"
+    planned = [
+        Component(
+            "service",
+            [python, "-m", "service", "serve"],
+            settings.port,
+            settings.host,
+            "VIGIL_PORT",
+        ),
+        Component(
+            "monitor",
+            [python, "-m", "monitoring.drift", "run"],
+            settings.monitor_port,
+            settings.monitor_host,
+            "VIGIL_MONITOR_PORT",
+        ),
+    ]
+    if settings.retrain_trigger_enabled:
+        planned.append(
+            Component(
+                "retrain-trigger",
+                [python, "-m", "training.trigger"],
+                settings.retrain_trigger_port,
+                setting="VIGIL_RETRAIN_TRIGGER_PORT",
             )
         )
-    children.append(
-        _start(
+    if not (prometheus and alertmanager):
+        return planned
+    if receives_alerts_here(settings):
+        planned.append(
+            Component(
+                "webhook-receiver",
+                [python, "-m", "monitoring.webhook_receiver", "--port", str(settings.webhook_port)],
+                settings.webhook_port,
+                setting="VIGIL_WEBHOOK_PORT",
+            )
+        )
+    planned.append(
+        Component(
             "alertmanager",
             [
                 alertmanager,
-                f"--config.file={paths['alertmanager']}",
-                f"--storage.path={settings.home_dir / 'alertmanager'}",
+                f"--config.file={conf / ALERTMANAGER_FILE}",
+                f"--storage.path={home / 'alertmanager'}",
                 f"--web.listen-address=127.0.0.1:{settings.alertmanager_port}",
                 "--cluster.listen-address=",
             ],
-            logs,
+            settings.alertmanager_port,
+            setting="VIGIL_ALERTMANAGER_PORT",
+            log_to_file=True,
         )
     )
-    children.append(
-        _start(
+    planned.append(
+        Component(
             "prometheus",
             [
                 prometheus,
-                f"--config.file={paths['prometheus']}",
-                f"--storage.tsdb.path={settings.home_dir / 'prometheus'}",
+                f"--config.file={conf / PROMETHEUS_FILE}",
+                f"--storage.tsdb.path={home / 'prometheus'}",
                 f"--web.listen-address=127.0.0.1:{settings.prometheus_port}",
             ],
-            logs,
+            settings.prometheus_port,
+            setting="VIGIL_PROMETHEUS_PORT",
+            log_to_file=True,
         )
     )
-    typer.echo(
-        f"[vigil] Prometheus http://127.0.0.1:{settings.prometheus_port}  "
-        f"Alertmanager http://127.0.0.1:{settings.alertmanager_port}  (logs in {logs})"
-    )
+    return planned
+
+
+def address_problems(settings, planned: list[Component]) -> list[str]:
+    """Settings whose addresses disagree, one line each: the webhook URL on this machine but
+    not on the receiver's port (alerts would reach whatever listens there, or nothing), and two
+    components on one port."""
+    problems = []
+    try:
+        host, port = webhook_address(settings)
+    except ValueError as exc:
+        problems.append(str(exc))
+    else:
+        if host in LOOPBACK and port != settings.webhook_port:
+            problems.append(
+                f"VIGIL_ALERT_WEBHOOK_URL ({settings.resolved_alert_webhook_url}) is on this "
+                f"machine but not on VIGIL_WEBHOOK_PORT ({settings.webhook_port}), where make "
+                "run starts the alert receiver: unset VIGIL_ALERT_WEBHOOK_URL (it follows "
+                "VIGIL_WEBHOOK_PORT) or make the two agree"
+            )
+    first: dict[int, Component] = {}
+    for component in planned:
+        if component.port is None:
+            continue
+        other = first.setdefault(component.port, component)
+        if other is not component:
+            problems.append(
+                f"{other.setting} and {component.setting} are both {component.port}: the "
+                f"{other.name} and the {component.name} cannot share a port"
+            )
+    return problems
+
+
+def port_problem(component: Component) -> str | None:
+    """Why ``component`` cannot listen on its address now (taken, or no such address)."""
+    if component.port is None:
+        return None
+    family = socket.AF_INET6 if ":" in component.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As servers do: a closed connection in TIME_WAIT does not hold the port.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((component.host, component.port))
+        except OSError as exc:
+            return (
+                f"cannot start the {component.name}: {component.host}:{component.port} "
+                f"{exc.strerror or exc} (set {component.setting} to a free port)"
+            )
+    return None
+
+
+def render_alerting(settings) -> Path:
+    """Render the Prometheus and Alertmanager configs for these settings; their log dir."""
+    from monitoring.render import render_configs, settings_defaults
+
+    logs = settings.home_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    render_configs(settings.home_dir / "config", **settings_defaults(settings))
+    return logs
+
+
+def _refuse(problems: list[str], code: int) -> None:
+    """Exit with ``code`` after one line per problem; nothing when there is none."""
+    if not problems:
+        return
+    for problem in problems:
+        typer.echo(f"[vigil] error: {problem}", err=True)
+    raise typer.Exit(code)
 
 
 def main() -> None:
     """Train if needed, then run service, monitor and (when installed) Prometheus/Alertmanager."""
-    from vigil.settings import get_settings
+    from pydantic import ValidationError
 
-    settings = get_settings()
+    from vigil.settings import get_settings, settings_problem
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        _refuse([settings_problem(exc)], 2)
+    prometheus, alertmanager = _which(PROMETHEUS), _which(ALERTMANAGER)
+    planned = components(settings, prometheus, alertmanager)
+    _refuse(address_problems(settings, planned), 2)
+    # Before training, which takes a while: a taken port is said now, not after it.
+    _refuse([p for p in map(port_problem, planned) if p], 1)
     settings.apply_bentoml_env()
     upgrade_log(settings)
     ensure_model(settings)
+    logs = None
+    if prometheus and alertmanager:
+        logs = render_alerting(settings)
+    else:
+        typer.echo(f"[vigil] {INSTALL_HINT}")
     children: list[Child] = []
-    stopping = False
+    stopping = failed = False
 
     def on_signal(signum, _frame):
         nonlocal stopping
@@ -174,25 +317,34 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        children.append(_start("service", [sys.executable, "-m", "service", "serve"]))
-        children.append(_start("monitor", [sys.executable, "-m", "monitoring.drift", "run"]))
-        if settings.retrain_trigger_enabled:
-            children.append(_start("retrain-trigger", [sys.executable, "-m", "training.trigger"]))
-        alerting(settings, children)
+        for component in planned:
+            children.append(_start(component, logs))
         typer.echo(
             f"[vigil] service http://{settings.host}:{settings.port}  "
-            f"monitor http://{settings.monitor_host}:{settings.monitor_port}/reports/\n"
-            f"[vigil] try: make traffic   |   make traffic DRIFT=most   |   Ctrl-C to stop"
+            f"monitor http://{settings.monitor_host}:{settings.monitor_port}/reports/"
         )
+        if logs is not None:
+            typer.echo(
+                f"[vigil] Prometheus http://127.0.0.1:{settings.prometheus_port}  "
+                f"Alertmanager http://127.0.0.1:{settings.alertmanager_port}  (logs in {logs})\n"
+                f"[vigil] alerts are posted to {settings.resolved_alert_webhook_url}"
+            )
+        typer.echo("[vigil] try: make traffic   |   make traffic DRIFT=most   |   Ctrl-C to stop")
         while not stopping:
             for child in children:
                 if child.proc.poll() is not None:
-                    typer.echo(f"[vigil] {child.name} exited with {child.proc.returncode}")
-                    stopping = True
+                    where = f" (its log: {child.log})" if child.log else ""
+                    typer.echo(
+                        f"[vigil] error: {child.name} exited with {child.proc.returncode}{where}",
+                        err=True,
+                    )
+                    stopping = failed = True
             time.sleep(0.5)
     finally:
         typer.echo("[vigil] stopping")
         _stop(children)
+    if failed:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

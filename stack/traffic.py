@@ -1,11 +1,16 @@
 """Send realistic traffic to a running service, optionally drifted, optionally labeled.
 
-Rows are drawn from the production model's reference sample with a little noise, so normal
-traffic looks like training data; ``--drift one`` shifts one numeric feature by
-``--shift`` standard deviations, ``--drift most`` shifts most numeric features.
-``--feedback SHARE`` then sends the reference's own labels of that share of the answered rows
-to ``/feedback`` (live quality); ``--wrong-labels SHARE`` makes that share of them wrong (another
-class, or the value moved by three standard deviations), which ModelQualityDrop should see.
+Rows are drawn as they are, without noise, so normal traffic is what the drift and data-quality
+tests expect of it: rows like those the model was trained on. Most come from the production
+model's reference sample; when the model keeps a holdout (rows it did not train on,
+``training.holdout``), that share of the rows the holdout had in the data comes from it.
+``--drift one`` shifts one numeric feature by ``--shift`` standard deviations, ``--drift most``
+shifts most numeric features.
+``--feedback SHARE`` then sends the true labels of that share of the answered holdout rows to
+``/feedback``, so live quality is measured on rows the model did not train on; a model without
+a holdout gets its reference rows' labels instead, and the output says that live figures are
+then optimistic. ``--wrong-labels SHARE`` makes that share of them wrong (another class, or the
+value moved by three standard deviations), which ModelQualityDrop should see.
 Works for whatever model is production: classifier or regressor (``vigil.tasks``).
 """
 
@@ -21,6 +26,12 @@ from typing import Annotated
 import numpy as np
 import pandas as pd
 import typer
+
+# Said when live quality can only be measured on the rows the model was trained on.
+OPTIMISTIC = (
+    "this model keeps no holdout, so labels come from its training rows and live quality "
+    "figures are optimistic"
+)
 
 
 class Drift(StrEnum):
@@ -47,8 +58,8 @@ def drifted_features(numeric: list[str], drift: Drift, feature: str | None = Non
 
 
 def make_rows(reference: pd.DataFrame, schema, n: int, **options) -> list[dict]:
-    """``n`` request instances resampled from ``reference``, shifted per ``drift``
-    (``make_labeled_rows``' options)."""
+    """``n`` request instances drawn from ``reference`` (and the holdout), shifted per
+    ``drift`` (``make_labeled_rows``' options)."""
     return make_labeled_rows(reference, schema, n, **options)[0]
 
 
@@ -61,23 +72,46 @@ def make_labeled_rows(
     feature: str | None = None,
     shift: float = 1.0,
     seed: int = 0,
+    holdout: tuple[pd.DataFrame, pd.Series] | None = None,
 ) -> tuple[list[dict], list]:
-    """``make_rows`` and the reference's label of each row (None when it has none)."""
+    """``make_rows`` and each row's label, None where it has none.
+
+    Rows are drawn with replacement and sent unchanged: noise would move discrete columns and
+    values at their bounds, which the drift and data-quality tests would rightly see. With a
+    ``holdout`` (features, labels), each row comes from it with the share the holdout has
+    among the two, and only those rows carry labels; without one, the reference's labels."""
     from vigil.registry.store import LABEL_COLUMN
 
     rng = np.random.default_rng(seed)
-    sampled = reference.sample(n=n, replace=True, random_state=seed).reset_index(drop=True)
-    labels = sampled[LABEL_COLUMN].tolist() if LABEL_COLUMN in sampled else [None] * n
-    rows = sampled[schema.names].copy()
-    for name in schema.numeric:
-        std = float(reference[name].std(skipna=True) or 0.0)
-        noise = rng.normal(scale=0.05 * std, size=n) if std > 0 else 0.0
-        rows[name] = rows[name] + noise
+    pool = reference[schema.names]
+    if holdout is not None:
+        unseen, truth = holdout
+        pool = pd.concat([pool, unseen[schema.names]], ignore_index=True)
+        known = [None] * len(reference) + list(truth)
+        from_holdout = rng.random(n) < len(unseen) / len(pool)
+        picks = np.where(
+            from_holdout,
+            len(reference) + rng.integers(0, len(unseen), size=n),
+            rng.integers(0, len(reference), size=n),
+        )
+    else:
+        known = reference[LABEL_COLUMN].tolist() if LABEL_COLUMN in reference else []
+        known = known or [None] * len(reference)
+        picks = rng.integers(0, len(reference), size=n)
+    rows = pool.iloc[picks].reset_index(drop=True)
+    labels = [known[i] for i in picks]
     for name in drifted_features(schema.numeric, drift, feature):
         std = float(reference[name].std(skipna=True) or 1.0)
         rows[name] = rows[name] + shift * std
     records = rows.astype(object).where(rows.notna(), None).to_dict(orient="records")
     return records, labels
+
+
+def stored_holdout(bundle) -> tuple[pd.DataFrame, pd.Series] | None:
+    """The rows ``bundle``'s model did not train on, with their labels (None: it keeps none)."""
+    from training.holdout import from_contract
+
+    return from_contract(bundle.contract)
 
 
 async def send(
@@ -169,7 +203,12 @@ def main(
     url: Annotated[str | None, typer.Option(help="Service URL (default from settings)")] = None,
     feedback: Annotated[
         float,
-        typer.Option(min=0.0, max=1.0, help="Share of answered rows whose labels to send"),
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of answered holdout rows (rows the model did not train on) whose "
+            "labels to send; a model without a holdout: of all answered rows",
+        ),
     ] = 0.0,
     wrong_labels: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of those labels made wrong")
@@ -189,8 +228,16 @@ def main(
     if feature is not None and feature not in schema.numeric:
         typer.echo(f"error: --feature {feature!r} is not a numeric feature", err=True)
         raise typer.Exit(2)
+    holdout = stored_holdout(bundle)
     records, labels = make_labeled_rows(
-        bundle.reference, schema, rows, drift=drift, feature=feature, shift=shift, seed=seed
+        bundle.reference,
+        schema,
+        rows,
+        drift=drift,
+        feature=feature,
+        shift=shift,
+        seed=seed,
+        holdout=holdout,
     )
     target = url or f"http://{settings.host}:{settings.port}"
     key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -199,6 +246,11 @@ def main(
         f"sending {rows} rows to {target} in requests of {batch}"
         + (f", shifted by {shift} sd: {', '.join(shifted)}" if shifted else "")
     )
+    if holdout is not None:
+        unseen = sum(label is not None for label in labels)
+        typer.echo(f"{unseen} of them from the {len(holdout[0])} rows the model did not train on")
+    elif feedback:
+        typer.echo(f"note: {OPTIMISTIC}")
     start = time.perf_counter()
     tally = asyncio.run(send(target, records, batch=batch, concurrency=concurrency, api_key=key))
     elapsed = time.perf_counter() - start
@@ -217,7 +269,8 @@ def main(
             seed=seed,
         )
         accepted = asyncio.run(send_feedback(target, entries, api_key=key))
-        typer.echo(f"{accepted} labels accepted ({wrong_labels:.0%} made wrong)")
+        source = "reference rows: optimistic" if holdout is None else "rows not trained on"
+        typer.echo(f"{accepted} labels accepted ({wrong_labels:.0%} made wrong; {source})")
     if tally.ok < tally.sent:
         raise typer.Exit(1)
 

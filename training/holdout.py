@@ -8,7 +8,6 @@ stays the original data's holdout however many times the model is retrained.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
@@ -21,11 +20,13 @@ def to_contract(features: pd.DataFrame, labels: pd.Series, seed: int = 0) -> dic
     """The holdout as JSON (columns, rows, labels), sampled down to ``MAX_ROWS``."""
     if len(features) > MAX_ROWS:
         features = features.sample(n=MAX_ROWS, random_state=seed)
-    split = json.loads(features.to_json(orient="split", index=False))  # NaN as null
+    # Python values, so that json writes every float exactly (pandas' to_json keeps 10 digits:
+    # a stored row would then differ from the one the model was scored on).
+    rows = features.astype(object).where(features.notna(), None).to_numpy().tolist()
     return {
         "source": "training split",
-        "columns": split["columns"],
-        "rows": split["data"],
+        "columns": [str(c) for c in features.columns],
+        "rows": rows,
         "labels": labels.loc[features.index].tolist(),
     }
 

@@ -124,8 +124,9 @@ class Settings(BaseSettings):
     retrain_trigger_token: SecretStr | None = None
     retrain_min_interval_seconds: float = Field(default=3600, ge=0)
 
-    # Alerting.
-    alert_webhook_url: str = "http://127.0.0.1:9095/alerts"
+    # Alerting. Where Alertmanager posts alerts; unset: the terminal receiver that `make run`
+    # starts on VIGIL_WEBHOOK_PORT (resolved_alert_webhook_url).
+    alert_webhook_url: str | None = None
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     alertmanager_port: int = Field(default=9093, ge=1, le=65535)
     webhook_port: int = Field(default=9095, ge=1, le=65535)
@@ -166,6 +167,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.home_dir / 'inference.sqlite3'}"
+
+    @property
+    def resolved_alert_webhook_url(self) -> str:
+        if self.alert_webhook_url:
+            return self.alert_webhook_url
+        return f"http://127.0.0.1:{self.webhook_port}/alerts"
 
     def apply_bentoml_env(self) -> None:
         """Point BentoML at our model store; call before ``import bentoml``."""

@@ -74,7 +74,7 @@ def test_routing_grouping_and_inhibition(name, url):
     assert drift == {
         "matchers": ['alertname=~"DataDriftDetected|FeatureDriftDetected"'],
         "group_by": ["model_version"],
-        "group_wait": render.DRIFT_GROUP_WAIT,
+        "group_wait": render.PARAMETERS["drift_group_wait"].default,
     }
     (receiver,) = config["receivers"]
     assert receiver["name"] == route["receiver"]

@@ -71,7 +71,7 @@ def test_a_killed_leader_exports_nothing_after_the_standby_took_over(production,
         made = Monitor(
             settings, metrics, checker=Checker(settings, report=False, log=log), leader=leader
         )
-        made.prune = lambda: pruned.append(name)
+        made.housekeeping.prune = lambda: pruned.append(name)
         return made
 
     old, standby = monitor("old"), monitor("standby")

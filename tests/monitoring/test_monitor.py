@@ -84,7 +84,7 @@ def test_too_few_rows_on_a_long_promoted_model_is_not_a_success(production):
 
 
 def test_the_leader_collects_the_registry_once_a_day(production):
-    from monitoring.monitor import COLLECT_SECONDS
+    from monitoring.housekeeping import COLLECT_SECONDS
     from vigil.registry.store import Registry
 
     settings, log, bundle = production
@@ -95,10 +95,10 @@ def test_the_leader_collects_the_registry_once_a_day(production):
     metrics = MonitorMetrics(CollectorRegistry(), process=False)
     monitor = Monitor(settings, metrics, checker=Checker(settings, report=False, log=log))
     now = time.time()
-    monitor.collect_registry(now)
+    monitor.housekeeping.collect_registry(now)
     assert set(registry.tags()) == {bundle.tag, newest}
     spare = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
-    monitor.collect_registry(now + 60)  # not again the same day
+    monitor.housekeeping.collect_registry(now + 60)  # not again the same day
     assert spare in registry.tags() and not set(old) & set(registry.tags())
-    monitor.collect_registry(now + COLLECT_SECONDS)
+    monitor.housekeeping.collect_registry(now + COLLECT_SECONDS)
     assert set(registry.tags()) == {bundle.tag, spare}

@@ -128,3 +128,47 @@ def test_cli_help_and_argument_check():
     runner = CliRunner()
     assert "--out" in runner.invoke(render.app, ["--help"]).output
     assert runner.invoke(render.app, []).exit_code != 0
+
+
+def test_one_declaration_fills_every_placeholder_and_the_docs():
+    templates = (render.PROMETHEUS_TEMPLATE, render.RULES_TEMPLATE, render.ALERTMANAGER_TEMPLATE)
+    placeholders = {
+        name for path in templates for name in render._PLACEHOLDER.findall(path.read_text())
+    }
+    filled = {
+        name
+        for p in render.ALERT_PARAMETERS
+        for name in p.fill(p.name, p.default)  # every default passes its own check
+    }
+    addresses = {"SERVICE_TARGET", "MONITOR_TARGET", "ALERTMANAGER_TARGET", "WEBHOOK_URL"}
+    retrain = {"RETRAIN_ROUTE", "RETRAIN_RECEIVER"}
+    for_clauses = {f"FOR_{alert.upper()}" for alert in render.ALERT_NAMES}
+    derived = {"QUALITY_HIGHER_METRICS"}  # from the task, not a parameter
+    assert placeholders == filled | addresses | retrain | for_clauses | derived
+    docs = render.DOCS.read_text(encoding="utf-8")
+    assert render.with_parameters_table(docs) == docs, (
+        "docs/alerting.md's parameter table is out of date: run "
+        "`python -m monitoring.render --committed`"
+    )
+
+
+def test_an_unknown_parameter_is_refused(tmp_path):
+    args = {
+        "service_target": "127.0.0.1:3000",
+        "monitor_target": "127.0.0.1:9108",
+        "alertmanager_target": "127.0.0.1:9093",
+        "webhook_url": "http://127.0.0.1:9095/alerts",
+    }
+    with pytest.raises(TypeError, match="group_weight"):
+        render.render_configs(tmp_path, group_weight="1s", **args)
+    with pytest.raises(TypeError, match="group_wait"):
+        render.render_rules(group_wait="1s")
+
+
+def test_cli_defaults_are_the_declared_ones(tmp_path, clean_settings_env):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(render.app, ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    paths = render.render_configs(tmp_path / "api", **render.settings_defaults(get_settings()))
+    for key, path in paths.items():
+        assert (out / path.relative_to(tmp_path / "api")).read_text() == path.read_text(), key

@@ -52,7 +52,7 @@ def test_normal_rows_look_like_the_reference(production):
     assert np.isfinite(frame.to_numpy()).all()
     for name in schema.numeric:
         ref = reference[name]
-        # Resampled with 5% noise: the mean moves by far less than a standard deviation.
+        # Resampled as they are: the mean moves by far less than a standard deviation.
         assert abs(frame[name].mean() - ref.mean()) < 0.3 * ref.std(), name
     # Same seed, same rows; another seed, other rows.
     assert make_rows(reference, schema, 500, seed=3) == records
@@ -138,3 +138,30 @@ def test_labels_come_from_the_reference_and_can_be_made_wrong(production):
     moved = feedback_labels(tally, values, REGRESSOR, (), share=1.0, wrong=1.0)
     spread = 3 * float(np.std(np.linspace(0, 300, 300), ddof=1))  # pandas: sample std
     assert moved[0]["label"] == pytest.approx(0 + spread, rel=0.01)
+
+
+def test_rows_are_sent_as_they_are_and_only_holdout_rows_carry_labels(production):
+    from stack.traffic import make_labeled_rows
+
+    schema, reference = production
+    holdout = reference.sample(n=100, random_state=5)  # stands for rows not trained on
+    unseen = (holdout[schema.names] * 3).reset_index(drop=True)  # told apart from the reference
+    truth = pd.Series([f"h{i}" for i in range(len(unseen))])
+    records, labels = make_labeled_rows(reference, schema, 4000, seed=2, holdout=(unseen, truth))
+    known = {tuple(r) for r in reference[schema.names].itertuples(index=False)}
+    rows = unseen.itertuples(index=False)
+    from_holdout = {tuple(r): label for r, label in zip(rows, truth, strict=True)}
+    drawn = [tuple(r[name] for name in schema.names) for r in records]
+    # Every row is a reference or a holdout row, unchanged; only holdout rows carry a label,
+    # their own.
+    assert all(row in known or row in from_holdout for row in drawn)
+    assert all(
+        label == from_holdout[row] if row in from_holdout else label is None
+        for row, label in zip(drawn, labels, strict=True)
+    )
+    share = sum(label is not None for label in labels) / len(labels)
+    expected = len(unseen) / (len(unseen) + len(reference))
+    assert abs(share - expected) < 0.03, (share, expected)
+    # Without a holdout, the reference's labels (live figures are then optimistic).
+    _, labels = make_labeled_rows(reference, schema, 100, seed=2)
+    assert all(label is not None for label in labels)
