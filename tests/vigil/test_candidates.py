@@ -174,3 +174,19 @@ def test_a_candidate_the_replicas_could_not_load_is_refused(
     refused = CliRunner().invoke(cli, ["shadow", tag])
     assert refused.exit_code == 2 and "cannot be served" in refused.output
     assert not Candidates(Registry(get_settings())).current().active
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary"])
+def test_collection_keeps_the_running_candidate(registry, default_bundle, mode):
+    """A shadow or canary on an older model survives collection (with its bytes), as
+    production and the rollback stack do: the replicas load it from the registry."""
+    candidates = Candidates(registry)
+    tag = other(registry, default_bundle)
+    candidates.start(tag, mode, 10)
+    newer = [other(registry, default_bundle) for _ in range(3)]
+    deleted, _ = registry.collect(keep_latest=1)
+    assert tag not in deleted and sorted(deleted) == sorted(newer[:2])
+    assert registry.load(tag).pipeline is not None
+    candidates.stop(mode)
+    deleted, _ = registry.collect(keep_latest=1)
+    assert deleted == [tag]
