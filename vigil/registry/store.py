@@ -468,10 +468,28 @@ class Registry:
         with self._locked() as (conn, current):
             self._check_expected(conn, current, expect)
             if not current.previous:
-                raise NoProductionModel("no previous production model to roll back to")
+                raise NoProductionModel(self._nothing_to_roll_back_to(conn, current))
             *stack, tag = current.previous
             self._move(conn, current, "rollback", tag, stack, by)
         return tag
+
+    def _nothing_to_roll_back_to(self, conn, current: Pointer) -> str:
+        """Why a rollback cannot happen: what the stack holds, and how to go forward again
+        when production is itself the result of a rollback."""
+        if current.tag is None:
+            return "no production model yet: nothing to roll back to"
+        text = (
+            "no previous production model to roll back to: the rollback stack is empty: "
+            f"production {current.tag} has no model before it"
+        )
+        h = self.tables.history
+        last = conn.execute(sa.select(h).where(h.c.revision == current.revision)).first()
+        if last is not None and last.action == "rollback" and last.previous:
+            text += (
+                f"; {last.previous} was rolled back from: `python -m training.promote "
+                f"{last.previous}` makes it production again"
+            )
+        return text
 
     def _check_expected(self, conn, current: Pointer, expect: str | None) -> None:
         if expect is None or (current.tag or NO_PRODUCTION) == expect:
