@@ -90,9 +90,10 @@ def judge(
     return out
 
 
-def check_candidate(settings, log_store, bundle) -> dict[str, Any] | None:
+def check_candidate(settings, log_store, bundle, fence=None) -> dict[str, Any] | None:
     """The ``candidate`` part of a check of production model ``bundle``: None when no
-    candidate runs. The verdict is recorded in the registry."""
+    candidate runs. The verdict is recorded in the registry, if ``fence`` (when given) still
+    says so just before: a monitor that lost leadership records nothing."""
     candidates = Candidates(Registry(settings))
     running = candidates.current()
     if not running.active or running.tag == bundle.tag:
@@ -108,6 +109,9 @@ def check_candidate(settings, log_store, bundle) -> dict[str, Any] | None:
     payload = {"model_version": running.tag, "mode": running.mode, **figures}
     if running.mode == "canary":
         payload["percent"] = running.percent
+    if fence is not None and not fence():
+        log.info("not leading: the verdict on %s is not stored", running.tag)
+        return payload
     try:
         candidates.record_verdict(
             Verdict(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -88,6 +89,8 @@ class Checker:
     def __init__(self, settings, *, report: bool = True, log: InferenceLog | None = None):
         self.settings = settings
         self.report = report  # False: the result carries a ReportJob for the caller to render
+        # Asked just before a candidate verdict is stored (the monitor's leader's confirm).
+        self.fence: Callable[[], bool] | None = None
         self._log = log
         self._models: dict[str, tuple] = {}
         self._estimators: dict[str, object] = {}  # tag -> QualityEstimator or None
@@ -307,7 +310,7 @@ class Checker:
         from monitoring.candidate import check_candidate
 
         try:
-            candidate = check_candidate(self.settings, self.log, bundle)
+            candidate = check_candidate(self.settings, self.log, bundle, fence=self.fence)
         except InferenceLogError as exc:
             raise CheckFailed(str(exc)) from None
         except Exception as exc:  # the drift verdict stands without the candidate's

@@ -127,6 +127,8 @@ class Monitor:
         self.metrics = metrics
         self.checker = checker or Checker(settings, report=False)
         self.leader = leader or AlwaysLeader()
+        # A candidate verdict is stored under the same fence as exports and pruning.
+        self.checker.fence = self.leader.confirm
         self.last: dict = {}
         self.latest: dict | None = None  # the newest check's JSON (report_path filled later)
         self.reports: ReportWorker | None = None

@@ -177,9 +177,11 @@ def _candidate_doc(candidate) -> dict[str, Any] | None:
     }
 
 
-def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -> None:
+def _candidate_command(
+    mode: str, tag: str | None, stop: bool, percent: float, force: bool = False
+) -> None:
     """Start or stop a shadow or a canary; every replica follows within seconds."""
-    from vigil.registry.candidates import CandidateConflict, Candidates
+    from vigil.registry.candidates import CandidateConflict, CandidateMisfit, Candidates
     from vigil.registry.store import InvalidTag, RegistryError, UnknownModel
 
     if (tag is None) == (not stop):
@@ -194,7 +196,7 @@ def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -
             ended = candidates.stop(mode)
             doc = {"stopped": mode, "model_version": ended.tag}
         else:
-            candidates.start(tag, mode, percent)
+            candidates.start(tag, mode, percent, force=force)
             doc = {"started": mode, "model_version": tag}
             if mode == "canary":
                 doc["percent"] = percent
@@ -202,6 +204,9 @@ def _candidate_command(mode: str, tag: str | None, stop: bool, percent: float) -
     except CandidateConflict as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
+    except CandidateMisfit as exc:
+        typer.echo(f"error: {exc}; nothing done (--force starts it anyway)", err=True)
+        raise typer.Exit(2) from None
     except (InvalidTag, UnknownModel, RegistryError) as exc:
         _fail(exc)
     typer.echo(json.dumps(doc))
@@ -221,16 +226,21 @@ def _check_servable(registry, tag: str) -> None:
 
 TAG_ARGUMENT = typer.Argument(help="The candidate's vigil-model:<version> tag")
 STOP_OPTION = typer.Option("--stop", help="Stop it: every replica follows within seconds")
+FORCE_OPTION = typer.Option(
+    "--force", help="Start it even if it does not fit production (another task or features)"
+)
 
 
 @cli.command()
 def shadow(
     tag: Annotated[str | None, TAG_ARGUMENT] = None,
     stop: Annotated[bool, STOP_OPTION] = False,
+    force: Annotated[bool, FORCE_OPTION] = False,
 ) -> None:
     """Score every answered request with TAG too, after the answer and off its path; the
-    monitor judges it against production. Never alongside a canary."""
-    _candidate_command("shadow", tag, stop, 0.0)
+    monitor judges it against production. Never alongside a canary. TAG must fit production:
+    same task, same features, at least its categories (exit 2 naming the difference)."""
+    _candidate_command("shadow", tag, stop, 0.0, force)
 
 
 @cli.command()
@@ -240,10 +250,12 @@ def canary(
         float, typer.Option("--percent", min=0.01, max=100, help="Share of requests TAG answers")
     ] = 5.0,
     stop: Annotated[bool, STOP_OPTION] = False,
+    force: Annotated[bool, FORCE_OPTION] = False,
 ) -> None:
     """Answer PERCENT % of requests (chosen by request id, the same on every replica) with
-    TAG; the monitor judges it against production. Never alongside a shadow."""
-    _candidate_command("canary", tag, stop, percent)
+    TAG; the monitor judges it against production. Never alongside a shadow. TAG must fit
+    production, as for a shadow."""
+    _candidate_command("canary", tag, stop, percent, force)
 
 
 def _num(value: Any) -> str:

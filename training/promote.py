@@ -12,6 +12,10 @@ artifact, a module it lacks, another scikit-learn version, damaged bytes) is ref
 exit 2 and the reason, unless ``--force``: the replicas would keep serving the old model
 while the monitor checks the new one.
 
+A candidate promoted (``--if-better``, or TAG running as a shadow or canary) must fit
+production as a candidate must (same task, same features, at least its categories): else exit
+2 naming the difference, unless ``--force``; production's clients would get 400s.
+
 ``--if-better``: only when the monitor's latest verdict on TAG as a shadow or canary says
 better, with at least ``VIGIL_CANDIDATE_MIN_LABELED_ROWS`` labeled rows behind it, and TAG
 passes the offline gate (its held-out figures not worse than production's on the same data);
@@ -34,7 +38,12 @@ def main(
         bool, typer.Option("--rollback", help="Return to the previous production model")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Promote even a model this build cannot load")
+        bool,
+        typer.Option(
+            "--force",
+            help="Promote even a model this build cannot load, or a candidate that does not "
+            "fit production",
+        ),
     ] = False,
     expect: Annotated[
         str | None,
@@ -84,6 +93,8 @@ def main(
                     raise typer.Exit(1)
                 # Compare and set: production must still be the model the verdict beat.
                 expect = expect or judged_against
+            if not force:
+                _refuse_misfit(registry, tag, if_better)
             problem = None if force else why_not_servable(registry.load(tag), settings.inference)
             if problem:
                 typer.echo(
@@ -105,6 +116,21 @@ def main(
     last = history[-1] if history else None
     previous = last.previous if last is not None and last.tag == tag else None
     typer.echo(json.dumps({"production": tag, "previous": previous}))
+
+
+def _refuse_misfit(registry, tag: str, if_better: bool) -> None:
+    """Exit 2 when ``tag`` is promoted as a candidate (``--if-better``, or it runs as one)
+    and does not fit production."""
+    from vigil.registry.candidates import Candidates
+
+    candidates = Candidates(registry)
+    running = candidates.current()
+    if not if_better and not (running.active and running.tag == tag):
+        return
+    problem = candidates.misfit(tag)
+    if problem:
+        typer.echo(f"error: {problem}; nothing done (--force promotes it anyway)", err=True)
+        raise typer.Exit(2)
 
 
 def _live_refusal(registry, tag: str, settings) -> tuple[dict | None, str | None]:

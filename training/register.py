@@ -49,20 +49,37 @@ class BadModel(ValueError):
     """The model or its data cannot be registered; the message says why, in one line."""
 
 
+def read_model_file(path: Path) -> bytes:
+    """The file's bytes, read once and at most ``MAX_MODEL_BYTES`` of them (``BadModel``
+    beyond): what is checked, loaded, gated, hashed and stored is this one read."""
+    if not path.is_file():
+        raise BadModel(f"{path}: no such file")
+    if path.stat().st_size > MAX_MODEL_BYTES:  # refused before reading any of it
+        raise BadModel(f"{path}: {path.stat().st_size} bytes, more than {MAX_MODEL_BYTES}")
+    with path.open("rb") as file:
+        data = file.read(MAX_MODEL_BYTES + 1)  # the file may have grown since the stat
+    if len(data) > MAX_MODEL_BYTES:
+        raise BadModel(f"{path}: more than {MAX_MODEL_BYTES} bytes")
+    return data
+
+
 def load_model_file(
     path: Path, *, trust: tuple[str, ...] = (), trust_pickle: bool = False
 ) -> tuple[Any, str, list[str]]:
     """``(model, format, trusted types)`` from a ``.skops`` or pickle file; ``BadModel`` for a
     refused or unloadable file (an untrusted type, a pickle without ``trust_pickle``, a
     module that cannot be imported)."""
+    return load_model_data(read_model_file(path), path, trust=trust, trust_pickle=trust_pickle)
+
+
+def load_model_data(
+    data: bytes, path: Path, *, trust: tuple[str, ...] = (), trust_pickle: bool = False
+) -> tuple[Any, str, list[str]]:
+    """As ``load_model_file``, from the bytes already read from ``path`` (whose suffix says
+    the format)."""
     from vigil.registry.store import MissingModelCode, load_model_bytes
 
-    if not path.is_file():
-        raise BadModel(f"{path}: no such file")
-    if path.stat().st_size > MAX_MODEL_BYTES:
-        raise BadModel(f"{path}: {path.stat().st_size} bytes, more than {MAX_MODEL_BYTES}")
     suffix = path.suffix.lower()
-    data = path.read_bytes()
     if suffix == ".skops":
         import skops.io
 
@@ -320,10 +337,10 @@ def main(
     try:
         if task not in ("auto", *TASKS):
             raise BadModel(f"--task {task!r}: expected auto, {' or '.join(TASKS)}")
-        loaded, fmt, trusted = load_model_file(
-            model, trust=tuple(trust or ()), trust_pickle=trust_pickle
+        content = read_model_file(model)
+        loaded, fmt, trusted = load_model_data(
+            content, model, trust=tuple(trust or ()), trust_pickle=trust_pickle
         )
-        content = model.read_bytes()
         source = {
             "file": model.name,
             "sha256": hashlib.sha256(content).hexdigest(),

@@ -91,3 +91,59 @@ def test_a_killed_leader_exports_nothing_after_the_standby_took_over(production,
     finally:
         old.leader.stop()
         standby.leader.stop()
+
+
+def test_a_killed_leader_records_no_candidate_verdict_after_the_standby_took_over(
+    production, postgres_url
+):
+    """As exports and pruning: the old leader's next check stores no verdict on the running
+    candidate (what ``promote --if-better`` reads) once a standby holds the lock."""
+    import psycopg
+    from prometheus_client import CollectorRegistry
+
+    from monitoring.check import Checker
+    from monitoring.metrics import MonitorMetrics
+    from monitoring.monitor import Monitor
+    from vigil.registry.candidates import Candidates
+    from vigil.registry.store import Registry
+    from vigil.settings import get_settings
+
+    _, log, bundle = production
+    url, prefix = postgres_url
+    settings = get_settings()
+    registry = Registry(settings)
+    candidate = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    Candidates(registry).start(candidate, "shadow")
+    verdicts = Candidates(registry).tables.verdicts
+
+    def stored() -> int:
+        import sqlalchemy as sa
+
+        with registry.engine.connect() as conn:
+            return conn.scalar(sa.select(sa.func.count()).select_from(verdicts))
+
+    def monitor() -> Monitor:
+        metrics = MonitorMetrics(CollectorRegistry(), process=False)
+        leader = AdvisoryLockLeader(url, lock_key(prefix))  # polled by hand: no thread
+        made = Monitor(
+            settings, metrics, checker=Checker(settings, report=False, log=log), leader=leader
+        )
+        made.prune = lambda: None
+        return made
+
+    old, standby = monitor(), monitor()
+    try:
+        assert old.leader.poll() and not standby.leader.poll()
+        old.run_once()
+        assert stored() == 1
+        with psycopg.connect(old.leader.url, autocommit=True) as admin:
+            pid = old.leader._conn.info.backend_pid
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+        assert standby.leader.poll() and old.leader.is_leader
+        standby.run_once()
+        assert stored() == 2
+        assert old.run_once() is None
+        assert stored() == 2  # the old leader's verdict was not written
+    finally:
+        old.leader.stop()
+        standby.leader.stop()

@@ -63,3 +63,18 @@ def test_a_model_this_build_cannot_load_is_refused_unless_forced(trained_home, t
     forced = _promote(trained_home, missing_module, "--force")
     assert forced.returncode == 0, forced.stderr
     assert json.loads(forced.stdout)["production"] == missing_module
+
+
+def test_a_second_rollback_says_the_stack_is_empty_and_how_to_go_forward(trained_home):
+    registry = Registry(get_settings(home=trained_home))
+    first = registry.production_tag()
+    bundle = registry.load(first)
+    second = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    assert _promote(trained_home, second).returncode == 0
+    assert json.loads(_promote(trained_home, "--rollback").stdout)["production"] == first
+    again = _promote(trained_home, "--rollback")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert f"the rollback stack is empty: production {first} has no model before it" in (
+        again.stderr
+    )
+    assert f"`python -m training.promote {second}` makes it production again" in again.stderr

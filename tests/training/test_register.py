@@ -256,3 +256,38 @@ def test_other_refusals(tmp_path, monkeypatch):
     garbage = tmp_path / "garbage.skops"
     garbage.write_bytes(b"not a zip")
     assert_refused(register_cli(home, *args_for(user, garbage, tmp_path / "d")), home, "skops")
+
+
+def test_the_bytes_checked_are_the_bytes_stored(tmp_path, monkeypatch):
+    """The file is swapped for another model right after it was type-checked and loaded:
+    what the registry stores and hashes is still the file as it was checked, read once."""
+    import typer
+    from typer.testing import CliRunner
+
+    import vigil.registry.store
+    from training import register
+
+    user = hgb_classifier()
+    path = save_skops(user.model, tmp_path / "churn.skops")
+    checked = path.read_bytes()
+    swap = save_skops(hgb_classifier(seed=5).model, tmp_path / "swap.skops").read_bytes()
+    assert swap != checked
+    loaded = vigil.registry.store.load_model_bytes
+
+    def load_then_swap(data, *args):
+        model = loaded(data, *args)
+        path.write_bytes(swap)  # what a second read of the path would now see
+        return model
+
+    monkeypatch.setattr(vigil.registry.store, "load_model_bytes", load_then_swap)
+    home = tmp_path / "home"
+    monkeypatch.setenv("VIGIL_HOME", str(home))
+    monkeypatch.delenv("VIGIL_DATABASE_URL", raising=False)
+    app = typer.Typer()
+    app.command()(register.main)
+    result = CliRunner().invoke(app, args_for(user, path, tmp_path / "data"))
+    assert result.exit_code == 0, result.output
+    bundle = Registry(get_settings(home=home)).load(json.loads(result.stdout)["model_tag"])
+    assert bundle.artifact_bytes(SKOPS_PIPELINE) == checked
+    registered = bundle.contract["lineage"]["registered"]
+    assert registered["sha256"] == hashlib.sha256(checked).hexdigest()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from vigil.registry.candidates import CandidateConflict, Candidates, Verdict
+from vigil.registry.candidates import CandidateConflict, CandidateMisfit, Candidates, Verdict
 from vigil.registry.schema import drop_registry_schema
 from vigil.registry.store import Registry, UnknownModel
 from vigil.settings import get_settings
@@ -174,3 +174,115 @@ def test_a_candidate_the_replicas_could_not_load_is_refused(
     refused = CliRunner().invoke(cli, ["shadow", tag])
     assert refused.exit_code == 2 and "cannot be served" in refused.output
     assert not Candidates(Registry(get_settings())).current().active
+
+
+@pytest.mark.parametrize("mode", ["shadow", "canary"])
+def test_collection_keeps_the_running_candidate(registry, default_bundle, mode):
+    """A shadow or canary on an older model survives collection (with its bytes), as
+    production and the rollback stack do: the replicas load it from the registry."""
+    candidates = Candidates(registry)
+    tag = other(registry, default_bundle)
+    candidates.start(tag, mode, 10)
+    newer = [other(registry, default_bundle) for _ in range(3)]
+    deleted, _ = registry.collect(keep_latest=1)
+    assert tag not in deleted and sorted(deleted) == sorted(newer[:2])
+    assert registry.load(tag).pipeline is not None
+    candidates.stop(mode)
+    deleted, _ = registry.collect(keep_latest=1)
+    assert deleted == [tag]
+
+
+def reshaped(registry, bundle, *, task: str | None = None, **features) -> str:
+    """A copy of ``bundle`` saved with another contract: ``task``, and per feature name a
+    replacement (a dict of its fields) or None to drop it (the pipeline is not read)."""
+    schema = dict(bundle.contract["schema"])
+    out = []
+    for feature in schema["features"]:
+        change = features.get(feature["name"], {})
+        if change is not None:
+            out.append({**feature, **change})
+    out += [f for name, f in features.items() if f is not None and "name" in f]
+    contract = {**bundle.contract, "schema": {**schema, "features": out}}
+    if task is not None:
+        contract["task"] = task
+    return registry.save(bundle.pipeline, contract, bundle.reference)
+
+
+def test_a_candidate_must_fit_production(registry, default_bundle):
+    """Another task, a missing or an extra feature, another kind, fewer categories: refused
+    under the candidate's lock, naming the difference, unless forced; more categories fit."""
+    candidates = Candidates(registry)
+    first = default_bundle.schema.names[0]
+    plan = {"name": "plan", "kind": "categorical", "categories": ["basic", "pro"]}
+    production = reshaped(registry, default_bundle, plan=plan)
+    registry.promote(production)
+    refusals = {
+        reshaped(registry, default_bundle, task="regression", plan=plan): (
+            "task regression, production's is classification"
+        ),
+        reshaped(registry, default_bundle): "lacks production's features 'plan'",
+        reshaped(registry, default_bundle, plan=plan, age={"name": "age", "kind": "numeric"}): (
+            "needs features production's requests lack: 'age'"
+        ),
+        reshaped(registry, default_bundle, plan={**plan, "kind": "numeric"}): (
+            "feature 'plan' is numeric, production's is categorical"
+        ),
+        reshaped(registry, default_bundle, plan={**plan, "categories": ["basic"]}): (
+            "feature 'plan' lacks production's categories 'pro'"
+        ),
+        reshaped(registry, default_bundle, plan=plan, **{first: None}): (
+            f"lacks production's features {first!r}"
+        ),
+    }
+    for tag, why in refusals.items():
+        for mode in ("shadow", "canary"):
+            with pytest.raises(CandidateMisfit, match=f"does not fit production {production}"):
+                candidates.start(tag, mode, 10)
+            assert why in candidates.misfit(tag)
+    assert candidates.current().revision == 0  # nothing started
+    wider = reshaped(registry, default_bundle, plan={**plan, "categories": ["basic", "pro", "x"]})
+    assert candidates.misfit(wider) is None
+    candidates.start(wider, "canary", 10)
+    candidates.stop("canary")
+    forced = next(iter(refusals))
+    candidates.start(forced, "shadow", force=True)
+    assert candidates.current().tag == forced
+
+
+def test_the_commands_refuse_a_candidate_that_does_not_fit(cli_registry, default_bundle):
+    """``training.models canary|shadow`` and ``training.promote`` (``--if-better``, or the
+    running candidate) exit 2 naming the difference, nothing done; ``--force`` goes ahead."""
+    import typer
+    from typer.testing import CliRunner
+
+    from training import promote
+    from training.models import cli
+
+    runner = CliRunner()
+    production = cli_registry.production_tag()
+    regressor = reshaped(cli_registry, default_bundle, task="regression")
+    for mode in ("canary", "shadow"):
+        refused = runner.invoke(cli, [mode, regressor])
+        assert refused.exit_code == 2, refused.output
+        assert f"{regressor} does not fit production {production}: task regression" in (
+            refused.output
+        )
+        assert "Traceback" not in refused.output
+    assert not Candidates(cli_registry).current().active
+    app = typer.Typer()
+    app.command()(promote.main)
+    refused = runner.invoke(app, [regressor, "--if-better"])
+    assert refused.exit_code == 1  # no verdict yet: refused before the fit is asked
+    Candidates(cli_registry).record_verdict(
+        Verdict(regressor, production, "shadow", 1.0, 10_000, True, {})
+    )
+    refused = runner.invoke(app, [regressor, "--if-better"])
+    assert refused.exit_code == 2 and "does not fit production" in refused.output
+    started = runner.invoke(cli, ["shadow", regressor, "--force"])
+    assert started.exit_code == 0, started.output
+    refused = runner.invoke(app, [regressor])  # the running candidate, promoted by hand
+    assert refused.exit_code == 2 and "task regression" in refused.output
+    assert cli_registry.production_tag() == production
+    forced = runner.invoke(app, [regressor, "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert cli_registry.production_tag() == regressor

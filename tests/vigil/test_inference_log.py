@@ -393,6 +393,38 @@ def test_postgres_retention_drops_whole_partitions(postgres_url):
     store.close()
 
 
+class ContinuousWrites:
+    """Within the ``with``: one small write after another to ``writer`` in a thread, each
+    one's latency and failure recorded (writes start 0.3 s before the body, end 0.3 s after)."""
+
+    def __init__(self, writer: InferenceLog, pause: float = 0.01):
+        self.writer, self.pause = writer, pause
+        self.failures: list[str] = []
+        self.latencies: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.writer.write([record(1, at=time.time())])
+            except InferenceLogError as exc:
+                self.failures.append(str(exc))
+            self.latencies.append(time.monotonic() - started)
+            time.sleep(self.pause)
+
+    def __enter__(self) -> ContinuousWrites:
+        self._thread.start()
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.3)
+        self._stop.set()
+        self._thread.join(30)
+
+
 @pytest.mark.postgres
 def test_postgres_retention_keeps_writes_going_while_it_drops_days(postgres_url):
     """Several days fall due while the monitor holds a long read on the log: each drop waits
@@ -409,36 +441,20 @@ def test_postgres_retention_keeps_writes_going_while_it_drops_days(postgres_url)
     logged = _day_requests(7, 20, now)
     pruner.write(logged)
     pruner.add_feedback([(r.prediction_ids[0], 1) for r in logged])
-    failures: list[str] = []
-    latencies: list[float] = []
-    stop = threading.Event()
-
-    def write_continuously():
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                writer.write([record(1, at=time.time())])
-            except InferenceLogError as exc:
-                failures.append(str(exc))
-            latencies.append(time.monotonic() - started)
-            time.sleep(0.01)
 
     def long_read():  # a window read that holds the parent for 2.5 s
         with pruner.engine.begin() as conn:
             conn.exec_driver_sql(f'SELECT count(*) FROM "{prefix}requests"')
             time.sleep(2.5)
 
-    threads = [threading.Thread(target=write_continuously), threading.Thread(target=long_read)]
-    for t in threads:
-        t.start()
-    time.sleep(0.3)
-    started = time.monotonic()
-    removed = pruner.prune(older_than=(today - 1) * 86_400)
-    pruned_in = time.monotonic() - started
-    time.sleep(0.3)
-    stop.set()
-    for t in threads:
-        t.join(10)
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    with ContinuousWrites(writer) as writes:
+        started = time.monotonic()
+        removed = pruner.prune(older_than=(today - 1) * 86_400)
+        pruned_in = time.monotonic() - started
+    reader.join(10)
+    failures, latencies = writes.failures, writes.latencies
     print(
         f"\nretention: 5 days dropped in {pruned_in:.2f} s; {len(latencies)} writes, "
         f"{len(failures)} failed, slowest {max(latencies) * 1000:.0f} ms (timeout 1000 ms)"

@@ -275,3 +275,23 @@ def test_models_cli_lists_and_shows_with_lineage(db, tmp_path, source, monkeypat
     assert bad.exit_code == 2 and "vigil-model:<version>" in bad.output
     missing = runner.invoke(cli, ["show", f"vigil-model:{uuid.uuid4().hex[:12]}"])
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_a_rollback_past_the_first_says_what_the_stack_holds_and_how_to_go_forward(
+    db, tmp_path, source
+):
+    """Promote a, promote b, roll back to a: a second rollback is refused, saying that the
+    rollback stack is empty (a was the first) and that promoting b goes forward again."""
+    registry = Registry(settings_for(db, tmp_path / "home"))
+    a, b = save_copy(registry, source), save_copy(registry, source)
+    with pytest.raises(NoProductionModel, match="no production model yet"):
+        registry.rollback()
+    registry.promote(a)
+    registry.promote(b)
+    assert registry.rollback() == a
+    with pytest.raises(NoProductionModel) as refused:
+        registry.rollback()
+    message = str(refused.value)
+    assert f"the rollback stack is empty: production {a} has no model before it" in message
+    assert f"python -m training.promote {b}" in message
+    assert registry.production_tag() == a and registry.pointer().revision == 3

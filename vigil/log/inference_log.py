@@ -22,9 +22,10 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -404,13 +405,28 @@ class InferenceLog:
         try:
             if self.partitioned:
                 removed += self._drop_partitions(older_than)
+        except SQLAlchemyError as exc:
+            raise InferenceLogError(f"inference log prune failed: {_one_line(exc)}") from exc
+        return removed + self.prune_in_batches(
+            partial(self._prune_batch, older_than=older_than), "inference log"
+        )
+
+    def prune_in_batches(self, delete_batch: Callable[..., tuple[int, int]], what: str) -> int:
+        """Run ``delete_batch(conn, limit)`` (deletes at most ``limit`` rows, oldest first,
+        returns (rows deleted, predictions in them)) in one short transaction each until it
+        deletes fewer than ``limit``: no transaction holds SQLite's write lock long enough to
+        time a writer out. Returns the predictions deleted; ``InferenceLogError`` naming
+        ``what`` when a batch fails (the batches before it stay deleted)."""
+        removed = 0
+        try:
             while True:
-                deleted, rows = self._prune_batch(older_than)
+                with self.engine.begin() as conn:
+                    deleted, rows = delete_batch(conn, _PRUNE_BATCH)
                 removed += rows
                 if deleted < _PRUNE_BATCH:
                     return removed
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"inference log prune failed: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"{what} prune failed: {_one_line(exc)}") from exc
 
     def _drop_partitions(self, older_than: float) -> int:
         """Drop the day partitions wholly older than ``older_than``, one per short transaction
@@ -433,23 +449,22 @@ class InferenceLog:
                 logger.warning("%s: its lock stayed busy; its rows are deleted instead", part.name)
         return removed
 
-    def _prune_batch(self, older_than: float) -> tuple[int, int]:
-        """Delete the oldest ``_PRUNE_BATCH`` requests logged before ``older_than`` and their
-        labels, in one transaction; returns (requests, predictions) deleted."""
+    def _prune_batch(self, conn: Connection, limit: int, *, older_than: float) -> tuple[int, int]:
+        """Delete the oldest ``limit`` requests logged before ``older_than`` and their
+        labels; returns (requests, predictions) deleted."""
         r, f = self.requests, self.feedback
-        with self.engine.begin() as conn:
-            batch = conn.execute(
-                sa.select(r.c.id, r.c.request_id, r.c.row_count)
-                .where(r.c.created_at < older_than)
-                .order_by(r.c.created_at)
-                .limit(_PRUNE_BATCH)
-            ).all()
-            if not batch:
-                return 0, 0
-            ids = [row.id for row in batch]
-            conn.execute(f.delete().where(f.c.request_id.in_([row.request_id for row in batch])))
-            conn.execute(r.delete().where(r.c.id.in_(ids), r.c.created_at < older_than))
-            return len(batch), sum(row.row_count for row in batch)
+        batch = conn.execute(
+            sa.select(r.c.id, r.c.request_id, r.c.row_count)
+            .where(r.c.created_at < older_than)
+            .order_by(r.c.created_at)
+            .limit(limit)
+        ).all()
+        if not batch:
+            return 0, 0
+        ids = [row.id for row in batch]
+        conn.execute(f.delete().where(f.c.request_id.in_([row.request_id for row in batch])))
+        conn.execute(r.delete().where(r.c.id.in_(ids), r.c.created_at < older_than))
+        return len(batch), sum(row.row_count for row in batch)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -63,19 +64,27 @@ class ShadowLog:
             raise InferenceLogError(f"shadow log write failed: {_one_line(exc)}") from exc
 
     def prune(self, older_than: float) -> int:
-        """Delete shadow predictions made before ``older_than`` (Unix seconds), as retention
-        deletes requests; returns the rows (instances) deleted."""
+        """Delete shadow predictions made before ``older_than`` (Unix seconds) in short
+        batches, as retention deletes requests; returns the rows (instances) deleted."""
+        return self.log.prune_in_batches(
+            partial(self._prune_batch, older_than=older_than), "shadow log"
+        )
+
+    def _prune_batch(self, conn, limit: int, *, older_than: float) -> tuple[int, int]:
+        """Delete the oldest ``limit`` shadow predictions made before ``older_than``; returns
+        (records, instances) deleted."""
         t = self.table
         old = t.c.created_at < older_than
-        try:
-            with self.log.engine.begin() as conn:
-                rows = conn.scalar(
-                    sa.select(sa.func.coalesce(sa.func.sum(t.c.row_count), 0)).where(old)
-                )
-                conn.execute(t.delete().where(old))
-        except SQLAlchemyError as exc:
-            raise InferenceLogError(f"shadow log prune failed: {_one_line(exc)}") from exc
-        return int(rows)
+        ids = list(
+            conn.scalars(sa.select(t.c.request_id).where(old).order_by(t.c.created_at).limit(limit))
+        )
+        if not ids:
+            return 0, 0
+        # By request id (the key's first column, so indexed): every aged version of each.
+        these = sa.and_(t.c.request_id.in_(ids), old)
+        rows = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(t.c.row_count), 0)).where(these))
+        conn.execute(t.delete().where(these))
+        return len(ids), int(rows)
 
     def count(self, model_version: str | None = None) -> int:
         """Shadow predictions (instances) logged."""

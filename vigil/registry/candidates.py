@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection
 
 from vigil.registry.candidate_schema import CANDIDATE_ID, candidate_tables
 from vigil.registry.store import Registry, UnknownModel, _who, check_tag
+from vigil.schema import FeatureSchema
+from vigil.tasks import task_for
 
 SHADOW = "shadow"
 CANARY = "canary"
@@ -29,6 +31,42 @@ MODES = (SHADOW, CANARY)
 
 class CandidateConflict(RuntimeError):
     """A different candidate (or the other mode) is already running; the message says which."""
+
+
+class CandidateMisfit(ValueError):
+    """The candidate cannot take production's requests (another task, other features or
+    fewer categories); the message names the difference."""
+
+
+def fit_problem(production: Mapping[str, Any], candidate: Mapping[str, Any]) -> str | None:
+    """None when a model of contract ``candidate`` can take every request production (of
+    contract ``production``) accepts: same task, same feature names and kinds, and each
+    categorical feature knowing at least production's categories. Otherwise the differences,
+    in one line."""
+    theirs, mine = task_for(production).name, task_for(candidate).name
+    if theirs != mine:
+        return f"task {mine}, production's is {theirs}"
+    prod = FeatureSchema.from_dict(production["schema"])
+    cand = FeatureSchema.from_dict(candidate["schema"])
+    problems = []
+    lacks = [name for name in prod.names if name not in cand]
+    if lacks:
+        problems.append(f"lacks production's features {_names(lacks)}")
+    extra = [name for name in cand.names if name not in prod]
+    if extra:
+        problems.append(f"needs features production's requests lack: {_names(extra)}")
+    for name in (n for n in prod.names if n in cand):
+        was, now = prod[name], cand[name]
+        if was.kind != now.kind:
+            problems.append(f"feature {name!r} is {now.kind}, production's is {was.kind}")
+        elif unknown := [c for c in was.categories if c not in set(now.categories)]:
+            problems.append(f"feature {name!r} lacks production's categories {_names(unknown)}")
+    return "; ".join(problems[:5]) or None
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:5])
+    return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 @dataclass(frozen=True)
@@ -80,21 +118,38 @@ class Candidates:
             row = conn.execute(sa.select(c).where(c.c.id == CANDIDATE_ID)).one()
         return _candidate(row)
 
-    def start(self, tag: str, mode: str, percent: float = 0.0, *, by: str | None = None) -> None:
+    def start(
+        self,
+        tag: str,
+        mode: str,
+        percent: float = 0.0,
+        *,
+        by: str | None = None,
+        force: bool = False,
+    ) -> None:
         """Start ``tag`` as a shadow or a canary of ``percent`` %. Refused
         (``CandidateConflict``) while another candidate or the other mode runs, and for the
-        production model itself; starting what already runs changes only a canary's percent."""
+        production model itself; starting what already runs changes only a canary's percent.
+        A candidate that does not fit production (``fit_problem``) is refused
+        (``CandidateMisfit``) unless ``force``."""
         check_tag(tag)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         percent = float(percent) if mode == CANARY else 0.0
         m = self.registry.tables.models
         with self._locked() as (conn, now):
-            if conn.scalar(sa.select(m.c.id).where(m.c.tag == tag)) is None:
+            contract = conn.scalar(sa.select(m.c.contract).where(m.c.tag == tag))
+            if contract is None:
                 raise UnknownModel(f"model {tag} not found in the registry")
             production = self.registry.tables.production
-            if conn.scalar(sa.select(production.c.tag)) == tag:
+            current = conn.scalar(sa.select(production.c.tag))
+            if current == tag:
                 raise CandidateConflict(f"{tag} is the production model already")
+            if current is not None and not force:
+                theirs = conn.scalar(sa.select(m.c.contract).where(m.c.tag == current))
+                problem = fit_problem(json.loads(theirs), json.loads(contract))
+                if problem is not None:
+                    raise CandidateMisfit(_misfit(tag, current, problem))
             if now.active and (now.mode != mode or now.tag != tag):
                 raise CandidateConflict(
                     f"a {now.mode} of {now.tag} is running: stop it first "
@@ -113,6 +168,16 @@ class Candidates:
                 raise CandidateConflict(f"no {mode} to stop ({running})")
             self._move(conn, now, "stop", now.tag, mode, now.percent, by)
         return now
+
+    def misfit(self, tag: str) -> str | None:
+        """Why ``tag`` would not fit the production model as a candidate or in its place
+        (``fit_problem``, naming both), or None when it fits or there is no production."""
+        current = self.registry.production_tag()
+        if current is None or current == tag:
+            return None
+        mine, theirs = self.registry.model(tag).contract, self.registry.model(current).contract
+        problem = fit_problem(theirs, mine)
+        return None if problem is None else _misfit(tag, current, problem)
 
     def history(self) -> list[CandidateEvent]:
         h = self.tables.history
@@ -191,6 +256,10 @@ class Candidates:
             None if row.better is None else bool(row.better),
             json.loads(row.figures),
         )
+
+
+def _misfit(tag: str, current: str, problem: str) -> str:
+    return f"{tag} does not fit production {current}: {problem}"
 
 
 def _candidate(row) -> Candidate:

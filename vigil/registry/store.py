@@ -44,6 +44,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from vigil.registry import signing
 from vigil.registry.artifacts import ArtifactIntegrityError, ArtifactStore
+from vigil.registry.candidate_schema import CANDIDATE_ID, candidate_tables
 from vigil.registry.schema import (
     POINTER_ID,
     RegistryError,
@@ -467,10 +468,28 @@ class Registry:
         with self._locked() as (conn, current):
             self._check_expected(conn, current, expect)
             if not current.previous:
-                raise NoProductionModel("no previous production model to roll back to")
+                raise NoProductionModel(self._nothing_to_roll_back_to(conn, current))
             *stack, tag = current.previous
             self._move(conn, current, "rollback", tag, stack, by)
         return tag
+
+    def _nothing_to_roll_back_to(self, conn, current: Pointer) -> str:
+        """Why a rollback cannot happen: what the stack holds, and how to go forward again
+        when production is itself the result of a rollback."""
+        if current.tag is None:
+            return "no production model yet: nothing to roll back to"
+        text = (
+            "no previous production model to roll back to: the rollback stack is empty: "
+            f"production {current.tag} has no model before it"
+        )
+        h = self.tables.history
+        last = conn.execute(sa.select(h).where(h.c.revision == current.revision)).first()
+        if last is not None and last.action == "rollback" and last.previous:
+            text += (
+                f"; {last.previous} was rolled back from: `python -m training.promote "
+                f"{last.previous}` makes it production again"
+            )
+        return text
 
     def _check_expected(self, conn, current: Pointer, expect: str | None) -> None:
         if expect is None or (current.tag or NO_PRODUCTION) == expect:
@@ -489,13 +508,21 @@ class Registry:
 
     def collect(self, keep_latest: int = 20) -> tuple[list[str], int]:
         """Delete the models nothing refers to, and the stored bytes only they used: all but
-        production, the rollback stack and the ``keep_latest`` newest saved. Under the
-        pointer's lock, so no promotion picks a model being deleted. Returns the tags
-        deleted and the number of blobs freed."""
+        production, the rollback stack, the running candidate (shadow or canary) and the
+        ``keep_latest`` newest saved. Under the pointer's lock and the candidate's, so no
+        promotion or candidate start picks a model being deleted. Returns the tags deleted
+        and the number of blobs freed."""
         m, a, b = self.tables.models, self.tables.artifacts, self.tables.blobs
+        c = candidate_tables(self.prefix).candidate
         with self._locked() as (conn, current):
+            # The candidate row locked after the pointer's, in the order Candidates.start takes
+            # them: it reads the pointer without a lock, so the two never wait on each other.
+            candidate = conn.execute(
+                sa.select(c.c.tag, c.c.mode).where(c.c.id == CANDIDATE_ID).with_for_update()
+            ).one()
             newest = conn.scalars(sa.select(m.c.tag).order_by(m.c.id.desc()).limit(keep_latest))
-            keep = {*newest, *current.previous, *([current.tag] if current.tag else [])}
+            named = [current.tag, candidate.tag if candidate.mode else None]
+            keep = {*newest, *current.previous, *(t for t in named if t)}
             doomed = [t for t in conn.scalars(sa.select(m.c.tag)) if t not in keep]
             for chunk in range(0, len(doomed), 500):
                 tags = doomed[chunk : chunk + 500]
