@@ -193,8 +193,8 @@ def test_extreme_rows_never_fail_a_batch_or_log_a_non_finite_number(
     from service.inference import load_inference
     from service.predictor import Answer, Job, Predictor
     from service.validation import InstanceValidator
-    from vigil.inference_log import InferenceLog
-    from vigil.prediction_ids import new_request_id
+    from vigil.log import InferenceLog
+    from vigil.log.prediction_ids import new_request_id
 
     bundle = bundles[task, estimator]
     inference = load_inference(bundle, runtime)
