@@ -145,7 +145,7 @@ class ShadowWorker:
                     self._busy = False
 
     def _score(self, model: Model, jobs: list[Job]) -> None:
-        from service.predictor import _batch_columns
+        from service.predictor import _batch_columns, finite_rows
 
         tag, rows = model.bundle.tag, sum(len(job.records) for job in jobs)
         stage = "predict"
@@ -155,10 +155,13 @@ class ShadowWorker:
             outputs = inference.predict(columns, rows, numbers)
             keys = [str(c) for c in inference.classes]
             predictions, probabilities = inference.task.log_outputs(outputs, keys)
+            finite = finite_rows(outputs)
             now, start, records = time.time(), 0, []
             for job in jobs:
                 part = slice(start, start + len(job.records))
                 start = part.stop
+                if not finite[part].all():
+                    continue  # as the answering model refuses it: whole or absent
                 records.append(
                     ShadowRecord(
                         job.request_id,

@@ -79,17 +79,18 @@ class Predictor:
         self.inference.pipeline = value
 
     def __call__(self, jobs: list[Job]) -> list[Answer | ApiError]:
-        # By feature once: the model's input and the log's records share the columns.
-        columns, numbers = _batch_columns(jobs)
         try:
+            # By feature once: the model's input and the log's records share the columns.
+            columns, numbers = _batch_columns(jobs)
             outputs = self._predict(columns, sum(len(job.records) for job in jobs), numbers)
+            return self._answer(jobs, columns, outputs)
         except Exception:
             if len(jobs) == 1:
                 raise
-            # One odd request must not fail its neighbours: answer each on its own.
+            # One odd request must not fail its neighbours: answer each on its own. Nothing
+            # was logged: whatever fails runs before the log's one transaction, or inside it.
             logger.exception("batch prediction failed; retrying request by request")
             return [self._one(job) for job in jobs]
-        return self._answer(jobs, columns, outputs)
 
     def _one(self, job: Job) -> Answer | ApiError:
         try:
@@ -113,7 +114,25 @@ class Predictor:
         # Each job's slice of the batch: one log record and one answer per request.
         bounds = np.cumsum([0] + [len(job.records) for job in jobs]).tolist()
         slices = [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
-        if self.log is not None:
+        # A request whose answer is not finite is refused on its own, neither logged nor
+        # answered; its neighbours go on. Answers are made before the log write, so nothing
+        # can fail once rows are logged.
+        finite = finite_rows(outputs)
+        results: list[Answer | ApiError] = [
+            Answer(
+                task.answer(outputs, rows, keys), prediction_ids(job.request_id, len(job.records))
+            )
+            if finite[rows].all()
+            else not_finite(int(np.argmin(finite[rows])))
+            for job, rows in zip(jobs, slices, strict=True)
+        ]
+        kept = [
+            (job, rows)
+            for job, rows, result in zip(jobs, slices, results, strict=True)
+            if isinstance(result, Answer)
+        ]
+        logged = sum(len(job.records) for job, _ in kept)
+        if self.log is not None and kept:
             now = time.time()
             records = [
                 LogRecord(
@@ -128,28 +147,60 @@ class Predictor:
                     predictions=predictions[rows],
                     probabilities={k: v[rows] for k, v in probabilities.items()},
                 )
-                for job, rows in zip(jobs, slices, strict=True)
+                for job, rows in kept
             ]
             try:
                 self.log.write(records)
             except InferenceLogError as exc:
-                logger.error("inference log write failed for %d rows: %s", len(outputs), exc)
+                logger.error("inference log write failed for %d rows: %s", logged, exc)
                 if self.metrics is not None:
-                    self.metrics.log_failures.inc(len(outputs))
+                    self.metrics.log_failures.inc(logged)
                 msg = "inference log unavailable: prediction not recorded, retry"
-                return [ApiError(503, msg) for _ in jobs]
+                return [
+                    ApiError(503, msg) if isinstance(result, Answer) else result
+                    for result in results
+                ]
         if self.metrics is not None:
-            self.metrics.log_rows.inc(len(outputs))
-            task.count(self.metrics, outputs, keys, self.tag)
-            for job in jobs:
+            self.metrics.log_rows.inc(logged)
+            if kept:
+                task.count(self.metrics, _rows_of(outputs, finite), keys, self.tag)
+            for job, _ in kept:
                 if job.unseen:
                     self.metrics.unseen_categories(job.unseen)
-        return [
-            Answer(
-                task.answer(outputs, rows, keys), prediction_ids(job.request_id, len(job.records))
-            )
-            for job, rows in zip(jobs, slices, strict=True)
-        ]
+        return results
+
+
+def finite_rows(outputs: Outputs) -> np.ndarray:
+    """Per row: are its prediction and probabilities finite numbers? A model that computes in
+    float32 (ONNX) can overflow on values validation accepts (float32's largest, say)."""
+    ok = np.ones(len(outputs), dtype=bool)
+    if outputs.proba is not None:
+        ok &= np.isfinite(outputs.proba).all(axis=1)
+    predictions = np.asarray(outputs.predictions)
+    if predictions.dtype.kind in "fc":
+        ok &= np.isfinite(predictions)
+    return ok
+
+
+def _rows_of(outputs: Outputs, keep: np.ndarray) -> Outputs:
+    if keep.all():
+        return outputs
+    return Outputs(
+        [p for p, k in zip(outputs.predictions, keep.tolist(), strict=True) if k],
+        None if outputs.proba is None else outputs.proba[keep],
+        None if outputs.top is None else outputs.top[keep],
+    )
+
+
+def not_finite(row: int) -> ApiError:
+    msg = (
+        "the model's output is not a finite number for these feature values (some are too "
+        "large in magnitude for it); send values nearer the training data's range"
+    )
+    return ApiError(
+        400, f"instances[{row}]: {msg}", [{"loc": ["instances", row], "msg": msg}],
+        reason="out_of_range",
+    )  # fmt: skip
 
 
 def _batch_columns(jobs: list[Job]) -> tuple[Mapping[str, list[Any]], np.ndarray | None]:

@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
+
 from service.batcher import BatcherClosed, BatcherFull
 from service.errors import _GONE, RETRY_AFTER_SECONDS, ApiError, _content_length, _read_at_most
 from service.predictor import Job
@@ -121,7 +123,7 @@ class OpenInference:
                 return 200, dumps_bytes(server_metadata()), []
             if path == "/v2/health/live":
                 return 200, b'{"live":true}', []
-            ready = self.ready()
+            ready = await self._ready()
             return (200 if ready else 503), dumps_bytes({"ready": ready}), []
         found = _MODEL.fullmatch(path)
         if found is None:
@@ -130,7 +132,7 @@ class OpenInference:
             raise ProtocolError(404, f"unknown model; this server serves {MODEL_NAME!r}", None)
         action = found["action"]
         _only(method, "POST" if action == "/infer" else "GET")
-        if action == "/ready" and not self.ready():
+        if action == "/ready" and not await self._ready():
             return 503, dumps_bytes({"name": MODEL_NAME, "ready": False}), []
         if action == "/infer":
             return await self._infer(scope, receive, found["version"])
@@ -138,6 +140,11 @@ class OpenInference:
         if action == "/ready":
             return 200, dumps_bytes({"name": MODEL_NAME, "ready": True}), []
         return 200, dumps_bytes(model_metadata(model)), []
+
+    async def _ready(self) -> bool:
+        # In a thread: a service not ready retries its start here, which waits on the
+        # database; the loop must keep answering /livez meanwhile.
+        return await anyio.to_thread.run_sync(self.ready)
 
     def _model(self, version: str | None, runtime: Any = None) -> Any:
         """The model served now; 404 when ``version`` names another."""
