@@ -181,7 +181,11 @@ def _data_quality() -> dict:
 
 
 def run(out: Path) -> dict:
+    from bench import estimate_real
+
+    real = estimate_real.run()
     results = {
+        "real_data": real,
         "windows_per_case": WINDOWS,
         "window_rows": WINDOW_ROWS,
         "margin": MARGIN,
