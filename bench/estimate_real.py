@@ -389,9 +389,8 @@ def print_set(name: str, r: dict) -> None:
                 else f"{'-':>20}"
                 for m in methods
             )
-            real = e["realized"][k]
-            print(f"{wname[:27]:<28}{e['rows']:>6}{real if real is None else round(real, 3):>9}"
-                  f"{cells}")  # fmt: skip
+            real = _num(e["realized"][k])
+            print(f"{wname[:27]:<28}{e['rows']:>6}{real:>9}{cells}")
         for label, key in (("MAE shifted", "mae"), ("bias shifted", "bias"),
                            ("within 3 SE", "within_3se"), ("mean SE", "mean_se"),
                            ("unshifted error", "unshifted_error")):  # fmt: skip
@@ -402,4 +401,5 @@ def print_set(name: str, r: dict) -> None:
 
 
 def _num(v) -> str:
+    """A figure for the tables ("-" where a window has no such value, e.g. AUC of one class)."""
     return "-" if v is None else f"{v:.4f}"
