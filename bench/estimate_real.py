@@ -250,7 +250,7 @@ def evaluate(data: RealSet, python: Path, work: Path) -> dict:
     )
     from vigil.estimate.quality import ARTIFACT, CONTRACT_KEY
     from vigil.schema import to_frame
-    from vigil.task import get_task
+    from vigil.tasks import get_task
 
     rng = np.random.default_rng(SEED)
     task = get_task(data.task)

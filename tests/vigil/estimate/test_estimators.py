@@ -26,7 +26,7 @@ from vigil.estimate import (
     regressor_metrics,
 )
 from vigil.estimate.shift import BEYOND_SHARE, featurizer, importance
-from vigil.task import CLASSIFIER, REGRESSOR
+from vigil.tasks import CLASSIFIER, REGRESSOR
 
 FEATURES = ["x1", "x2", "x3", "x4", "group"]
 
