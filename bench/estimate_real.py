@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 NANNYML = "nannyml==0.13.1"
-CLASSIFIER_METHODS = ("cbpe", "atc", "doc", "reweighted_cbpe")
+CLASSIFIER_METHODS = ("cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc")
 REGRESSOR_METHODS = ("dle", "reweighted_dle")
 WINDOW_ROWS = 1000
 SEED = 7

@@ -26,7 +26,7 @@ from vigil.estimate.cbpe import ConfidenceBased
 from vigil.estimate.dle import DirectLoss
 from vigil.estimate.doc import DifferenceOfConfidences
 from vigil.estimate.metrics import spread
-from vigil.estimate.reweighted import ReweightedConfidence, ReweightedLoss
+from vigil.estimate.reweighted import ReweightedConfidence, ReweightedLoss, ReweightedThresholded
 from vigil.tasks.base import Outputs, Task
 
 CONTRACT_KEY = "quality_estimator"
@@ -39,6 +39,7 @@ ESTIMATORS: dict[str, Estimator] = {
         AverageThresholdedConfidence(),
         DifferenceOfConfidences(),
         ReweightedConfidence(),
+        ReweightedThresholded(),
         DirectLoss(),
         ReweightedLoss(),
     )

@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from vigil.estimate.atc import above, fit_threshold
 from vigil.estimate.base import Estimate, subsample
 from vigil.estimate.cbpe import ConfidenceBased, cross_fitted
 from vigil.estimate.dle import DirectLoss
 from vigil.estimate.metrics import classifier_metrics
 from vigil.estimate.shift import Shift, encode, featurizer, importance
+from vigil.tasks.base import top_class
 
 CORRECTION_DRAWS = 200
 
@@ -81,10 +83,14 @@ class ReweightedConfidence(ConfidenceBased):
         return state, _dump(_shift_model(features.reset_index(drop=True), keep))
 
     def estimate(self, state, model, rows) -> Estimate:
+        return self.corrected(state, model, rows)[0]
+
+    def corrected(self, state, model, rows) -> tuple[Estimate, Shift | None]:
+        """The estimate with its corrections, and the shift they came from."""
         out = super().estimate(state, model, rows)
         shift = _shift(model, rows)
         if shift is None:
-            return out
+            return out, None
         held = state["holdout"]
         raw = np.asarray(held["proba"], dtype=float)
         onehot = np.eye(raw.shape[1])[np.asarray(held["label"], dtype=int)]
@@ -95,11 +101,49 @@ class ReweightedConfidence(ConfidenceBased):
         for m in self.metrics:
             if out.values[m] is None or real[m] is None or expected[m] is None:
                 continue
-            out.values[m] = float(np.clip(out.values[m] + real[m] - expected[m], 0.0, 1.0))
             sd = state.get("correction_sd", {}).get(m)
-            if sd is not None:
-                out.extra_se[m] = float(sd * spread)
+            _correct(out, m, real[m] - expected[m], None if sd is None else sd * spread, shift)
         out.support = shift.support()
+        return out, shift
+
+
+def _correct(out: Estimate, metric: str, correction: float, se: float | None, shift) -> None:
+    """Add the reweighted correction to ``metric``'s estimate, with its standard error. Beyond
+    the reference's support the clipped weights cannot be trusted: the estimate stays
+    uncorrected and the band widens to take in the corrected value too."""
+    value = out.values[metric]
+    if shift.vouched:
+        out.values[metric] = float(np.clip(value + correction, 0.0, 1.0))
+        if se is not None:
+            out.extra_se[metric] = float(se)
+    else:
+        out.extra_se[metric] = float(max(se or 0.0, abs(correction)))
+
+
+class ReweightedThresholded(ReweightedConfidence):
+    """Accuracy from ATC's threshold, corrected by the holdout's reweighted residual (whether
+    a row was right minus whether it passed the threshold); F1 and ROC AUC as the reweighted
+    CBPE's. State adds ATC's threshold."""
+
+    name = "reweighted_atc"
+
+    def fit(self, raw, features, truth, seed):
+        state, blob = super().fit(raw, features, truth, seed)
+        state["atc"] = fit_threshold(raw, truth)
+        return state, blob
+
+    def estimate(self, state, model, rows) -> Estimate:
+        out, shift = self.corrected(state, model, rows)
+        out.values["accuracy"] = float(above(rows["proba"], **state["atc"]).mean())
+        out.extra_se.pop("accuracy", None)
+        if shift is None:
+            return out
+        held = state["holdout"]
+        raw = np.asarray(held["proba"], dtype=float)
+        label = np.asarray(held["label"], dtype=int)
+        residual = (top_class(raw) == label) - above(raw, **state["atc"])
+        correction = float((shift.weights * residual).sum() / shift.weights.sum())
+        _correct(out, "accuracy", correction, shift.weighted_se(residual), shift)
         return out
 
 

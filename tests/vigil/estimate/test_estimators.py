@@ -78,7 +78,7 @@ def classifier():
     estimators = {
         name: _loaded(CLASSIFIER, fit_quality_estimators(
             CLASSIFIER, model, holdout[FEATURES], holdout["target"], 0, method=name))
-        for name in ("cbpe", "atc", "doc", "reweighted_cbpe")
+        for name in ("cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc")
     }  # fmt: skip
     return model, estimators
 
@@ -95,7 +95,7 @@ def _errors(model, estimator, case, seeds=range(8)):
     return float(np.mean(np.abs(errors))), float(np.mean(covered))
 
 
-@pytest.mark.parametrize("name", ["cbpe", "atc", "doc", "reweighted_cbpe"])
+@pytest.mark.parametrize("name", ["cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc"])
 def test_each_classifier_estimator_is_close_where_its_assumptions_hold(classifier, name):
     model, estimators = classifier
     for case in ("none", "covariate"):
@@ -128,6 +128,22 @@ def test_reweighting_corrects_where_the_model_is_worse_and_widens_its_band(class
     narrow = est.estimate({"proba": model.predict_proba(still[FEATURES]),
                            "features": still[FEATURES]}, 1000)  # fmt: skip
     assert wide["accuracy_se"] > narrow["accuracy_se"]
+
+
+def test_beyond_the_support_the_estimate_is_not_corrected_and_its_band_takes_in_both(
+    classifier,
+):
+    """x1 pushed far outside the holdout's range: the window is flagged as not vouched for,
+    the estimate stays the uncorrected one and its standard error is at least the
+    correction it left out."""
+    model, estimators = classifier
+    window = classification_frame(1000, 77).assign(x1=lambda f: f["x1"] + 40.0)
+    rows = {"proba": model.predict_proba(window[FEATURES]), "features": window[FEATURES]}
+    values, support = estimators["reweighted_atc"].assess(rows, 1000)
+    assert support is not None and support["vouched"] is False
+    plain = estimators["atc"].estimate({"proba": rows["proba"]}, 1000)
+    assert values["accuracy"] == plain["accuracy"]
+    assert values["accuracy_se"] >= plain["accuracy_se"]
 
 
 def test_without_the_window_features_reweighting_falls_back_to_cbpe(classifier):
