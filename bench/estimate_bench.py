@@ -55,7 +55,7 @@ def _setup(task_name: str):
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
     from tests.monitoring.quality_generators import classification_frame, regression_frame
-    from vigil.quality_estimate import (
+    from vigil.estimate import (
         ARTIFACT,
         CONTRACT_KEY,
         QualityEstimator,
@@ -98,7 +98,7 @@ def _setup(task_name: str):
 
 
 def _evaluate_task(task_name: str) -> dict:
-    from vigil.quality_estimate import estimated_drop
+    from vigil.estimate import estimated_drop
 
     task, model, estimator, generate, rows_and_truth, reference, fit_s = _setup(task_name)
     out = {"reference": {m: round(reference[m], 4) for m in estimator.metrics},
@@ -181,7 +181,11 @@ def _data_quality() -> dict:
 
 
 def run(out: Path) -> dict:
+    from bench import estimate_real
+
+    real = estimate_real.run()
     results = {
+        "real_data": real,
         "windows_per_case": WINDOWS,
         "window_rows": WINDOW_ROWS,
         "margin": MARGIN,

@@ -260,15 +260,16 @@ class Checker:
             self._estimate_error(result, schema, bundle)
 
     def estimator(self, bundle):
-        """The model's quality estimator (``vigil.quality_estimate``); None without one."""
-        from vigil.quality_estimate import QualityEstimator
+        """The model's quality estimator (``vigil.estimate``); None without one. Raises what
+        loading it raised (the callers drop the estimate, not the check)."""
+        from vigil.estimate import QualityEstimator
 
         if bundle.tag not in self._estimators:
             self._estimators = {bundle.tag: QualityEstimator.of(bundle)}  # only the latest
         return self._estimators[bundle.tag]
 
     def _window_quality(self, result, schema, reference, window, current, bundle) -> None:
-        """Data quality and the estimated quality of the window (issue 20)."""
+        """Data quality and the estimated quality of the window."""
         from monitoring.data_quality import assess
         from monitoring.estimate import movement, window_estimate
 
@@ -277,32 +278,40 @@ class Checker:
             schema, reference, current, alpha=self.settings.drift_alpha, raw=window.frame
         )
         payload["data_quality"] = {name: q.to_dict() for name, q in checked.items()}
-        estimator = self.estimator(bundle)
-        if estimator is None:
-            return
         try:
-            estimated = window_estimate(estimator, schema, window.frame)
+            estimator = self.estimator(bundle)
+            if estimator is None:
+                return
+            estimated, support = window_estimate(estimator, schema, window.frame)
         except Exception as exc:  # the verdict stands without its estimate
             log.warning("quality estimate failed", exc_info=True)
             payload["message"] = add_note(payload["message"], f"estimate failed: {exc}"[:300])
             return
         payload["estimated_quality"] = {k: _finite(v) for k, v in estimated.items()}
         payload["estimated_quality_note"] = movement(
-            estimated, result.reference_metrics, estimator.metrics
+            estimated, result.reference_metrics, estimator.metrics, support
         )
+        if support is not None:
+            payload["estimated_quality_support"] = support
 
     def _estimate_error(self, result, schema, bundle) -> None:
         """Estimate − realized on the labeled rows behind ``quality``."""
         from monitoring.estimate import estimate_errors
 
-        estimator = self.estimator(bundle)
-        if estimator is None:
-            return
         try:
+            estimator = self.estimator(bundle)
+            if estimator is None:
+                return
             labeled = self.log.labeled(bundle.tag, self.settings.quality_window_rows)
             errors = estimate_errors(estimator, schema, labeled, result.payload["quality"])
         except InferenceLogError as exc:
             raise CheckFailed(str(exc)) from None
+        except Exception as exc:  # the realized quality stands without the estimate's error
+            log.warning("quality estimate error failed", exc_info=True)
+            result.payload["message"] = add_note(
+                result.payload["message"], f"estimate error failed: {exc}"[:300]
+            )
+            return
         result.payload["estimate_error"] = errors
 
     def _candidate(self, result, bundle) -> None:

@@ -197,7 +197,7 @@ def decide(
     asked, when it passes the gate and when it is not worse than production on ``holdout``.
     ``artifacts``: further files to store (``training.register``: the model as skops)."""
     from training.onnx_export import export
-    from vigil.quality_estimate import fit_quality_estimators
+    from vigil.estimate import fit_quality_estimators
     from vigil.registry.store import LABEL_COLUMN, NO_PRODUCTION, PREDICTION_COLUMN, Registry
 
     ref_x, ref_y = reference

@@ -118,6 +118,42 @@ def test_a_model_saved_without_an_estimator_still_checks(production):
     assert "estimated_quality" not in payload and "data_quality" in payload
 
 
+def test_an_estimator_that_cannot_be_loaded_drops_the_estimate_not_the_check(
+    production, monkeypatch
+):
+    """Loading the stored estimator fails (its artifact is not a joblib file): the window's
+    estimate and the labeled rows' estimate error are dropped with a note; the drift verdict,
+    the data quality and the realized quality stand."""
+    import io
+
+    import joblib
+
+    from vigil.estimate import QualityEstimator
+
+    def unloadable(cls, bundle):
+        return joblib.load(io.BytesIO(b"not a joblib file"))
+
+    monkeypatch.setattr(QualityEstimator, "of", classmethod(unloadable))
+    settings, log, bundle = production
+    rows = breast_cancer_rows(600, seed=21, with_target=True)
+    ids = fill_log(log, bundle, rows.drop(columns="target"))
+    log.add_feedback(zip(ids, rows["target"].astype(int).tolist(), strict=True))
+    payload = Checker(settings, report=False, log=log).check().payload
+    assert "estimated_quality" not in payload and "estimate_error" not in payload
+    assert "data_quality" in payload and set(payload["quality"]) >= set(METRICS)
+    assert "estimate failed" in payload["message"]
+    assert "estimate error failed" in payload["message"]
+
+
+def test_the_check_reports_the_estimates_support(production):
+    settings, log, bundle = production
+    fill_log(log, bundle, breast_cancer_rows(1000, seed=22))
+    payload = Checker(settings, report=False, log=log).check().payload
+    support = payload["estimated_quality_support"]
+    assert set(support) >= {"vouched", "beyond_support_share", "effective_reference_rows"}
+    assert isinstance(support["vouched"], bool)
+
+
 @pytest.mark.integration
 def test_running_monitor_exports_estimates_and_flags(production):
     _, log, bundle = production

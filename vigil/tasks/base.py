@@ -95,6 +95,9 @@ class Task:
     compared: tuple[str, ...]  # the promotion rule compares these with production's
     quality_metric: str  # the one ModelQualityDrop watches
     prediction_drift_method: str  # "chisquare" (labels) or "ks" (numbers)
+    # The estimator (``vigil.estimate``, by registered name) that estimates its quality
+    # before labels arrive.
+    quality_estimator: str
 
     def classes(self, labels: pd.Series) -> tuple[Any, ...]:
         """The model's classes as the schema records them (none for a regressor)."""
@@ -237,6 +240,7 @@ class Task:
 
 class Classification(Task):
     name = CLASSIFICATION
+    quality_estimator = "reweighted_cbpe"
     metrics = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
     higher_is_better = {
         "accuracy": True,
@@ -439,6 +443,7 @@ class Classification(Task):
 
 class Regression(Task):
     name = REGRESSION
+    quality_estimator = "reweighted_dle"
     metrics = ("mae", "rmse", "r2", "mean_error")
     higher_is_better = {"mae": False, "rmse": False, "r2": True, "mean_error": False}
     compared = ("rmse",)

@@ -15,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from tests.monitoring.quality_generators import classification_frame, regression_frame
-from vigil.quality_estimate import (
+from vigil.estimate import (
     ARTIFACT,
     CONTRACT_KEY,
     QualityEstimator,
@@ -72,7 +72,9 @@ def test_isotonic_calibration_is_kept_when_it_lowers_the_error():
     y = (rng.random(3000) < true_p).astype(int)
     holdout = pd.DataFrame({"x": true_p})
     skewed = true_p**3  # badly calibrated: calibration must be kept and help
-    fitted = fit_quality_estimators(CLASSIFIER, np.c_[1 - skewed, skewed], holdout, y, 0, [0, 1])
+    fitted = fit_quality_estimators(
+        CLASSIFIER, np.c_[1 - skewed, skewed], holdout, y, 0, [0, 1], method="cbpe"
+    )
     state = fitted["contract"][CONTRACT_KEY]
     assert state["calibration"][1] is not None and fitted["artifacts"] == {}
     estimator = QualityEstimator(CLASSIFIER, state)
