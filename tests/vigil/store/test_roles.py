@@ -9,7 +9,7 @@ import pytest
 
 from vigil.store.roles import service_grants
 
-DEPLOY_DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
+DEPLOY_DOC = Path(__file__).resolve().parents[3] / "docs" / "deploy.md"
 
 
 def test_the_documented_grants_are_the_built_ones():
