@@ -8,8 +8,8 @@ import time
 
 import sqlalchemy as sa
 
-from tests.vigil.test_inference_log import ContinuousWrites
-from tests.vigil.test_inference_log import log as log  # the fixture: both back ends
+from tests.vigil.log.test_inference_log import ContinuousWrites
+from tests.vigil.log.test_inference_log import log as log  # the fixture: both back ends
 from vigil.log.inference_log import InferenceLog
 from vigil.log.prediction_ids import new_request_id
 from vigil.log.shadow import ShadowLog, ShadowRecord
