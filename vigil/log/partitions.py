@@ -128,16 +128,21 @@ def drop_one(conn: Connection, prefix: str, part: Partition, feedback: str) -> i
     lock(conn, prefix)
     if conn.scalar(sa.text("SELECT to_regclass(:t)"), {"t": f'"{part.name}"'}) is None:
         return 0  # another process dropped it first
-    removed = int(
-        conn.scalar(sa.text(f'SELECT coalesce(sum(row_count), 0) FROM "{part.name}"')) or 0
-    )
-    conn.exec_driver_sql(
-        f'DELETE FROM "{feedback}" WHERE request_id IN (SELECT request_id FROM "{part.name}")'
-    )
-    # The lock last, and briefly: a long read holding the parent would otherwise keep the drop
-    # waiting, with every write queued behind it.
+    # Each lock briefly: a long read holding the table would otherwise keep the drop waiting,
+    # with every write queued behind it.
     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(DROP_LOCK_WAIT * 1000)}")
     try:
+        # The day first, before its labels are deleted: a label sent meanwhile waits to look
+        # its request up until the day is gone (and is refused), never lands after the delete
+        # as an orphan. Writes go to today's partition and do not wait.
+        conn.exec_driver_sql(f'LOCK TABLE "{part.name}" IN ACCESS EXCLUSIVE MODE')
+        removed = int(
+            conn.scalar(sa.text(f'SELECT coalesce(sum(row_count), 0) FROM "{part.name}"')) or 0
+        )
+        conn.exec_driver_sql(
+            f'DELETE FROM "{feedback}" WHERE request_id IN (SELECT request_id FROM "{part.name}")'
+        )
+        # The parent's lock last: it blocks every write until commit.
         conn.exec_driver_sql(f'DROP TABLE "{part.name}"')
     except sa.exc.OperationalError as exc:
         if "lock timeout" not in str(exc):

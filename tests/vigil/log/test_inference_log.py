@@ -467,3 +467,47 @@ def test_postgres_retention_keeps_writes_going_while_it_drops_days(postgres_url)
     assert not names & {log_partitions.day_partition(prefix, today - k).name for k in range(2, 7)}
     writer.close()
     pruner.close()
+
+
+@pytest.mark.postgres
+def test_postgres_a_label_sent_while_its_day_is_dropped_leaves_no_orphan(postgres_url):
+    """A label for a request of a day being dropped arrives between the drop's label DELETE
+    and its DROP TABLE: it is either refused (its request is gone) or deleted with the day;
+    never kept without its request."""
+    from vigil.log import partitions as log_partitions
+
+    url, prefix = postgres_url
+    pruner, labeller = InferenceLog(url, prefix, timeout=10), InferenceLog(url, prefix, timeout=10)
+    now = time.time() - 60
+    today = int(now // 86_400)
+    with pruner.engine.begin() as conn:
+        log_partitions.create(conn, prefix, list(range(today - 3, today + 1)))
+    old = record(2, at=(today - 3) * 86_400 + 100.0)
+    pruner.write([old, record(1, at=now)])
+    outcome: dict = {}
+    sent = threading.Thread(
+        target=lambda: outcome.update(result=labeller.add_feedback([(old.prediction_ids[0], 1)]))
+    )
+
+    def before(conn, cursor, statement, *args):
+        if statement.startswith("DROP TABLE") and not sent.is_alive() and not outcome:
+            sent.start()
+            sent.join(2)  # the label's transaction commits now, unless the drop holds the day
+
+    sa.event.listen(pruner.engine, "before_cursor_execute", before)
+    assert pruner.prune(older_than=(today - 1) * 86_400) == 2
+    sent.join(30)
+    accepted, unknown = outcome["result"]
+    feedback, requests = pruner.feedback, pruner.requests
+    with pruner.engine.connect() as conn:
+        orphans = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(feedback)
+            .where(~feedback.c.request_id.in_(sa.select(requests.c.request_id)))
+        )
+    assert orphans == 0, f"label kept without its request (accepted {accepted})"
+    # Refused, or (when the drop yielded its lock to the label and tried again) accepted and
+    # deleted with its day, as every label of a request retention deletes.
+    assert (accepted, unknown) in ((0, [old.prediction_ids[0]]), (1, []))
+    pruner.close()
+    labeller.close()
