@@ -165,11 +165,16 @@ class Runtime:
         drain.add_done_callback(self._draining.discard)
         await asyncio.shield(drain)
 
-    def route(self, request_id: str, model: Model) -> tuple[Model, Model | None]:
-        """(the model that answers this request, the one that scores it afterwards)."""
+    def route(
+        self, request_id: str, model: Model, *, split: bool = True
+    ) -> tuple[Model, Model | None]:
+        """(the model that answers this request, the one that scores it afterwards). Without
+        ``split`` (a request that names its version) ``model`` answers whatever the canary."""
         candidate = self.candidate
         if candidate is None or candidate.tag == model.bundle.tag:
             return model, None
+        if not split:
+            return model, candidate.model
         return candidate.route(request_id, model)
 
     def answered(self, job, other: Model | None) -> None:

@@ -175,8 +175,11 @@ class OpenInference:
         )
         request_id = new_request_id()
         # One model for the whole request; a canary answers its share, as on /predict, and
-        # the other model scores the request afterwards.
-        model, other = runtime.route(request_id, self._model(version, runtime))
+        # the other model scores the request afterwards. A named version is a contract: that
+        # version answers it, never the canary.
+        model, other = runtime.route(
+            request_id, self._model(version, runtime), split=version is None
+        )
         validator = model.validator
         checked = numeric_instances(request.inputs, validator.names, validator.numeric)
         if checked is None:

@@ -287,3 +287,36 @@ def test_a_canary_answers_its_share_through_the_open_inference_protocol(served, 
     assert wait_scored(log, tags["production"], canary_rows) >= canary_rows
     run_cli(home, "canary", "--stop")
     wait_following(svc.url, None, None)
+
+
+def test_a_named_version_is_answered_by_that_version_whatever_the_canary(served, default_rows):
+    """The canary splits only requests that name no version; one that names production's is
+    answered by production (and scored by the canary afterwards), another version is a 404."""
+    svc, home, tags, bundle, log = served
+    stop_any(home, svc.url)
+    run_cli(home, "canary", tags["other"], "--percent", "50")
+    wait_following(svc.url, tags["other"], "canary")
+    names = bundle.schema.names
+    pinned = f"{svc.url}/v2/models/vigil-model/versions/{tags['production']}/infer"
+    before = ShadowLog(log).count(tags["other"])
+    with httpx.Client(timeout=30) as http:
+        versions = []
+        for i in range(20):
+            row = default_rows[i]
+            body = {
+                "inputs": [
+                    {"name": "x", "datatype": "FP64", "shape": [1, len(names)],
+                     "data": [row[n] for n in names]}
+                ]
+            }  # fmt: skip
+            r = http.post(pinned, json=body)
+            assert r.status_code == 200, r.text
+            versions.append(r.json()["model_version"])
+        other = http.post(
+            f"{svc.url}/v2/models/vigil-model/versions/{tags['other']}/infer", json=body
+        )
+    assert versions == [tags["production"]] * 20
+    assert other.status_code == 404, other.text
+    assert wait_scored(log, tags["other"], before + 20) >= before + 20
+    run_cli(home, "canary", "--stop")
+    wait_following(svc.url, None, None)
