@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 NANNYML = "nannyml==0.13.1"
-CLASSIFIER_METHODS = ("cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc")
-REGRESSOR_METHODS = ("dle", "reweighted_dle")
+CLASSIFIER_METHODS = ("cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc", "atc_shift")
+REGRESSOR_METHODS = ("dle", "reweighted_dle", "dle_shift")
 WINDOW_ROWS = 1000
 SEED = 7
 

@@ -26,7 +26,13 @@ from vigil.estimate.cbpe import ConfidenceBased
 from vigil.estimate.dle import DirectLoss
 from vigil.estimate.doc import DifferenceOfConfidences
 from vigil.estimate.metrics import spread
-from vigil.estimate.reweighted import ReweightedConfidence, ReweightedLoss, ReweightedThresholded
+from vigil.estimate.reweighted import (
+    LossShiftAware,
+    ReweightedConfidence,
+    ReweightedLoss,
+    ReweightedThresholded,
+    ThresholdedShiftAware,
+)
 from vigil.tasks.base import Outputs, Task
 
 CONTRACT_KEY = "quality_estimator"
@@ -40,8 +46,10 @@ ESTIMATORS: dict[str, Estimator] = {
         DifferenceOfConfidences(),
         ReweightedConfidence(),
         ReweightedThresholded(),
+        ThresholdedShiftAware(),
         DirectLoss(),
         ReweightedLoss(),
+        LossShiftAware(),
     )
 }
 

@@ -58,6 +58,7 @@ class ReweightedConfidence(ConfidenceBased):
     artifact: the domain classifier's input map and the holdout rows through it."""
 
     name = "reweighted_cbpe"
+    apply = True
 
     def fit(self, raw, features, truth, seed):
         state, _ = super().fit(raw, features, truth, seed)
@@ -102,22 +103,26 @@ class ReweightedConfidence(ConfidenceBased):
             if out.values[m] is None or real[m] is None or expected[m] is None:
                 continue
             sd = state.get("correction_sd", {}).get(m)
-            _correct(out, m, real[m] - expected[m], None if sd is None else sd * spread, shift)
+            se = None if sd is None else sd * spread
+            _correct(out, m, real[m] - expected[m], se, shift, self.apply)
         out.support = shift.support()
         return out, shift
 
 
-def _correct(out: Estimate, metric: str, correction: float, se: float | None, shift) -> None:
-    """Add the reweighted correction to ``metric``'s estimate, with its standard error. Beyond
-    the reference's support the clipped weights cannot be trusted: the estimate stays
-    uncorrected and the band widens to take in the corrected value too."""
+def _correct(
+    out: Estimate, metric: str, correction: float, se: float | None, shift, apply: bool
+) -> None:
+    """Add the reweighted correction to ``metric``'s estimate (``apply``), with its standard
+    error. Beyond the reference's support the clipped weights cannot be trusted: the estimate
+    stays uncorrected and the band widens to take in the corrected value too. Not applied,
+    the correction only sizes the band: the estimate's likely error where the window lies."""
     value = out.values[metric]
-    if shift.vouched:
+    if apply and shift.vouched:
         out.values[metric] = float(np.clip(value + correction, 0.0, 1.0))
         if se is not None:
             out.extra_se[metric] = float(se)
     else:
-        out.extra_se[metric] = float(max(se or 0.0, abs(correction)))
+        out.extra_se[metric] = float(np.hypot(se or 0.0, correction))
 
 
 class ReweightedThresholded(ReweightedConfidence):
@@ -143,8 +148,17 @@ class ReweightedThresholded(ReweightedConfidence):
         label = np.asarray(held["label"], dtype=int)
         residual = (top_class(raw) == label) - above(raw, **state["atc"])
         correction = float((shift.weights * residual).sum() / shift.weights.sum())
-        _correct(out, "accuracy", correction, shift.weighted_se(residual), shift)
+        _correct(out, "accuracy", correction, shift.weighted_se(residual), shift, self.apply)
         return out
+
+
+class ThresholdedShiftAware(ReweightedThresholded):
+    """ATC's accuracy and CBPE's F1 and ROC AUC, uncorrected; the reweighted corrections
+    (and their standard errors) size the band instead, so it widens where the fallback's
+    error on the reweighted holdout says the estimate is likely off."""
+
+    name = "atc_shift"
+    apply = False
 
 
 class ReweightedLoss(DirectLoss):
@@ -153,6 +167,7 @@ class ReweightedLoss(DirectLoss):
 
     name = "reweighted_dle"
     cross_fit = True
+    apply = True
 
     def _artifact(self, models, features, keep) -> bytes:
         return _dump({**models, **_shift_model(features.reset_index(drop=True), keep)})
@@ -167,12 +182,28 @@ class ReweightedLoss(DirectLoss):
         abs_residual = np.abs(error) - np.asarray(held["predicted_abs"], dtype=float)
         sq_residual = error**2 - np.asarray(held["predicted_sq"], dtype=float)
         w = shift.weights
-        mae = out.values["mae"] + float((w * abs_residual).sum() / w.sum())
-        msq = out.values["rmse"] ** 2 + float((w * sq_residual).sum() / w.sum())
-        out.values["mae"] = max(mae, 0.0)
-        out.values["rmse"] = float(np.sqrt(max(msq, 0.0)))
-        out.extra_se["mae"] = shift.weighted_se(abs_residual)
-        if out.values["rmse"] > 0:
-            out.extra_se["rmse"] = shift.weighted_se(sq_residual) / (2 * out.values["rmse"])
+        abs_correction = float((w * abs_residual).sum() / w.sum())
+        msq = out.values["rmse"] ** 2
+        mae_se = shift.weighted_se(abs_residual)
+        sq_correction = float((w * sq_residual).sum() / w.sum())
+        sq_se = shift.weighted_se(sq_residual)
+        if self.apply and shift.vouched:
+            out.values["mae"] = max(out.values["mae"] + abs_correction, 0.0)
+            out.values["rmse"] = float(np.sqrt(max(msq + sq_correction, 0.0)))
+            out.extra_se["mae"] = mae_se
+            if out.values["rmse"] > 0:
+                out.extra_se["rmse"] = sq_se / (2 * out.values["rmse"])
+        else:
+            out.extra_se["mae"] = float(np.hypot(mae_se, abs_correction))
+            if out.values["rmse"] > 0:
+                band = float(np.hypot(sq_se, sq_correction))
+                out.extra_se["rmse"] = band / (2 * out.values["rmse"])
         out.support = shift.support()
         return out
+
+
+class LossShiftAware(ReweightedLoss):
+    """DLE's MAE and RMSE, uncorrected; the reweighted corrections size the band."""
+
+    name = "dle_shift"
+    apply = False

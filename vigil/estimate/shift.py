@@ -11,6 +11,7 @@ has (almost) no rows: no reference average speaks for them, and when more than
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,25 +95,54 @@ class Shift:
 
 def importance(fitted, reference: np.ndarray, window: pd.DataFrame, seed: int = 0) -> Shift:
     """The reference rows' importance weights for ``window`` (model input), and its support."""
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
     current = encode(fitted, window)
     rng = np.random.default_rng(seed)
     ref_fit = reference[_rows(len(reference), rng)]
     win_fit = current[_rows(len(current), rng)]
     x = np.vstack([ref_fit, win_fit])
     y = np.r_[np.zeros(len(ref_fit)), np.ones(len(win_fit))]
-    with threadpool_limits(1):  # small problem: threads on a shared machine cost 3× here
-        domain = LogisticRegression(C=0.5, max_iter=100, solver="newton-cholesky").fit(x, y)
+    with _controller().limit(limits=1, user_api="blas"):
+        coef = _logistic(x, y)
     ratio = len(ref_fit) / len(win_fit)
-    odds_ref = np.exp(np.clip(domain.decision_function(reference), -30, 30)) * ratio
-    odds_win = np.exp(np.clip(domain.decision_function(current), -30, 30)) * ratio
+    odds_ref = np.exp(np.clip(_logit(reference, coef), -30, 30)) * ratio
+    odds_win = np.exp(np.clip(_logit(current, coef), -30, 30)) * ratio
     scale = float(odds_ref.mean())
     weights = np.clip(odds_ref / scale, 0.0, MAX_WEIGHT)
     weights = weights / weights.mean()
     effective = float(weights.sum() ** 2 / (weights**2).sum())
     return Shift(weights, float(np.mean(odds_win / scale > MAX_WEIGHT)), effective)
+
+
+@functools.cache
+def _controller():
+    """BLAS threads, found once per process (finding them costs tens of ms): the domain
+    classifier's small products ran 15 times slower with a thread per core on a busy machine."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _logit(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    return x @ coef[1:] + coef[0]
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, penalty: float = 2.0, steps: int = 25) -> np.ndarray:
+    """L2-penalised logistic regression by Newton's method (intercept unpenalised): a few
+    steps on a small dense problem, without scikit-learn's per-call overhead (a check fits
+    one per window)."""
+    design = np.c_[np.ones(len(x)), x]
+    coef = np.zeros(design.shape[1])
+    ridge = np.full(design.shape[1], penalty)
+    ridge[0] = 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(design @ coef, -30, 30)))
+        gradient = design.T @ (p - y) + ridge * coef
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + np.diag(ridge + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        coef -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return coef
 
 
 def _rows(n: int, rng) -> np.ndarray:

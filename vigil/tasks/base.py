@@ -240,7 +240,7 @@ class Task:
 
 class Classification(Task):
     name = CLASSIFICATION
-    quality_estimator = "reweighted_cbpe"
+    quality_estimator = "atc_shift"
     metrics = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
     higher_is_better = {
         "accuracy": True,
@@ -443,7 +443,7 @@ class Classification(Task):
 
 class Regression(Task):
     name = REGRESSION
-    quality_estimator = "reweighted_dle"
+    quality_estimator = "dle_shift"
     metrics = ("mae", "rmse", "r2", "mean_error")
     higher_is_better = {"mae": False, "rmse": False, "r2": True, "mean_error": False}
     compared = ("rmse",)

@@ -78,7 +78,7 @@ def classifier():
     estimators = {
         name: _loaded(CLASSIFIER, fit_quality_estimators(
             CLASSIFIER, model, holdout[FEATURES], holdout["target"], 0, method=name))
-        for name in ("cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc")
+        for name in ("cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc", "atc_shift")
     }  # fmt: skip
     return model, estimators
 
@@ -95,7 +95,9 @@ def _errors(model, estimator, case, seeds=range(8)):
     return float(np.mean(np.abs(errors))), float(np.mean(covered))
 
 
-@pytest.mark.parametrize("name", ["cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc"])
+@pytest.mark.parametrize(
+    "name", ["cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc", "atc_shift"]
+)
 def test_each_classifier_estimator_is_close_where_its_assumptions_hold(classifier, name):
     model, estimators = classifier
     for case in ("none", "covariate"):
