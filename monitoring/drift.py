@@ -81,6 +81,10 @@ def check(
         raise typer.Exit(1)
 
 
+# Drifted features shown with their test in the summary; the rest by name (all in --json).
+SHOWN_FEATURES = 5
+
+
 def describe(p: dict, *, report_pending: bool = False) -> str:
     """The check for a person to read: verdict, drifted features, estimated and live quality,
     data quality, and the report (its path, or that it is being written)."""
@@ -92,15 +96,21 @@ def describe(p: dict, *, report_pending: bool = False) -> str:
         lines.append(f"no verdict: {p['message']}")
     else:
         verdict = "DRIFT DETECTED" if p["drift_detected"] else "no dataset drift"
-        lines.append(f"{verdict}: drift share {p['drift_share']}")
-        for name, f in p["features"].items():
-            if f["drifted"]:
-                score = "untested" if f["score"] is None else f"{f['score']:.3g}"
-                note = f" ({f['note']})" if f.get("note") else ""
-                lines.append(
-                    f"  drifted: {name}  {f['method']} {f['score_kind']} {score} "
-                    f"< {f['threshold']:.3g}{note}"
-                )
+        drifted = [(name, f) for name, f in p["features"].items() if f["drifted"]]
+        lines.append(
+            f"{verdict}: drift share {p['drift_share']} "
+            f"({len(drifted)} of {len(p['features'])} features)"
+        )
+        for name, f in drifted[:SHOWN_FEATURES]:
+            score = "untested" if f["score"] is None else f"{f['score']:.3g}"
+            note = f" ({f['note']})" if f.get("note") else ""
+            lines.append(
+                f"  drifted: {name}  {f['method']} {f['score_kind']} {score} "
+                f"< {f['threshold']:.3g}{note}"
+            )
+        if len(drifted) > SHOWN_FEATURES:
+            rest = ", ".join(name for name, _ in drifted[SHOWN_FEATURES:])
+            lines.append(f"  and {len(drifted) - SHOWN_FEATURES} more: {rest}")
         pred = p["prediction_drift"]
         if pred:
             lines.append(
@@ -158,6 +168,8 @@ def run() -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    # Alembic's INFO lines ("Context impl SQLiteImpl.") tell an operator nothing.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = get_settings()
     try:
         serve(settings)

@@ -132,6 +132,7 @@ def test_human_summary_comes_first_then_the_report(logged):
     lines = result.stdout.splitlines()
     assert lines[1].startswith("DRIFT DETECTED"), result.stdout
     assert any(line.startswith("  drifted: ") for line in lines)
+    assert any(line.startswith("  and 15 more: ") for line in lines), result.stdout
     assert any(line.startswith("data quality") for line in lines), result.stdout
     assert lines[-2] == "report: writing the HTML report…"
     path = Path(lines[-1].removeprefix("report: "))
