@@ -550,7 +550,7 @@ def drift_dashboard() -> dash.Dashboard:
             _timeseries(
                 "Candidate vs production quality (shadow or canary)",
                 "A shadow's or canary's live quality beside production's, on the same labeled "
-                "rows (python -m training.models shadow|canary TAG).",
+                "rows (vigil models shadow|canary TAG).",
                 "short",
                 _query(
                     "vigil_candidate_quality", "candidate {{candidate_version}} {{metric}}", "A"
