@@ -20,14 +20,14 @@ def commands() -> list[LazyCommand | LazyGroup]:
         LazyCommand(
             "run",
             "stack.run:main",
-            help="Train if needed, then run service, monitor, Prometheus and Alertmanager.",
+            help="Run it all: service, monitor, Prometheus, Alertmanager.",
             panel=RUN,
         ),
         LazyCommand(
             "serve",
             "service.__main__:cli",
             subcommand="serve",
-            help="Serve the production model over HTTP (REST and Open Inference Protocol).",
+            help="Serve the production model (REST and Open Inference).",
             panel=RUN,
             epilog=_examples(
                 "vigil serve                      # VIGIL_HOST:VIGIL_PORT, 127.0.0.1:3000",
@@ -38,14 +38,14 @@ def commands() -> list[LazyCommand | LazyGroup]:
             "monitor",
             "monitoring.drift:app",
             subcommand="run",
-            help="Run the drift monitor: checks, /metrics and /reports/ until stopped.",
+            help="Run the drift monitor: checks, /metrics, /reports/.",
             panel=RUN,
         ),
         LazyCommand(
             "check",
             "monitoring.drift:app",
             subcommand="check",
-            help="One drift check of the latest window now: summary first, then the report.",
+            help="Check the latest window for drift now.",
             panel=RUN,
             epilog=_examples(
                 "vigil check                      # summary, then the HTML report's path",
@@ -57,13 +57,13 @@ def commands() -> list[LazyCommand | LazyGroup]:
         LazyCommand(
             "traffic",
             "stack.traffic:main",
-            help="Send realistic traffic (and labels) to a running service.",
+            help="Send realistic traffic (and labels) to a service.",
             panel=RUN,
         ),
         LazyCommand(
             "train",
             "training.train:main",
-            help="Train a model on a dataset or your data; gate it; optionally promote it.",
+            help="Train a model on a bundled dataset or your data.",
             panel=MODELS,
             epilog=_examples(
                 "vigil train --promote            # the default dataset",
@@ -74,7 +74,7 @@ def commands() -> list[LazyCommand | LazyGroup]:
         LazyCommand(
             "register",
             "training.register:main",
-            help="Register a model you trained elsewhere, with its reference and holdout data.",
+            help="Register a model you trained elsewhere.",
             panel=MODELS,
             epilog=_examples(
                 "vigil register --model model.skops --reference train.csv "
@@ -84,13 +84,13 @@ def commands() -> list[LazyCommand | LazyGroup]:
         LazyCommand(
             "retrain",
             "training.retrain:main",
-            help="Retrain on the reference plus recent labeled traffic; promote if better.",
+            help="Retrain on recent labeled traffic; promote if better.",
             panel=MODELS,
         ),
         LazyCommand(
             "promote",
             "training.promote:main",
-            help="Make a saved model production, or roll back to the previous one.",
+            help="Make a model production, or roll back.",
             panel=MODELS,
             epilog=_examples(
                 "vigil promote vigil-model:abc123",
@@ -101,19 +101,19 @@ def commands() -> list[LazyCommand | LazyGroup]:
         LazyCommand(
             "models",
             "training.models:cli",
-            help="The registry: list and show models; shadow or canary a candidate.",
+            help="List and show models; shadow or canary a candidate.",
             panel=MODELS,
         ),
         LazyCommand(
             "trigger",
             "training.trigger:main",
-            help="Run the retraining trigger: an Alertmanager webhook that starts retrain.",
+            help="Run the webhook that retrains on drift alerts.",
             panel=MODELS,
         ),
         LazyCommand(
             "db",
             "vigil.store.db:app",
-            help="The inference log's schema: upgrade, current, check, grants.",
+            help="The inference log's schema: upgrade, check, grants.",
             panel=OPERATE,
         ),
         LazyCommand(
@@ -133,7 +133,7 @@ def commands() -> list[LazyCommand | LazyGroup]:
                 LazyCommand(
                     "k8s",
                     "vigil.render.k8s:main",
-                    help="The generated files under deploy/k8s (rules, alerting, dashboards).",
+                    help="deploy/k8s's generated files (rules, alerts, dashboards).",
                 ),
                 LazyCommand(
                     "dashboards",
@@ -147,7 +147,7 @@ def commands() -> list[LazyCommand | LazyGroup]:
                     help="docs/configuration.md, from the settings object.",
                 ),
             ],
-            help="Render configs, dashboards, Kubernetes files and the settings' docs.",
+            help="Render configs, dashboards, k8s files, settings docs.",
             panel=OPERATE,
         ),
     ]
