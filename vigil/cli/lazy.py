@@ -68,9 +68,9 @@ class LazyCommand(TyperCommand):
         except ModuleNotFoundError as exc:
             if self.needs is None or exc.name is None or exc.name.split(".")[0] in TOP_LEVEL:
                 raise
-            raise click.ClickException(
-                f"`{self.name}` needs the Python package {exc.name}: {self.needs}"
-            ) from None
+            typer.echo(f"error: `{self.name}` needs the Python package {exc.name}: {self.needs}",
+                       err=True)  # fmt: skip
+            raise typer.Exit(1) from None
         command.name = self.name
         command.short_help = command.short_help or self.help
         if self.examples:

@@ -152,3 +152,21 @@ def _complete(words: str) -> list[str]:
 def test_shell_completion_completes_commands_and_their_options():
     assert _complete("vigil mo") == ["models", "monitor"]
     assert _complete("vigil check --fail") == ["--fail-on-drift"]
+
+
+def test_a_missing_optional_package_is_one_line_with_the_fix(capsys):
+    from typer import Exit
+
+    from vigil.cli.lazy import LazyCommand
+
+    command = LazyCommand("x", "no_such_package_here.module:main", help="x", needs="pip install y")
+    with pytest.raises(Exit) as exited:
+        command.load()
+    assert exited.value.exit_code == 1
+    assert capsys.readouterr().err == (
+        "error: `x` needs the Python package no_such_package_here: pip install y\n"
+    )
+    # Vigil's own modules failing to import is a bug to see whole, not an install hint.
+    own = LazyCommand("x", "vigil.no_such_module:main", help="x", needs="pip install y")
+    with pytest.raises(ModuleNotFoundError):
+        own.load()

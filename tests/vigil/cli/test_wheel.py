@@ -160,3 +160,16 @@ def test_installed_vigil_trains_serves_checks_and_runs(installed, tmp_path):
         steps.note("vigil run: SIGINT → exit", started)
     assert code == 0, log.read_text()[-4000:]
     assert "Traceback" not in log.read_text()
+
+
+def test_an_optional_dependency_missing_is_one_line_with_the_fix(installed, tmp_path):
+    _, bin_dir, _ = installed
+    proc = subprocess.run(
+        [str(bin_dir / "vigil"), "render", "dashboards", "--out", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: `dashboards` needs the Python package grafana_foundation_sdk: "
+        "pip install 'vigil[dashboards]'"
+    ], proc.stderr
