@@ -1,5 +1,18 @@
 # Vigil's one image: the prediction service, the drift monitor, training and the webhook
-# receiver all run from it (docker-compose.yml picks the command).
+# receiver all run from it (docker-compose.yml picks the command). It holds the installed
+# wheel and its locked dependencies, not the repository's tree.
+
+# The wheel: Vigil's four packages and their data (templates, rules, migrations).
+FROM python:3.11-slim AS wheel
+RUN pip install --no-cache-dir "uv==0.13.9"
+WORKDIR /src
+COPY pyproject.toml uv.lock README.md ./
+COPY vigil vigil
+COPY service service
+COPY training training
+COPY monitoring monitoring
+RUN uv build --wheel --out-dir /dist
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,11 +28,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN pip install --no-cache-dir "uv==0.13.9"
 
 WORKDIR /app
-# Dependencies first: this layer is reused until pyproject.toml or uv.lock change.
+# Dependencies first, exactly as uv.lock pins them: this layer is reused until it changes.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv export --frozen --no-dev --no-hashes --no-emit-project -o /tmp/requirements.txt \
+    && uv venv /opt/venv \
+    && uv pip install --python /opt/venv --no-cache -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
 
-COPY . .
+COPY --from=wheel /dist/ /tmp/dist/
+RUN uv pip install --python /opt/venv --no-cache --no-deps /tmp/dist/*.whl && rm -r /tmp/dist
 
 # Not root. /data is where compose mounts the state volume (model store, SQLite log,
 # reports); a new named volume copies this directory's owner.
@@ -41,4 +58,4 @@ LABEL org.opencontainers.image.title="vigil" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
       dev.vigil.uv-lock.sha256="${UV_LOCK_SHA256}"
-CMD ["python", "-m", "service", "serve", "--host", "0.0.0.0"]
+CMD ["vigil", "serve", "--host", "0.0.0.0"]

@@ -1,18 +1,21 @@
 # Vigil: `make run` starts everything on embedded defaults; `make test` runs the whole suite.
-# Every target creates .venv on first use. Settings come from VIGIL_* variables or .env.
+# Every target creates .venv on first use and runs the `vigil` command installed there
+# (.venv/bin/vigil). Settings come from VIGIL_* variables or .env.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+VIGIL := $(VENV)/bin/vigil
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 ARGS ?=
 export BENTOML_DO_NOT_TRACK := true
 export UV_PROJECT_ENVIRONMENT := $(VENV)
-# Byte-compile at install: otherwise every first import in a fresh clone's test run (each
-# server subprocess included) compiles the packages again.
+# Byte-compile at install (about 40 s once, in the first `make install`/`make run`): otherwise
+# every first import in a fresh clone's test run (each server subprocess included) compiles the
+# packages again.
 export UV_COMPILE_BYTECODE := 1
 
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -29,35 +32,35 @@ install: $(VENV)/.synced ## Create .venv and install the locked dependencies
 
 .PHONY: run
 run: $(VENV)/.synced ## Train if needed, then run the service, monitor, Prometheus and Alertmanager
-	$(PY) -m stack.run $(ARGS)
+	$(VIGIL) run $(ARGS)
 
 .PHONY: migrate
-migrate: $(VENV)/.synced ## Migrate the inference log's schema to this build's (python -m vigil.db upgrade)
-	$(PY) -m vigil.db upgrade $(ARGS)
+migrate: $(VENV)/.synced ## Migrate the inference log's schema to this build's (vigil db upgrade)
+	$(VIGIL) db upgrade $(ARGS)
 
 .PHONY: train
 train: $(VENV)/.synced ## Train the default model and promote it if it passes the gates
-	$(PY) -m training.train --promote $(ARGS)
+	$(VIGIL) train --promote $(ARGS)
 
 .PHONY: retrain
 retrain: $(VENV)/.synced ## Retrain on the reference plus recent labeled traffic; promote if better
-	$(PY) -m training.retrain $(ARGS)
+	$(VIGIL) retrain $(ARGS)
 
 .PHONY: serve
 serve: $(VENV)/.synced ## Run the prediction service alone (VIGIL_HOST:VIGIL_PORT)
-	$(PY) -m service serve $(ARGS)
+	$(VIGIL) serve $(ARGS)
 
 .PHONY: monitor
 monitor: $(VENV)/.synced ## Run the drift monitor alone (VIGIL_MONITOR_PORT)
-	$(PY) -m monitoring.drift run $(ARGS)
+	$(VIGIL) monitor $(ARGS)
 
 .PHONY: check
-check: $(VENV)/.synced ## One drift check now, as JSON
-	$(PY) -m monitoring.drift check --json $(ARGS)
+check: $(VENV)/.synced ## One drift check now: the verdict, then the report (ARGS=--json for the JSON line)
+	$(VIGIL) check $(ARGS)
 
 .PHONY: traffic
 traffic: $(VENV)/.synced ## Send realistic traffic to a running service (DRIFT=one|most for drifted)
-	$(PY) -m stack.traffic $(if $(DRIFT),--drift $(DRIFT),) $(ARGS)
+	$(VIGIL) traffic $(if $(DRIFT),--drift $(DRIFT),) $(ARGS)
 
 # Two processes: the integration tests mostly wait on servers they start. A module's tests
 # stay together (--dist loadscope), so a module's shared server is started once.
@@ -80,7 +83,7 @@ lint: $(VENV)/.synced ## Ruff lint and format check, actionlint on the workflows
 
 .PHONY: k8s
 k8s: $(VENV)/.synced ## Render and validate the Kubernetes overlays (deploy/k8s), no cluster needed
-	$(PY) -m deploy.render --check
+	$(VIGIL) render k8s --check
 	@for overlay in deploy/k8s/overlays/*/; do \
 	  echo "kubectl kustomize $$overlay"; kubectl kustomize "$$overlay" >/dev/null || exit 1; \
 	done
@@ -88,12 +91,20 @@ k8s: $(VENV)/.synced ## Render and validate the Kubernetes overlays (deploy/k8s)
 
 .PHONY: configs
 configs: $(VENV)/.synced ## Render Prometheus and Alertmanager configs from the templates
-	$(PY) -m monitoring.render $(ARGS)
+	$(VIGIL) render configs $(ARGS)
 
 .PHONY: dashboards
 dashboards: $(VENV)/.synced ## Regenerate the Grafana dashboards' JSON
-	$(PY) -m grafana.dashboards --out grafana/dashboards
+	$(VIGIL) render dashboards
+
+.PHONY: docs
+docs: $(VENV)/.synced ## Regenerate docs/configuration.md from the settings object
+	$(VIGIL) render config-docs
+
+.PHONY: wheel
+wheel: $(VENV)/.synced ## Build the wheel into dist/ (installs with pip; `vigil` is its command)
+	$(UV) build --wheel
 
 .PHONY: clean
 clean: ## Remove .venv and local state (.vigil)
-	rm -rf $(VENV) .vigil .pytest_cache .ruff_cache
+	rm -rf $(VENV) .vigil .pytest_cache .ruff_cache dist

@@ -186,9 +186,8 @@ class Checker:
             self._window_quality(result, schema, reference, window, current, bundle)
         self._quality(result, schema, bundle)
         self._candidate(result, bundle)
-        if self.report and result.report_job is not None:
-            self._report(result)
-            result.report_job = None
+        if self.report:
+            self.write_report(result)
         return result
 
     def _detect(self, result, schema, reference, ref_pred, window, current, task) -> None:
@@ -228,10 +227,14 @@ class Checker:
             reference = reference.assign(**{PREDICTION_COLUMN: ref_pred})
         result.report_job = ReportJob(schema, reference, current, detection, payload)
 
-    def _report(self, result) -> None:
-        payload = result.payload
+    def write_report(self, result) -> None:
+        """Render the result's pending HTML report and fill in ``report_path`` (or a note in
+        ``message`` when it fails: the verdict stands without its HTML)."""
+        if result.report_job is None:
+            return
+        payload, job, result.report_job = result.payload, result.report_job, None
         try:
-            outcome = result.report_job.render(self.settings)
+            outcome = job.render(self.settings)
         except Exception as exc:  # the verdict stands without its HTML
             log.warning("drift report failed", exc_info=True)
             payload["message"] = add_note(payload["message"], report_failure(exc))

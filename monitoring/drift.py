@@ -51,11 +51,21 @@ def check(
     from vigil.settings import get_settings
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
-    checker = Checker(get_settings(), report=not no_report)
+    # The report is rendered after the verdict, so a person reads the verdict seconds sooner.
+    checker = Checker(get_settings(), report=False)
     try:
-        # Nothing but the JSON may reach stdout: libraries' prints go to stderr.
+        # Nothing but our own lines may reach stdout: libraries' prints go to stderr.
         with contextlib.redirect_stdout(sys.stderr):
             result = checker.check(window_rows)
+        payload = result.payload
+        report = result.report_job is not None and not no_report
+        if not as_json:
+            typer.echo(describe(payload, report_pending=report))
+        if report:
+            with contextlib.redirect_stdout(sys.stderr):
+                checker.write_report(result)
+            if not as_json:
+                typer.echo(f"report: {payload['report_path'] or payload['message']}")
     except CheckFailed as exc:
         typer.echo(f"drift check could not run: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -65,14 +75,19 @@ def check(
         raise typer.Exit(2) from None
     finally:
         checker.close()
-    payload = result.payload
-    typer.echo(json.dumps(payload) if as_json else describe(payload))
+    if as_json:
+        typer.echo(json.dumps(payload))
     if fail_on_drift and payload["drift_detected"]:
         raise typer.Exit(1)
 
 
-def describe(p: dict) -> str:
-    """The check for a person to read."""
+# Drifted features shown with their test in the summary; the rest by name (all in --json).
+SHOWN_FEATURES = 5
+
+
+def describe(p: dict, *, report_pending: bool = False) -> str:
+    """The check for a person to read: verdict, drifted features, estimated and live quality,
+    data quality, and the report (its path, or that it is being written)."""
     lines = [
         f"model {p['model_version']}: window {p['window_rows']} rows"
         f"{' (sampled)' if p['sampled'] else ''}, reference {p['reference_rows']} rows"
@@ -81,15 +96,21 @@ def describe(p: dict) -> str:
         lines.append(f"no verdict: {p['message']}")
     else:
         verdict = "DRIFT DETECTED" if p["drift_detected"] else "no dataset drift"
-        lines.append(f"{verdict}: drift share {p['drift_share']}")
-        for name, f in p["features"].items():
-            if f["drifted"]:
-                score = "untested" if f["score"] is None else f"{f['score']:.3g}"
-                note = f" ({f['note']})" if f.get("note") else ""
-                lines.append(
-                    f"  drifted: {name}  {f['method']} {f['score_kind']} {score} "
-                    f"< {f['threshold']:.3g}{note}"
-                )
+        drifted = [(name, f) for name, f in p["features"].items() if f["drifted"]]
+        lines.append(
+            f"{verdict}: drift share {p['drift_share']} "
+            f"({len(drifted)} of {len(p['features'])} features)"
+        )
+        for name, f in drifted[:SHOWN_FEATURES]:
+            score = "untested" if f["score"] is None else f"{f['score']:.3g}"
+            note = f" ({f['note']})" if f.get("note") else ""
+            lines.append(
+                f"  drifted: {name}  {f['method']} {f['score_kind']} {score} "
+                f"< {f['threshold']:.3g}{note}"
+            )
+        if len(drifted) > SHOWN_FEATURES:
+            rest = ", ".join(name for name, _ in drifted[SHOWN_FEATURES:])
+            lines.append(f"  and {len(drifted) - SHOWN_FEATURES} more: {rest}")
         pred = p["prediction_drift"]
         if pred:
             lines.append(
@@ -104,9 +125,34 @@ def describe(p: dict) -> str:
 
         figures = ", ".join(f"{m} {quality[m]}" for m in QUALITY_METRICS if m in quality)
         lines.append(f"live quality on {quality['labeled_rows']} labeled rows: {figures}")
+    lines.extend(_estimated_and_data_quality(p))
     if p["report_path"]:
         lines.append(f"report: {p['report_path']}")
+    elif report_pending:
+        lines.append("report: writing the HTML report…")
     return "\n".join(lines)
+
+
+def _estimated_and_data_quality(p: dict) -> list[str]:
+    lines = []
+    estimated = p.get("estimated_quality") or {}
+    figures = [
+        f"{m} {v:.3g}" + (f" ± {se:.2g}" if (se := estimated.get(m + "_se")) is not None else "")
+        for m, v in estimated.items()
+        if not m.endswith("_se") and v is not None
+    ]
+    if figures:
+        lines.append(f"estimated quality (no labels): {', '.join(figures)}")
+    data_quality = p.get("data_quality")
+    if data_quality is not None:
+        flagged = {n: q for n, q in data_quality.items() if q.get("flagged")}
+        if not flagged:
+            lines.append(f"data quality: no feature flagged ({len(data_quality)} checked)")
+        for name, q in flagged.items():
+            lines.append(
+                f"  data quality flagged: {name}  {', '.join(q.get('flagged_checks') or [])}"
+            )
+    return lines
 
 
 @app.command()
@@ -122,6 +168,8 @@ def run() -> None:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )
+    # Alembic's INFO lines ("Context impl SQLiteImpl.") tell an operator nothing.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = get_settings()
     try:
         serve(settings)

@@ -62,7 +62,7 @@ def serve(
     if tag is None:
         typer.echo(
             "error: no production model in the registry; "
-            "run `make train` (python -m training.train --promote) first",
+            "run `vigil train --promote` (make train) first",
             err=True,
         )
         raise typer.Exit(1)

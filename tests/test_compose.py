@@ -132,8 +132,10 @@ def test_grafana_password_is_required_and_anonymous_access_off(compose):
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
 
 
-def test_dockerfile_installs_from_the_lock_and_runs_the_service():
+def test_dockerfile_installs_the_wheel_from_the_lock_and_runs_the_service():
     text = (REPO / "Dockerfile").read_text()
     assert text.startswith("#") and "FROM python:3.11-slim" in text
-    assert "uv sync --frozen" in text
-    assert 'CMD ["python", "-m", "service", "serve", "--host", "0.0.0.0"]' in text
+    assert "uv export --frozen --no-dev" in text and "uv build --wheel" in text
+    assert "--no-deps /tmp/dist/*.whl" in text
+    assert "COPY . ." not in text  # the image holds the wheel, not the tree
+    assert 'CMD ["vigil", "serve", "--host", "0.0.0.0"]' in text

@@ -303,7 +303,7 @@ def test_wrong_labels_raise_model_quality_drop_on_the_tasks_metric(stack):
 def test_the_tasks_dashboard_panels_have_data(stack):
     """Every query of the panels for this task's models returns data from the real Prometheus
     (the quality panels once labels exist; rates once two scrapes saw traffic)."""
-    from grafana.dashboards import dashboard_queries
+    from vigil.render.dashboards import dashboard_queries
 
     wanted = [
         q

@@ -10,12 +10,13 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from grafana import dashboards
 from tests.conftest import free_port
 from tests.support.alerting import start_prometheus, wait_ready
+from vigil.render import dashboards
 
 REPO = Path(__file__).resolve().parents[2]
 PROVISIONING = REPO / "grafana" / "provisioning"
+COMMITTED = REPO / "grafana" / "dashboards"
 
 SERVICE_METRICS = [
     "bentoml_service_request_total",
@@ -40,15 +41,14 @@ DRIFT_METRICS = [
 
 
 def _committed(name: str) -> dict:
-    return json.loads((dashboards.DASHBOARDS_DIR / name).read_text())
+    return json.loads((COMMITTED / name).read_text())
 
 
 def test_committed_json_equals_generator_output():
     for name, make in dashboards.DASHBOARDS.items():
-        committed = (dashboards.DASHBOARDS_DIR / name).read_text()
+        committed = (COMMITTED / name).read_text()
         assert committed == dashboards.render_dashboard(make()), (
-            f"grafana/dashboards/{name} is out of date: run "
-            "`python -m grafana.dashboards --out grafana/dashboards`"
+            f"grafana/dashboards/{name} is out of date: run `vigil render dashboards`"
         )
 
 
@@ -56,7 +56,7 @@ def test_cli_writes_the_same_files(tmp_path):
     result = CliRunner().invoke(dashboards.app, ["--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for name in dashboards.DASHBOARDS:
-        assert (tmp_path / name).read_text() == (dashboards.DASHBOARDS_DIR / name).read_text()
+        assert (tmp_path / name).read_text() == (COMMITTED / name).read_text()
 
 
 @pytest.mark.parametrize("name", list(dashboards.DASHBOARDS))
@@ -109,6 +109,7 @@ def test_empty_when_healthy_queries_fall_back_to_zero():
 
 def test_dashboard_queries_substitutes_macros():
     queries = dashboards.dashboard_queries()
+    assert queries == dashboards.dashboard_queries(COMMITTED)
     total = sum(len(dashboards.panel_targets(_committed(name))) for name in dashboards.DASHBOARDS)
     assert len(queries) == total
     assert not [q for q in queries if "$" in q]

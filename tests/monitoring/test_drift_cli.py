@@ -123,3 +123,38 @@ def test_help_lists_both_commands():
     assert "check" in result.stdout and "run" in result.stdout
     result = CliRunner().invoke(app, ["check", "--help"])
     assert "--fail-on-drift" in result.stdout and "--window-rows" in result.stdout
+
+
+def test_human_summary_comes_first_then_the_report(logged):
+    logged(500, shift=20)
+    result = _invoke()
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("DRIFT DETECTED"), result.stdout
+    assert any(line.startswith("  drifted: ") for line in lines)
+    assert any(line.startswith("  and 15 more: ") for line in lines), result.stdout
+    assert any(line.startswith("data quality") for line in lines), result.stdout
+    assert lines[-2] == "report: writing the HTML report…"
+    path = Path(lines[-1].removeprefix("report: "))
+    assert path.suffix == ".html" and path.is_file()
+
+
+def test_a_failing_report_leaves_the_summary_and_says_why(logged, monkeypatch):
+    from monitoring.check import ReportJob
+
+    def broken(self, settings):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ReportJob, "render", broken)
+    logged(500)
+    result = _invoke()
+    assert result.exit_code == 0, result.stderr
+    assert "no dataset drift" in result.stdout
+    assert result.stdout.splitlines()[-1] == "report: report failed: OSError: disk full"
+
+
+def test_no_report_never_mentions_one(logged):
+    logged(500)
+    result = _invoke("--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert "report:" not in result.stdout

@@ -14,7 +14,7 @@ the signature covers every byte. The signature is stored as one more artifact, `
 Ed25519 rather than HMAC: with HMAC every verifier would hold the key that also signs, so a
 compromised replica could sign models of its own.
 
-python -m vigil.signing keygen    # prints a new key pair (base64), for the two settings
+vigil keys keygen    # prints a new key pair (base64), for the two settings
 """
 
 from __future__ import annotations
@@ -104,13 +104,10 @@ def _raw(value: str, name: str) -> bytes:
 
 
 def main() -> None:
-    import sys
+    """Deprecated alias of ``vigil keys`` (kept for this release)."""
+    from vigil.cli.keys import app
 
-    if sys.argv[1:] != ["keygen"]:
-        sys.exit("usage: python -m vigil.signing keygen")
-    private, public = keygen()
-    print(f"VIGIL_MODEL_SIGNING_KEY={private}  # training only (a Secret of its own)")
-    print(f"VIGIL_MODEL_VERIFY_KEY={public}  # service, monitor, retraining")
+    app()
 
 
 if __name__ == "__main__":

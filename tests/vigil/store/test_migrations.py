@@ -127,7 +127,7 @@ def test_a_fresh_database_is_created_at_head_with_its_own_version_table(empty):
     url, prefix = empty
     log = InferenceLog(url, prefix)
     assert log.schema_state().state == "empty"
-    with pytest.raises(LogSchemaError, match="python -m vigil.db upgrade"):
+    with pytest.raises(LogSchemaError, match="vigil db upgrade"):
         log.check_schema()
     log.create_schema()
     log.check_schema()
@@ -182,10 +182,10 @@ def test_upgrade_from_the_d8d9393_schema_keeps_its_data(empty):
     log = InferenceLog(url, prefix)
     assert log.schema_state().state == "unversioned"
     # The service refuses it (create_schema never touches a database that has tables).
-    with pytest.raises(LogSchemaError, match=r"unversioned.*run `python -m vigil.db upgrade`"):
+    with pytest.raises(LogSchemaError, match=r"unversioned.*run `vigil db upgrade`"):
         log.create_schema()
     out = db_cli(url, prefix, "check")
-    assert out.returncode == 1 and "python -m vigil.db upgrade" in out.stderr
+    assert out.returncode == 1 and "vigil db upgrade" in out.stderr
 
     out = db_cli(url, prefix, "upgrade")
     assert out.returncode == 0, out.stderr
@@ -299,7 +299,7 @@ def test_a_service_on_an_older_schema_is_alive_not_ready_and_says_what_to_run(tr
             time.sleep(0.3)
         ready = httpx.get(f"{handle.url}/readyz", timeout=10)
         assert ready.status_code == 503
-        assert "python -m vigil.db upgrade" in ready.text
+        assert "vigil db upgrade" in ready.text
         assert "sqlite" not in ready.text and "Traceback" not in ready.text
         assert db_cli(url, "vigil_", "upgrade").returncode == 0
         # The service retries on the readiness probe and becomes ready on its own.
@@ -422,9 +422,9 @@ def test_registry_tables_made_by_create_all_are_adopted_with_their_rows(
             registry.pointer()
         assert isinstance(refused.value, LogSchemaError)
         assert f"{BEFORE_REGISTRY}, this build needs {HEAD}" in str(refused.value)
-        assert "run `python -m vigil.db upgrade`" in str(refused.value)
+        assert "run `vigil db upgrade`" in str(refused.value)
         out = db_cli(url, prefix, "check")
-        assert out.returncode == 1 and "python -m vigil.db upgrade" in out.stderr
+        assert out.returncode == 1 and "vigil db upgrade" in out.stderr
         out = db_cli(url, prefix, "upgrade")
         assert out.returncode == 0, out.stderr
         assert f"{BEFORE_REGISTRY} -> {HEAD}" in out.stdout
@@ -477,7 +477,7 @@ def test_downgrade_keeps_the_registry_for_the_previous_build_and_upgrade_adopts_
     log = InferenceLog(url, prefix)
     assert (log.schema_state().state, log.schema_state().revision) == ("behind", BEFORE_REGISTRY)
     # create_schema: what a process does at its start (a running one checked at its own).
-    with pytest.raises(RegistrySchemaError, match="python -m vigil.db upgrade"):
+    with pytest.raises(RegistrySchemaError, match="vigil db upgrade"):
         registry_at(url, prefix, tmp_path / "new").create_schema()
     # What the previous build does with it: create_all finds its tables, rows and all.
     tables = registry_tables(prefix)

@@ -30,7 +30,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 BASELINE = "0001_baseline"
-UPGRADE_COMMAND = "python -m vigil.db upgrade"
+UPGRADE_COMMAND = "vigil db upgrade"
 LEGACY_HELP = (
     "its prediction ids predate the ids this build derives from request ids, so labels sent "
     "for them could never be joined: set VIGIL_TABLE_PREFIX to a fresh prefix (and drop the "
@@ -87,7 +87,7 @@ class SchemaState:
             return (
                 f"the database schema is at revision {self.revision}, which this build "
                 f"does not know (head {self.head}): a newer Vigil migrated it; run that build, "
-                "or downgrade with it (`python -m vigil.db downgrade REVISION`)"
+                "or downgrade with it (`vigil db downgrade REVISION`)"
             )
         found = "unversioned (Vigil d8d9393)" if self.state == "unversioned" else self.revision
         return (
