@@ -250,6 +250,20 @@ def _json_elements(tensor: Tensor, count: int, where: str) -> list[Any]:
         # Nested row by row, as the protocol allows (shapes here have at most two dimensions).
         if not all(isinstance(row, list) for row in data):
             raise ProtocolError(400, f"{where}: data mixes lists and values", "wrong_type")
+        # Every row its declared width: a short row beside a long one has the right total but
+        # would shift values from one row into the next.
+        width = tensor.shape[1] if len(tensor.shape) == 2 else 1
+        if len(data) != tensor.shape[0]:
+            raise ProtocolError(
+                400, f"{where}: {len(data)} rows of data for shape {tensor.shape}", "wrong_type"
+            )
+        for i, row in enumerate(data):
+            if len(row) != width:
+                raise ProtocolError(
+                    400,
+                    f"{where}: row {i} has {len(row)} elements; shape {tensor.shape} takes {width}",
+                    "wrong_type",
+                )
         data = [v for row in data for v in row]
     if len(data) != count:
         raise ProtocolError(

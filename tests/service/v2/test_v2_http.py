@@ -366,6 +366,22 @@ def test_errors_name_the_input_and_row_in_the_protocols_shape(server):
     assert keyless.status_code == 401
 
 
+def test_a_ragged_nested_row_is_refused_naming_the_row(server):
+    """The total count right, the rows not: values would shift from one row to the next."""
+    if not server.numeric:
+        pytest.skip("one [rows, features] tensor takes an all-numeric model")
+    names = server.bundle.schema.names
+    first, second = ([server.rows[i][n] for n in names] for i in (0, 1))
+    ragged = [first[:-1], second + [first[-1]]]
+    shape = [2, len(names)]
+    body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": shape, "data": ragged}]}
+    response = post_infer(server, body)
+    assert response.status_code == 400, response.text
+    assert f"row 0 has {len(names) - 1} elements" in response.json()["error"]
+    body["inputs"][0]["data"] = [first, second]
+    assert post_infer(server, body).status_code == 200
+
+
 def binary_body(server: Server, declared: int, present: int) -> tuple[bytes, dict]:
     """A 2-row request of the first numeric feature (others as JSON) whose binary part
     declares ``declared`` bytes and carries ``present``."""

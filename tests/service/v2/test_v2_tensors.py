@@ -134,6 +134,23 @@ def test_malformed_requests_are_refused_naming_what(body, fragment):
     assert caught.value.status == 400
 
 
+@pytest.mark.parametrize(
+    ("shape", "data", "fragment"),
+    [
+        ([2, 3], [[1, 2], [3, 4, 5, 6]], "row 0 has 2 elements; shape [2, 3] takes 3"),
+        ([2, 3], [[1, 2, 3], [4, 5, 6, 7]], "row 1 has 4 elements"),
+        ([2, 1], [[1, 2], []], "row 0 has 2 elements"),
+        ([2], [[1, 2]], "1 rows of data for shape [2]"),
+        ([3, 2], [[1, 2], [3, 4, 5, 6]], "2 rows of data for shape [3, 2]"),
+    ],
+)
+def test_a_ragged_nested_row_is_refused_naming_the_row(shape, data, fragment):
+    body = {"inputs": [{"name": "x", "datatype": "FP64", "shape": shape, "data": data}]}
+    with pytest.raises(ProtocolError, match=fragment.replace("[", r"\[")) as caught:
+        decode_request(json.dumps(body).encode(), None, max_rows=10)
+    assert caught.value.status == 400 and caught.value.reason == "wrong_type"
+
+
 PROBA = np.array([[0.1, 0.9], [0.8, 0.2]])
 
 
