@@ -22,7 +22,7 @@ import anyio.to_thread
 from service.batcher import BatcherClosed, BatcherFull
 from service.errors import _GONE, RETRY_AFTER_SECONDS, ApiError, _content_length, _read_at_most
 from service.predictor import Job
-from service.v2.inputs import instances, numeric_instances, problem_of
+from service.v2.inputs import check_form, instances, numeric_instances, problem_of
 from service.v2.metadata import MODEL_NAME, model_metadata, server_metadata
 from service.v2.tensors import (
     HEADER_LENGTH,
@@ -169,9 +169,14 @@ class OpenInference:
         if body is None:
             raise _too_large("more than that", limit)
         runtime = self.current()
-        # A malformed request is a 400 whatever the version it names.
+        # A malformed request is a 400 whatever the version it names. Inputs that do not fit
+        # the model are refused before their binary data is decoded.
+        served = runtime.model.validator
         request = decode_request(
-            body, header_length(scope["headers"]), runtime.settings.max_batch_rows
+            body,
+            header_length(scope["headers"]),
+            runtime.settings.max_batch_rows,
+            check=lambda inputs: check_form(inputs, served.names, served.numeric),
         )
         request_id = new_request_id()
         # One model for the whole request; a canary answers its share, as on /predict, and

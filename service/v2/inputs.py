@@ -27,11 +27,22 @@ _NUMBER_TYPES = frozenset({int, float})
 
 def instances(inputs: list[Tensor], names: Sequence[str], numeric: Sequence[str]) -> list[dict]:
     """One dict of feature values per row (None: missing), for ``InstanceValidator``."""
+    if check_form(inputs, names, numeric):
+        return _by_feature(inputs, names)
+    return _by_tensor(inputs[0], names)
+
+
+def check_form(inputs: list[Tensor], names: Sequence[str], numeric: Sequence[str]) -> bool:
+    """Refuse inputs whose names, shapes or datatypes do not fit the model; needs no data, so
+    it runs before any binary data is decoded. True: one input per feature; False: one 2-D
+    tensor."""
     features = set(names)
     if all(t.name in features for t in inputs):
-        return _by_feature(inputs, names)
+        _check_by_feature(inputs, names, numeric)
+        return True
     if len(inputs) == 1 and len(inputs[0].shape) == 2:
-        return _by_tensor(inputs[0], names, numeric)
+        _check_tensor(inputs[0], names, numeric)
+        return False
     stray = next(t.name for t in inputs if t.name not in features)
     raise ProtocolError(
         400,
@@ -41,7 +52,7 @@ def instances(inputs: list[Tensor], names: Sequence[str], numeric: Sequence[str]
     )
 
 
-def _by_feature(inputs: list[Tensor], names: Sequence[str]) -> list[dict]:
+def _check_by_feature(inputs: list[Tensor], names: Sequence[str], numeric: Sequence[str]) -> None:
     sent = {t.name: t for t in inputs}
     missing = [name for name in names if name not in sent]
     if missing:
@@ -50,6 +61,7 @@ def _by_feature(inputs: list[Tensor], names: Sequence[str]) -> list[dict]:
             400, f"input {missing[0]!r} required: one input per feature{more}", "missing_field"
         )
     rows = inputs[0].rows
+    numbers = set(numeric)
     for tensor in inputs:
         if len(tensor.shape) == 2 and tensor.shape[1] != 1:
             raise ProtocolError(
@@ -62,11 +74,15 @@ def _by_feature(inputs: list[Tensor], names: Sequence[str]) -> list[dict]:
                 f"{rows}",
                 "wrong_type",
             )
-    columns = [_values(sent[name]) for name in names]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        # Binary text for a number is refused before it is decoded (JSON text goes on to the
+        # row check, which names the row).
+        if tensor.datatype == "BYTES" and tensor.name in numbers and _binary(tensor):
+            raise ProtocolError(
+                400, f"input {tensor.name!r}: expected a numeric datatype", "wrong_type"
+            )
 
 
-def _by_tensor(tensor: Tensor, names: Sequence[str], numeric: Sequence[str]) -> list[dict]:
+def _check_tensor(tensor: Tensor, names: Sequence[str], numeric: Sequence[str]) -> None:
     where = f"input {tensor.name[:100]!r}"
     if len(numeric) != len(names):
         raise ProtocolError(
@@ -82,6 +98,19 @@ def _by_tensor(tensor: Tensor, names: Sequence[str], numeric: Sequence[str]) -> 
         )
     if tensor.datatype == "BYTES":
         raise ProtocolError(400, f"{where}: expected a numeric datatype", "wrong_type")
+
+
+def _binary(tensor: Tensor) -> bool:
+    return tensor.parameters.get("binary_data_size") is not None
+
+
+def _by_feature(inputs: list[Tensor], names: Sequence[str]) -> list[dict]:
+    sent = {t.name: t for t in inputs}
+    columns = [_values(sent[name]) for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _by_tensor(tensor: Tensor, names: Sequence[str]) -> list[dict]:
     values = _values(tensor)
     width = len(names)
     return [

@@ -10,7 +10,7 @@ anything is read: a mismatch is a 400, never a read past the buffer.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from math import prod
 from typing import Any
@@ -93,10 +93,15 @@ def header_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
     return None
 
 
-def decode_request(body: bytes, json_length: int | None, max_rows: int) -> InferRequest:
+def decode_request(
+    body: bytes,
+    json_length: int | None,
+    max_rows: int,
+    check: Callable[[list[Tensor]], object] | None = None,
+) -> InferRequest:
     """The request in ``body``; ``json_length`` from Inference-Header-Content-Length (None:
-    the whole body is JSON). Rows beyond ``max_rows`` are refused (413) before any tensor's
-    data is read."""
+    the whole body is JSON). Rows beyond ``max_rows`` are refused (413), and ``check`` (the
+    model's names, shapes and datatypes) raises, before any binary data is decoded."""
     if json_length is None:
         json_length = len(body)
     if not 0 <= json_length <= len(body):
@@ -122,7 +127,11 @@ def decode_request(body: bytes, json_length: int | None, max_rows: int) -> Infer
         raise ProtocolError(400, "parameters.binary_data_output: expected true or false")
     inputs = _inputs(header.get("inputs"), max_rows)
     outputs = _outputs(header.get("outputs"), binary)
-    _read_data(inputs, memoryview(body)[json_length:])
+    chunks = _read_data(inputs, memoryview(body)[json_length:])
+    if check is not None:
+        check(inputs)
+    for tensor, chunk in chunks:
+        tensor.data = _binary_elements(tensor, chunk, prod(tensor.shape), f"input {tensor.name!r}")
     return InferRequest(request_id, inputs, outputs, binary)
 
 
@@ -209,8 +218,10 @@ def _outputs(value: Any, binary: bool) -> dict[str, bool] | None:
     return out
 
 
-def _read_data(inputs: list[Tensor], rest: memoryview) -> None:
-    """Each input's data from JSON or from its slice of ``rest``; every byte accounted for."""
+def _read_data(inputs: list[Tensor], rest: memoryview) -> list[tuple[Tensor, memoryview]]:
+    """Each input's data from JSON, or its slice of ``rest`` (returned, to be decoded once the
+    inputs are known to fit the model); every byte accounted for."""
+    binary = []
     offset = 0
     for tensor in inputs:
         where = f"input {tensor.name!r}"
@@ -231,15 +242,15 @@ def _read_data(inputs: list[Tensor], rest: memoryview) -> None:
                 f"{where}: binary_data_size is {size} bytes but only {len(rest) - offset} "
                 "bytes of binary data remain",
             )
-        chunk = rest[offset : offset + size]
+        binary.append((tensor, rest[offset : offset + size]))
         offset += size
-        tensor.data = _binary_elements(tensor, chunk, count, where)
     if offset != len(rest):
         raise ProtocolError(
             400,
             f"the body has {len(rest) - offset} bytes of binary data beyond what the inputs' "
             "binary_data_size declare",
         )
+    return binary
 
 
 def _json_elements(tensor: Tensor, count: int, where: str) -> list[Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import dataclass
 
 import httpx
@@ -380,6 +381,20 @@ def test_a_ragged_nested_row_is_refused_naming_the_row(server):
     assert f"row 0 has {len(names) - 1} elements" in response.json()["error"]
     body["inputs"][0]["data"] = [first, second]
     assert post_infer(server, body).status_code == 200
+
+
+def test_binary_bytes_that_do_not_fit_the_model_are_refused_before_decoding(server):
+    """The width is refused, not the data: it would fail to decode (not UTF-8) if read."""
+    shape = [50, 540]
+    raw = (struct.pack("<I", 1) + b"\xff") * (shape[0] * shape[1])
+    head = json.dumps(
+        {"inputs": [{"name": "x", "datatype": "BYTES", "shape": shape,
+                     "parameters": {"binary_data_size": len(raw)}}]}
+    ).encode()  # fmt: skip
+    response = post_infer(server, head + raw, {"Inference-Header-Content-Length": str(len(head))})
+    assert response.status_code == 400, response.text
+    expected = "540 columns" if server.numeric else "categorical features"
+    assert expected in response.json()["error"], response.text
 
 
 def binary_body(server: Server, declared: int, present: int) -> tuple[bytes, dict]:

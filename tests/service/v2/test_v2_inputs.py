@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from service.errors import ApiError
-from service.v2.inputs import instances, numeric_instances, problem_of
+from service.v2.inputs import check_form, instances, numeric_instances, problem_of
 from service.v2.tensors import ProtocolError, Tensor
 from service.validation import InstanceValidator
 from vigil.schema import Feature, FeatureSchema
@@ -102,6 +102,36 @@ def test_inputs_that_fit_neither_form_are_refused(inputs, fragment):
     with pytest.raises(ProtocolError) as caught:
         instances(inputs, NAMES, NAMES)
     assert fragment in caught.value.error and caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("inputs", "fragment"),
+    [
+        ([Tensor("x", "BYTES", [1000, 540], None, {"binary_data_size": 4_000})], "540 columns"),
+        ([Tensor("x", "BYTES", [3, 2], None, {"binary_data_size": 24})], "numeric datatype"),
+        (
+            [
+                Tensor("a", "BYTES", [2], None, {"binary_data_size": 8}),
+                Tensor("b", "FP64", [2], None, {"binary_data_size": 16}),
+            ],
+            "input 'a': expected a numeric datatype",
+        ),
+        ([Tensor("a", "FP64", [1], None, {"binary_data_size": 8})], "input 'b' required"),
+    ],
+)
+def test_the_form_is_checked_from_names_shapes_and_datatypes_alone(inputs, fragment):
+    """Before any data is decoded: these tensors have none."""
+    with pytest.raises(ProtocolError) as caught:
+        check_form(inputs, NAMES, NAMES)
+    assert fragment in caught.value.error and caught.value.status == 400
+
+
+def test_binary_text_for_a_category_passes_the_form_check():
+    inputs = [
+        Tensor("a", "FP64", [2], None, {"binary_data_size": 16}),
+        Tensor("c", "BYTES", [2], None, {"binary_data_size": 10}),
+    ]
+    assert check_form(inputs, ["a", "c"], ["a"]) is True
 
 
 def test_a_2d_tensor_needs_an_all_numeric_model():

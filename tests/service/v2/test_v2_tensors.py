@@ -151,6 +151,21 @@ def test_a_ragged_nested_row_is_refused_naming_the_row(shape, data, fragment):
     assert caught.value.status == 400 and caught.value.reason == "wrong_type"
 
 
+def test_the_model_check_runs_before_binary_data_is_decoded():
+    """BYTES data that would fail to decode is never read when the inputs do not fit."""
+    chunk = struct.pack("<I", 2) + b"\xff\xfe"  # not UTF-8
+    head = json.dumps({"inputs": [declared("x", "BYTES", [1, 1], len(chunk))]}).encode()
+    body = head + chunk
+    with pytest.raises(ProtocolError, match="not UTF-8"):
+        decode_request(body, len(head), max_rows=10)
+
+    def refuse(inputs):
+        raise ProtocolError(400, f"{inputs[0].shape[1]} columns", "wrong_type")
+
+    with pytest.raises(ProtocolError, match="1 columns"):
+        decode_request(body, len(head), max_rows=10, check=refuse)
+
+
 PROBA = np.array([[0.1, 0.9], [0.8, 0.2]])
 
 
