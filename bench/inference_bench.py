@@ -1,4 +1,4 @@
-"""scikit-learn vs ONNX Runtime through the service: ``python -m bench.inference_bench``.
+"""scikit-learn vs ONNX WorkerState through the service: ``python -m bench.inference_bench``.
 
 Not a test. For each model in ``MODELS`` (the default forest classifier, a 100-tree forest
 regressor on diabetes, a hist_gradient_boosting classifier; each trained into a temporary
@@ -182,7 +182,7 @@ def table(results: dict) -> str:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="sklearn vs ONNX Runtime through the service.")
+    parser = argparse.ArgumentParser(description="sklearn vs ONNX WorkerState through the service.")
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--model", action="append", choices=list(MODELS), help="repeatable")
     args = parser.parse_args()

@@ -27,8 +27,8 @@ from bench.service_bench import ROOT, _bodies, _load, _train
 STAGES = (
     ("parse the JSON body (precheck)", ("parse_json",)),
     ("validate and split by feature (precheck)", ("InstanceValidator.", "feedback_labels")),
-    ("ONNX Runtime's call", ("Session.run",)),
-    ("feed the model", ("OnnxModel.feed", "_batch_columns", "_JoinedColumns")),
+    ("ONNX WorkerState's call", ("Session.run",)),
+    ("feed the model", ("OnnxModel.feed", "batch_columns", "_JoinedColumns")),
     ("log: encode the records as JSON", ("_params",)),
     ("log: SQLite commit (fsync)", ("do_commit",)),
     ("log: SQL insert", ("InferenceLog.write",)),

@@ -46,11 +46,11 @@ from service.openapi import PublishedDocs, instance_schema, published
 from service.predictor import Job
 from service.reload import Reloader
 from service.routes import make_app
-from service.runtime import Runtime
 from service.timeouts import cancel_request_timers
 from service.v2 import endpoint as v2
 from service.v2.openapi import add_protocol_paths
 from service.validation import BODY_FLOOR_BYTES, feedback_labels
+from service.worker import WorkerState
 from vigil.log.format import dumps_bytes
 from vigil.log.inference_log import InferenceLogError, LogSchemaError
 from vigil.log.prediction_ids import new_request_id
@@ -137,7 +137,7 @@ class VigilService:
         logging.getLogger("service").setLevel(logging.INFO)
         bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/", v2.PREFIX))
         self.settings = get_settings()
-        self.runtime: Runtime | None = None
+        self.runtime: WorkerState | None = None
         # Under `bentoml serve` values live in the multiprocess files whatever the registry.
         self.load_failures = LoadFailureMetrics(CollectorRegistry())
         self.not_ready = "starting"
@@ -156,7 +156,7 @@ class VigilService:
                 return True
             self._last_attempt = time.monotonic()
             try:
-                self.runtime = Runtime.start(
+                self.runtime = WorkerState.start(
                     self.settings, on_load_failure=self.load_failures.record
                 )
             except (LogSchemaError, NotServable, ModelSignatureError) as exc:
@@ -194,7 +194,7 @@ class VigilService:
             raise HTTPException(503, detail=f"service not ready: {self.schema_problem}")
         return self.runtime is not None
 
-    def _ready(self) -> Runtime:
+    def _ready(self) -> WorkerState:
         if self.runtime is None:
             # The reason (exception text: hosts, users, paths) is logged, never sent.
             reason = (
@@ -290,7 +290,7 @@ class VigilService:
             await self.runtime.close()
 
 
-def current_runtime() -> Runtime:
+def current_runtime() -> WorkerState:
     service = bentoml.get_current_service()
     if service is None:
         raise ApiError(503, NOT_READY)
@@ -381,7 +381,7 @@ def precheck(path: str, body: bytes) -> bytes | None:
     return _STAND_INS[path] if by_pydantic else None
 
 
-def _feedback_pairs(runtime: Runtime, bundle, sent: Any) -> list[tuple[str, Any]]:
+def _feedback_pairs(runtime: WorkerState, bundle, sent: Any) -> list[tuple[str, Any]]:
     """``/feedback``'s labels checked by ``bundle``'s task (the endpoint and the precheck)."""
     return feedback_labels(
         sent, bundle.task, bundle.schema.classes, runtime.settings.max_batch_rows

@@ -1,193 +1,28 @@
-"""A candidate on live traffic, in one worker: which model answers a request (the canary
-split), the shadow worker that scores answered requests with the other model, and following
-the registry's candidate pointer (``vigil.registry.candidates``).
-
-- Canary: a request whose id hashes below ``percent`` is answered by the candidate. The hash
-  is SHA-256 of the request id, so the split is the same on every replica and process.
-- Shadow (and the canary's pairing): after a request is answered, the model that did not
-  answer it scores it too, in a thread of its own, and that prediction goes to
-  ``shadow_predictions`` under the same request id. The answer never waits for it. The queue
-  is bounded in rows: when the worker falls behind, new rows are skipped and counted
-  (``vigil_shadow_skipped_rows_total``). A candidate that fails to load or to predict is
-  logged and counted (``vigil_candidate_failures_total{stage}``) and serving goes on.
+"""Following the registry's candidate pointer (``vigil.registry.candidates``) in one worker:
+the candidate is loaded in a thread (the worker keeps answering meanwhile), then started or
+stopped as a shadow (``service.shadow``) or a canary (``service.canary``). A candidate that fails
+to load is logged and counted (``vigil_candidate_failures_total{stage}``) and serving goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from vigil.log.shadow import ShadowLog, ShadowRecord
-from vigil.registry.candidates import CANARY, Candidates
+from service.canary import ActiveCandidate
+from vigil.registry.candidates import Candidates
 from vigil.registry.store import Registry
 
 if TYPE_CHECKING:
-    from service.predictor import Job
-    from service.runtime import Model, Runtime
+    from service.worker import WorkerState
 
 logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 1.0
 RETRY_SECONDS = 10.0
-_SCALE = 10_000  # the split's resolution: 0.01 %
-
-
-def canary_bucket(request_id: str) -> int:
-    """The request's place in 0 .. 9999, the same in every process."""
-    digest = hashlib.sha256(request_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") % _SCALE
-
-
-def in_canary(request_id: str, percent: float) -> bool:
-    return canary_bucket(request_id) < round(percent * _SCALE / 100)
-
-
-@dataclass(frozen=True)
-class ActiveCandidate:
-    """What this worker runs: the candidate's serving path and how it is used."""
-
-    mode: str  # shadow | canary
-    percent: float
-    model: Model
-
-    @property
-    def tag(self) -> str:
-        return self.model.bundle.tag
-
-    def route(self, request_id: str, production: Model) -> tuple[Model, Model]:
-        """(the model that answers, the model that scores it afterwards)."""
-        if self.mode == CANARY and in_canary(request_id, self.percent):
-            return self.model, production
-        return production, self.model
-
-
-class ShadowWorker:
-    """Scores answered requests with another model, off the answer's path, at most
-    ``max_queued_rows`` rows behind; ``offer`` never blocks."""
-
-    def __init__(self, log: ShadowLog, metrics, *, max_queued_rows: int, batch_rows: int):
-        self.log = log
-        self.metrics = metrics
-        self.max_queued_rows = max(1, max_queued_rows)
-        self.batch_rows = max(1, batch_rows)
-        self._queue: collections.deque[tuple[Model, Job]] = collections.deque()
-        self._queued_rows = 0
-        self._cond = threading.Condition()
-        self._closing = False
-        self._thread: threading.Thread | None = None
-        self.scored = self.skipped = self.failed = 0  # rows, for tests and the benchmark
-        self._failing: str | None = None  # the version whose failure was last logged
-        self._busy = False
-
-    def offer(self, model: Model, job: Job) -> bool:
-        """Queue ``job`` for ``model``; False (and counted) when the queue is full."""
-        rows = len(job.records)
-        with self._cond:
-            if self._closing or self._queued_rows + rows > self.max_queued_rows:
-                self.skipped += rows
-                if self.metrics is not None:
-                    self.metrics.shadow_skipped.inc(rows)
-                return False
-            self._queue.append((model, job))
-            self._queued_rows += rows
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="vigil-shadow", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop; what is still queued is dropped (a shadow row is whole or absent)."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._queue and not self._busy
-
-    def _take(self) -> list[tuple[Model, Job]] | None:
-        with self._cond:
-            while not self._queue and not self._closing:
-                self._cond.wait()
-            if self._closing:
-                return None
-            batch = [self._queue.popleft()]
-            rows = len(batch[0][1].records)
-            model = batch[0][0]
-            while self._queue and self._queue[0][0] is model:
-                nxt = len(self._queue[0][1].records)
-                if rows + nxt > self.batch_rows:
-                    break
-                batch.append(self._queue.popleft())
-                rows += nxt
-            self._queued_rows -= rows
-            self._busy = True
-            return batch
-
-    def _run(self) -> None:
-        while (batch := self._take()) is not None:
-            try:
-                self._score(batch[0][0], [job for _, job in batch])
-            except Exception:  # never stop scoring on a bug; counted in _score
-                logger.exception("shadow scoring failed")
-            finally:
-                with self._cond:
-                    self._busy = False
-
-    def _score(self, model: Model, jobs: list[Job]) -> None:
-        from service.predictor import _batch_columns, finite_rows
-
-        tag, rows = model.bundle.tag, sum(len(job.records) for job in jobs)
-        stage = "predict"
-        try:
-            columns, numbers = _batch_columns(jobs)
-            inference = model.inference
-            outputs = inference.predict(columns, rows, numbers)
-            keys = [str(c) for c in inference.classes]
-            predictions, probabilities = inference.task.log_outputs(outputs, keys)
-            finite = finite_rows(outputs)
-            now, start, records = time.time(), 0, []
-            for job in jobs:
-                part = slice(start, start + len(job.records))
-                start = part.stop
-                if not finite[part].all():
-                    continue  # as the answering model refuses it: whole or absent
-                records.append(
-                    ShadowRecord(
-                        job.request_id,
-                        tag,
-                        now,
-                        predictions[part],
-                        {k: v[part] for k, v in probabilities.items()},
-                    )
-                )
-            stage = "log"
-            self.log.write(records)
-        except Exception as exc:
-            self.failed += rows
-            if self.metrics is not None:
-                self.metrics.candidate_failure(tag, stage, rows)
-            if self._failing != tag:  # once per model, not once per batch
-                logger.error(
-                    "candidate %s failed to %s %d rows (%s: %s); serving is unaffected",
-                    tag, stage, rows, type(exc).__name__, str(exc)[:300],
-                )  # fmt: skip
-                self._failing = tag
-            return
-        self._failing = None
-        self.scored += rows
-        if self.metrics is not None:
-            self.metrics.shadow_rows.inc(rows)
 
 
 class CandidateFollower:
@@ -198,7 +33,7 @@ class CandidateFollower:
     def __init__(
         self,
         settings,
-        current: Callable[[], Runtime | None],
+        current: Callable[[], WorkerState | None],
         *,
         retry: float = RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,

@@ -81,7 +81,7 @@ class Predictor:
     def __call__(self, jobs: list[Job]) -> list[Answer | ApiError]:
         try:
             # By feature once: the model's input and the log's records share the columns.
-            columns, numbers = _batch_columns(jobs)
+            columns, numbers = batch_columns(jobs)
             outputs = self._predict(columns, sum(len(job.records) for job in jobs), numbers)
             return self._answer(jobs, columns, outputs)
         except Exception:
@@ -94,7 +94,7 @@ class Predictor:
 
     def _one(self, job: Job) -> Answer | ApiError:
         try:
-            columns, numbers = _batch_columns([job])
+            columns, numbers = batch_columns([job])
             outputs = self._predict(columns, len(job.records), numbers)
             return self._answer([job], columns, outputs)[0]
         except Exception:
@@ -203,7 +203,7 @@ def not_finite(row: int) -> ApiError:
     )  # fmt: skip
 
 
-def _batch_columns(jobs: list[Job]) -> tuple[Mapping[str, list[Any]], np.ndarray | None]:
+def batch_columns(jobs: list[Job]) -> tuple[Mapping[str, list[Any]], np.ndarray | None]:
     """The jobs' records by feature, and their numbers when every job has them. The columns
     validation made are joined instead of splitting every record again."""
     first = jobs[0].columns

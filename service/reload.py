@@ -6,7 +6,7 @@ look-up, in a thread so that a slow database never blocks the event loop). Every
 rollback bumps its revision. On a new revision the worker compares the tag with the one it
 serves and, if it differs, loads that model in a thread (the event loop keeps answering with
 the old one; the artifacts are fetched, verified by sha256 and unpickled there) and swaps it in
-(``Runtime.swap``). A model that fails to load or to verify leaves the old one serving, is
+(``WorkerState.swap``). A model that fails to load or to verify leaves the old one serving, is
 logged, and is retried every ``retry`` seconds until the pointer moves again or the load works.
 """
 
@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from service.runtime import Runtime
+from service.worker import WorkerState
 from vigil.registry.store import Registry
 
 logger = logging.getLogger(__name__)
@@ -53,13 +53,13 @@ class PointerWatch:
 
 
 class Reloader:
-    """``current()`` gives the worker's Runtime, or None while it is not started (its start
+    """``current()`` gives the worker's WorkerState, or None while it is not started (its start
     reads the pointer itself)."""
 
     def __init__(
         self,
         settings,
-        current: Callable[[], Runtime | None],
+        current: Callable[[], WorkerState | None],
         *,
         retry: float = RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,

@@ -51,7 +51,7 @@ def model_card(
 def make_app(
     current: Callable[[], Any], api_key: Callable[[], str | None] = lambda: None
 ) -> Starlette:
-    """``current()`` gives the worker's Runtime, or raises ``ApiError`` (503) when not ready;
+    """``current()`` gives the worker's WorkerState, or raises ``ApiError`` (503) when not ready;
     ``api_key()`` the key, if one is set, that /model's full card needs."""
     from service.auth import authorized
     from service.errors import ApiError

@@ -70,7 +70,7 @@ class InferPaths:
 
 
 class OpenInference:
-    """``current()`` gives the worker's Runtime or raises ``ApiError`` (503); ``ready()``
+    """``current()`` gives the worker's WorkerState or raises ``ApiError`` (503); ``ready()``
     says whether the service is ready (and retries a failed start, as /readyz does)."""
 
     def __init__(

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.candidate import ShadowWorker, canary_bucket, in_canary
+from service.canary import canary_bucket, in_canary
 from service.predictor import Job
+from service.shadow import ShadowWorker
 from vigil.log.prediction_ids import new_request_ids
 from vigil.tasks.base import CLASSIFIER, Outputs
 
@@ -29,7 +30,7 @@ def test_the_same_request_id_gets_the_same_model_in_every_process():
     ids = new_request_ids(200)
     here = [canary_bucket(rid) for rid in ids]
     code = (
-        "import sys; from service.candidate import canary_bucket; "
+        "import sys; from service.canary import canary_bucket; "
         "print([canary_bucket(r) for r in sys.argv[1:]])"
     )
     for _ in range(2):  # two processes: a salted hash() would differ between them
@@ -172,7 +173,7 @@ def test_a_candidate_that_fails_to_load_is_counted_logged_and_retried(caplog, tm
     from service.candidate import CandidateFollower
     from vigil.registry.candidates import Candidate
 
-    class Runtime:
+    class WorkerState:
         candidate = None
         loads = 0
 
@@ -191,7 +192,7 @@ def test_a_candidate_that_fails_to_load_is_counted_logged_and_retried(caplog, tm
             return Candidate("vigil-model:broken", "shadow", 0.0, 1, 0.0)
 
     now = [0.0]
-    runtime = Runtime()
+    runtime = WorkerState()
     follower = CandidateFollower(
         None, lambda: runtime, retry=10.0, clock=lambda: now[0], candidates=Pointer()
     )

@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from service.candidate import in_canary
+from service.canary import in_canary
 from tests.conftest import free_port
 from tests.support.candidates import save_exploding, save_other
 from tests.support.prom import label_values, scrape, total

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from service.metrics import LoadFailureMetrics
 from service.predictor import Job
 from service.reload import PointerWatch, Reloader
-from service.runtime import Runtime
+from service.worker import WorkerState
 from tests.support.prom import total
 from tests.support.registry import corrupt_artifact
 from vigil.log.prediction_ids import new_request_id
@@ -40,7 +40,7 @@ def test_a_model_whose_bytes_do_not_match_is_refused_and_logged(trained_home, ca
     first = registry.load_production()
     broken = registry.save(first.pipeline, first.contract, first.reference)
     corrupt_artifact(settings, broken)
-    runtime = Runtime.start(settings, CollectorRegistry())
+    runtime = WorkerState.start(settings, CollectorRegistry())
     reloader = Reloader(settings, lambda: runtime, clock=Clock())
     registry.promote(broken)
 
@@ -72,7 +72,7 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
     second = registry.save(first.pipeline, first.contract, first.reference)
     broken = registry.save(first.pipeline, first.contract, first.reference)
     prom = CollectorRegistry()
-    runtime = Runtime.start(settings, prom)
+    runtime = WorkerState.start(settings, prom)
     clock = Clock()
     failures = LoadFailureMetrics(prom)
     reloader = Reloader(
@@ -144,7 +144,7 @@ def test_a_worker_keeps_only_referenced_artifacts_in_its_cache(trained_home):
     other = registry.save(first.pipeline, first.contract, first.reference, artifacts={
         "notes.bin": b"bytes only the unpromoted model has",
     })  # fmt: skip
-    runtime = Runtime.start(settings, CollectorRegistry())
+    runtime = WorkerState.start(settings, CollectorRegistry())
     reloader = Reloader(settings, lambda: runtime, clock=Clock())
     only_other = registry.model(other).artifacts["notes.bin"]["sha256"]
     cached = registry.store.cache_dir / only_other[:2] / only_other

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from service.metrics import LoadFailureMetrics
 from service.reload import Reloader
-from service.runtime import Runtime
+from service.worker import WorkerState
 from tests.support.prom import total
 from vigil.registry.signing import keygen
 from vigil.registry.store import ModelSignatureError, Registry
@@ -30,7 +30,7 @@ def test_a_strict_service_serves_only_signed_models(trained_home):
 
     # The production model is unsigned (trained before the key existed): refused at start.
     with pytest.raises(ModelSignatureError, match="not signed"):
-        Runtime.start(strict, prom, on_load_failure=failures.record)
+        WorkerState.start(strict, prom, on_load_failure=failures.record)
 
     def saved_by(key: str) -> str:
         registry = Registry(get_settings(home=trained_home, model_signing_key=key))
@@ -38,7 +38,7 @@ def test_a_strict_service_serves_only_signed_models(trained_home):
 
     signed, forged = saved_by(private), saved_by(forger)
     plain.promote(signed)
-    runtime = Runtime.start(strict, prom, on_load_failure=failures.record)
+    runtime = WorkerState.start(strict, prom, on_load_failure=failures.record)
     assert runtime.bundle.tag == signed
     reloader = Reloader(strict, lambda: runtime, on_load_failure=failures.record)
 

@@ -2,7 +2,7 @@
 inference log and metrics, built together from the settings and closed together at shutdown.
 
 The model part is a ``Model`` that a rollout (``service.reload``) replaces whole: a request
-takes ``runtime.model`` once and is answered, logged and counted by that model even if a
+takes ``state.model`` once and is answered, logged and counted by that model even if a
 newer one takes over meanwhile.
 """
 
@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry
 
 from service.batcher import MicroBatcher
-from service.candidate import ActiveCandidate, ShadowWorker
+from service.canary import ActiveCandidate
 from service.inference import OnnxInference, SklearnInference, load_inference
 from service.metrics import ServiceMetrics
 from service.predictor import Answer, Job, Predictor
+from service.served_model import Model
+from service.shadow import ShadowWorker
 from service.validation import InputLimits, InstanceValidator
 from vigil.log.inference_log import InferenceLog
 from vigil.log.shadow import ShadowLog
@@ -29,27 +31,14 @@ from vigil.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Model:
-    """One model version's serving path."""
-
-    bundle: ModelBundle
-    validator: InstanceValidator
-    batcher: MicroBatcher[Job, Answer]
-    inference: SklearnInference | OnnxInference
-
-    def inference_card(self) -> dict[str, str | None]:
-        return {"runtime": self.inference.runtime, "reason": self.inference.reason}
-
-
 @dataclass
-class Runtime:
+class WorkerState:
     settings: Settings
     log: InferenceLog | None
     metrics: ServiceMetrics | None
     model: Model
-    # A shadow or canary this worker runs (service.candidate), and the worker scoring answered
-    # requests with the model that did not answer them.
+    # A shadow or canary this worker runs (service.canary), and the worker scoring answered
+    # requests with the model that did not answer them (service.shadow).
     candidate: ActiveCandidate | None = None
     shadow: ShadowWorker | None = None
     _draining: set[asyncio.Task] = field(default_factory=set, repr=False)
@@ -73,7 +62,7 @@ class Runtime:
         settings: Settings,
         registry: CollectorRegistry | None = None,
         on_load_failure: Callable[[str, BaseException], object] | None = None,
-    ) -> Runtime:
+    ) -> WorkerState:
         """Load the production model (``NoProductionModel`` if none) and open the log
         (``InferenceLogError`` if unreachable); ``registry`` defaults to a fresh one.
         ``on_load_failure(tag, exc)`` hears of a production model that failed to load."""
