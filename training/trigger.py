@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,9 +25,8 @@ import typer
 from vigil.httpserve import SOCKET_TIMEOUT_SECONDS, BodyError, read_body, serve_until_interrupted
 from vigil.settings import MIN_TOKEN_CHARS
 
-ROOT = Path(__file__).resolve().parents[1]
 TRIGGERS = frozenset({"DataDriftDetected", "ModelQualityDrop"})
-RETRAIN_COMMAND = [sys.executable, "-m", "training.retrain"]
+RETRAIN_COMMAND = [sys.executable, "-m", "vigil", "retrain"]
 PATH = "/retrain"
 # Alertmanager's notification for a group of alerts; far above what it sends for Vigil's rules.
 MAX_BODY_BYTES = 1_000_000
@@ -66,7 +64,7 @@ class RetrainTrigger:
             if self.last_start is not None and now - self.last_start < self.min_interval:
                 wait = self.min_interval - (now - self.last_start)
                 return {"started": False, "reason": f"rate limited: next run in {wait:.0f} s"}
-            self.proc = subprocess.Popen(self.command, cwd=ROOT)
+            self.proc = subprocess.Popen(self.command)
             self.last_start = now
             self.runs += 1
             return {"started": True, "reason": f"alerts: {', '.join(firing)}"}
