@@ -26,16 +26,8 @@ import typer
 
 from training import holdout as trusted_holdout
 from training.data import BadData, read_frame
-from training.train import (
-    DEFAULT_GATE,
-    REFERENCE_MAX_ROWS,
-    Gate,
-    MinAccuracyOption,
-    MinR2Option,
-    Outcome,
-    PromoteOption,
-    decide,
-)
+from training.policy import DEFAULT_GATE, Gate, Outcome, decide
+from training.train import REFERENCE_MAX_ROWS, MinAccuracyOption, MinR2Option, PromoteOption
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 # Read whole before any parsing: far above a forest of hundreds of deep trees (~100 MB).

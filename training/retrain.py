@@ -25,14 +25,8 @@ import pandas as pd
 import typer
 
 from training import holdout
-from training.train import (
-    DEFAULT_GATE,
-    Gate,
-    Outcome,
-    exit_for,
-    fit_and_decide,
-    promote_if_unchanged,
-)
+from training.policy import DEFAULT_GATE, Gate, Outcome, promote_if_unchanged
+from training.train import exit_for, fit_and_decide
 
 # What a candidate may lose on the trusted holdout and still be promoted: this much accuracy
 # or F1, or this share of RMSE.

@@ -15,7 +15,8 @@ import pytest
 from training.data import load
 from training.model import ESTIMATORS, classes_of
 from training.onnx_export import TOLERANCE
-from training.train import Gate, train
+from training.policy import Gate
+from training.train import train
 from vigil.onnx_model import ARTIFACT, OnnxModel
 from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 from vigil.schema import to_frame

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from training.data import load
-from training.train import Gate, train
+from training.policy import Gate
+from training.train import train
 from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 from vigil.settings import get_settings
 from vigil.tasks.base import CLASSIFIER
