@@ -84,7 +84,7 @@ def _measure_model(model: str, work: Path) -> dict:
 
 def _raw(home: Path, model: str) -> list[dict]:
     """Each runtime's model call in this process, one thread, inputs already built."""
-    from service.inference import load_inference
+    from vigil.inference import load_inference
     from vigil.registry.store import Registry
     from vigil.schema import record_columns
     from vigil.settings import get_settings

@@ -40,7 +40,6 @@ from service.errors import (
     quiet_bad_input_tracebacks,
     summary,
 )
-from service.inference import NotServable
 from service.metrics import LoadFailureMetrics, bound_endpoint_labels
 from service.openapi import PublishedDocs, instance_schema, published
 from service.predictor import Job
@@ -51,6 +50,7 @@ from service.v2 import endpoint as v2
 from service.v2.openapi import add_protocol_paths
 from service.validation import BODY_FLOOR_BYTES, feedback_labels
 from service.worker import WorkerState
+from vigil.inference import NotServable
 from vigil.log.format import dumps_bytes
 from vigil.log.inference_log import InferenceLogError, LogSchemaError
 from vigil.log.prediction_ids import new_request_id

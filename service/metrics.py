@@ -241,7 +241,7 @@ class LoadFailureMetrics:
         )
 
     def record(self, model_version: str, exc: BaseException) -> str:
-        from service.servable import LOAD_FAILURE_REASONS, failure_reason
+        from vigil.servable import LOAD_FAILURE_REASONS, failure_reason
 
         reason = failure_reason(exc)
         reason = reason if reason in LOAD_FAILURE_REASONS else "other"

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from service.errors import ApiError
-from service.inference import OnnxInference, SklearnInference
 from service.metrics import ServiceMetrics
+from vigil.inference import OnnxInference, SklearnInference
 from vigil.log.inference_log import InferenceLog, InferenceLogError, LogRecord
 from vigil.log.prediction_ids import prediction_ids
 from vigil.registry.store import ModelBundle

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.batcher import MicroBatcher
-from service.inference import OnnxInference, SklearnInference
 from service.predictor import Answer, Job
 from service.validation import InstanceValidator
+from vigil.inference import OnnxInference, SklearnInference
 from vigil.registry.store import ModelBundle
 
 

@@ -17,12 +17,12 @@ from prometheus_client import CollectorRegistry
 
 from service.batcher import MicroBatcher
 from service.canary import ActiveCandidate
-from service.inference import OnnxInference, SklearnInference, load_inference
 from service.metrics import ServiceMetrics
 from service.predictor import Answer, Job, Predictor
 from service.served_model import Model
 from service.shadow import ShadowWorker
 from service.validation import InputLimits, InstanceValidator
+from vigil.inference import OnnxInference, SklearnInference, load_inference
 from vigil.log.inference_log import InferenceLog
 from vigil.log.shadow import ShadowLog
 from vigil.registry.store import ModelBundle, Registry

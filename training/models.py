@@ -215,7 +215,7 @@ def _candidate_command(
 def _check_servable(registry, tag: str) -> None:
     """Exit 2 when the replicas of this build could not load ``tag`` (they would run no
     candidate and the monitor would judge nothing): as ``training.promote`` refuses it."""
-    from service.servable import why_not_servable
+    from vigil.servable import why_not_servable
 
     problem = why_not_servable(registry.load(tag), registry.settings.inference)
     if problem:

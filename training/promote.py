@@ -61,7 +61,6 @@ def main(
     ] = False,
 ) -> None:
     """Point production at TAG (or back at the previous model); the service follows live."""
-    from service.servable import why_not_servable
     from vigil.registry.store import (
         NO_PRODUCTION,
         InvalidTag,
@@ -71,6 +70,7 @@ def main(
         RegistryError,
         UnknownModel,
     )
+    from vigil.servable import why_not_servable
     from vigil.settings import get_settings
 
     if (tag is None) == (not rollback):

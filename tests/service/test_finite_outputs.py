@@ -190,9 +190,9 @@ def test_extreme_rows_never_fail_a_batch_or_log_a_non_finite_number(
     bundles, tmp_path, task, estimator, runtime
 ):
     from service.errors import ApiError
-    from service.inference import load_inference
     from service.predictor import Answer, Job, Predictor
     from service.validation import InstanceValidator
+    from vigil.inference import load_inference
     from vigil.log import InferenceLog
     from vigil.log.prediction_ids import new_request_id
 

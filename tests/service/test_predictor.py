@@ -82,8 +82,8 @@ def test_a_batch_is_predicted_logged_and_counted(mixed_bundle, log):
 def test_jobs_split_by_validation_answer_and_log_as_jobs_of_records(
     mixed_bundle, tmp_path, runtime
 ):
-    from service.inference import load_inference
     from service.validation import InstanceValidator
+    from vigil.inference import load_inference
 
     inference = load_inference(mixed_bundle, runtime)
     assert inference.runtime == runtime

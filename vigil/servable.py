@@ -1,7 +1,8 @@
 """Whether this build can serve a saved model, and why a load failed, in a few words.
 
 A promotion that the replicas cannot load leaves them serving the old model while the monitor
-checks the new one on no rows; ``training.promote`` asks ``why_not_servable`` first. The
+checks the new one on no rows; ``training.promote`` asks ``why_not_servable`` first (in the
+core, so training never imports the service, which counts its failed loads here too). The
 replicas count each failed load under one of ``LOAD_FAILURE_REASONS``
 (``vigil_model_load_failures_total``).
 """
@@ -22,7 +23,7 @@ LOAD_FAILURE_REASONS = (
 
 
 def failure_reason(exc: BaseException) -> str:
-    from service.inference import NotServable
+    from vigil.inference import NotServable
     from vigil.registry.artifacts import ArtifactIntegrityError
     from vigil.registry.signing import ModelSignatureError
     from vigil.registry.store import RegistryError
@@ -54,7 +55,7 @@ def version_mismatch(contract: dict) -> str | None:
 def why_not_servable(bundle: ModelBundle, inference: str) -> str | None:
     """None when a replica of this build, with ``VIGIL_INFERENCE=inference``, would load
     ``bundle``; otherwise why not. Loads it as a replica does (blocking)."""
-    from service.inference import load_inference
+    from vigil.inference import load_inference
 
     mismatch = version_mismatch(bundle.contract)
     if mismatch:
