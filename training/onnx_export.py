@@ -92,13 +92,13 @@ def convert(model, schema: FeatureSchema, task: Task = CLASSIFIER) -> bytes:
 
 def _with_column_inputs(model, schema: FeatureSchema):
     """``model`` ready to take one input per feature: a pipeline that starts by selecting
-    columns as is (minus ``training.model``'s NaN-to-"" step: the feed already sends missing
+    columns as is (minus ``training.pipeline``'s NaN-to-"" step: the feed already sends missing
     categories as "", and NaN cannot reach a string tensor); any other model behind a fitted
     passthrough of the features in schema order (not a refit: the model is untouched)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
-    from training.model import MISSING_AS_EMPTY
+    from training.pipeline import MISSING_AS_EMPTY
 
     first = model.steps[0][1] if isinstance(model, Pipeline) else None
     if isinstance(first, ColumnTransformer):
@@ -142,7 +142,7 @@ def export(
     tolerance: float = TOLERANCE,
 ) -> Export:
     """Convert and check on each named frame (``to_frame`` frames in schema order)."""
-    from training.model import classes_of
+    from training.pipeline import classes_of
 
     classes = classes_of(model)
     try:

@@ -169,7 +169,7 @@ def _worse_than_production(registry, task, schema, metrics, x_test, y_test) -> s
 
 def score_served(bundle, x_test, y_test) -> dict[str, float | None]:
     """The held-out metrics of what serves ``bundle``: its verified ONNX model, if any."""
-    from training.model import classes_of
+    from training.pipeline import classes_of
     from vigil.onnx_model import OnnxModel, verified_onnx
 
     task = bundle.task

@@ -255,7 +255,7 @@ def _feature_order(model, columns: list[str]) -> list[str]:
 
 
 def _model_classes(model) -> list[Any]:
-    from training.model import classes_of
+    from training.pipeline import classes_of
 
     return classes_of(model)
 

@@ -159,7 +159,7 @@ def retrain(
 def _worse_than(candidate, production, holdouts: dict) -> str | None:
     """Why ``candidate`` loses to ``production`` on one of ``holdouts`` (name: features,
     labels, tolerance), each read in each model's own schema; None when it does not."""
-    from training.model import score
+    from training.pipeline import score
     from vigil.schema import to_frame
 
     task = production.task
@@ -190,7 +190,7 @@ def _loosened(task, metrics: dict, tolerance: float) -> dict:
 def _estimator_of(parent) -> str:
     """The parent's estimator kind; a model registered from elsewhere is retrained as
     ``training.train``'s default (its own code is not ours to refit)."""
-    from training.model import DEFAULT_ESTIMATOR, ESTIMATORS
+    from training.pipeline import DEFAULT_ESTIMATOR, ESTIMATORS
 
     kind = (parent.contract.get("params") or {}).get("estimator")
     return kind if kind in ESTIMATORS else DEFAULT_ESTIMATOR

@@ -21,7 +21,7 @@ import typer
 
 from training import holdout
 from training.data import DATASETS, DEFAULT_DATASET, BadData, Dataset, load
-from training.model import DEFAULT_ESTIMATOR, ESTIMATORS
+from training.pipeline import DEFAULT_ESTIMATOR, ESTIMATORS
 from training.policy import DEFAULT_GATE, Gate, Outcome, decide
 from vigil.tasks.base import CLASSIFICATION, CLASSIFIER, REGRESSION, Task, get_task
 
@@ -93,10 +93,10 @@ def fit_and_decide(
 ) -> Outcome:
     """Fit on ``train_split``, then decide as for any model (``decide``).
 
-    ``build`` replaces ``training.model.build_pipeline`` (called with schema, seed and
+    ``build`` replaces ``training.pipeline.build_pipeline`` (called with schema, seed and
     n_estimators).
     """
-    from training.model import build_pipeline
+    from training.pipeline import build_pipeline
 
     x_train, y_train = train_split
     make = build or partial(build_pipeline, task=task, estimator=estimator)

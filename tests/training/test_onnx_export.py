@@ -13,8 +13,8 @@ from sklearn.preprocessing import SplineTransformer
 
 from tests.service.conftest import MIXED_TARGET, mixed_frame
 from training.data import check, load
-from training.model import ESTIMATORS
 from training.onnx_export import TOLERANCE, export
+from training.pipeline import ESTIMATORS
 from training.train import train
 from vigil.onnx_model import ARTIFACT, OnnxModel
 from vigil.registry.store import Registry
@@ -82,7 +82,7 @@ def test_a_failed_check_falls_back_with_its_figures():
     dataset = load(None, None)
     schema = FeatureSchema.infer(dataset.features, dataset.labels, dataset.target)
     frame = to_frame(schema, dataset.features)
-    from training.model import build_pipeline
+    from training.pipeline import build_pipeline
 
     pipeline = build_pipeline(schema, seed=1, n_estimators=20).fit(frame, dataset.labels)
     strict = export(pipeline, schema, {"all": frame}, tolerance=0.0)

@@ -12,7 +12,7 @@ import pytest
 import typer
 from sklearn.datasets import load_breast_cancer
 
-from training.model import score
+from training.pipeline import score
 from training.retrain import NotEnoughLabels, retrain
 from vigil.log.inference_log import InferenceLog, LogRecord
 from vigil.log.prediction_ids import new_request_id

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from training.data import load
-from training.model import ESTIMATORS, classes_of
 from training.onnx_export import TOLERANCE
+from training.pipeline import ESTIMATORS, classes_of
 from training.policy import Gate
 from training.train import train
 from vigil.onnx_model import ARTIFACT, OnnxModel
