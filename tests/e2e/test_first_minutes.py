@@ -2,9 +2,9 @@
 ``make traffic`` (no drift alert, ever), then ``make traffic DRIFT=most`` (DataDriftDetected in
 the terminal within 120 s, as one line naming the drifted features).
 
-The stack is ``python -m stack.run`` (what ``make run`` runs) with every setting at its default
+The stack is ``vigil run`` (what ``make run`` runs) with every setting at its default
 except ports and VIGIL_HOME, which holds the default model trained once per session, as
-``make run`` would train it. Traffic is ``python -m stack.traffic``, what ``make traffic`` runs.
+``make run`` would train it. Traffic is ``vigil traffic``, what ``make traffic`` runs.
 The time from the start of the drifted traffic to the alert's line is printed (``pytest -s``).
 """
 
@@ -35,7 +35,7 @@ STARTED = re.compile(r"^\[vigil\] started (\S+) \(pid (\d+)\)$", re.MULTILINE)
 
 
 class MakeRun:
-    """``python -m stack.run`` with its terminal in a file."""
+    """``vigil run`` with its terminal in a file."""
 
     def __init__(self, tmp, home):
         need_binary("prometheus")
@@ -55,14 +55,16 @@ class MakeRun:
         self.prometheus = f"http://127.0.0.1:{ports['prometheus']}"
         self.alertmanager = f"http://127.0.0.1:{ports['am']}"
         self.terminal = tmp / "terminal.log"
-        self.proc = Proc("make run", [sys.executable, "-m", "stack.run"], self.terminal, self.env)
+        self.proc = Proc(
+            "make run", [sys.executable, "-m", "vigil", "run"], self.terminal, self.env
+        )
 
     def output(self) -> str:
         return self.terminal.read_text(errors="replace")
 
     def traffic(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "-m", "stack.traffic", *args],
+            [sys.executable, "-m", "vigil", "traffic", *args],
             cwd=REPO,
             env=self.env,
             capture_output=True,

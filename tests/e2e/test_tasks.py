@@ -25,11 +25,11 @@ import httpx
 import pytest
 
 from monitoring.render import render_configs
-from stack.traffic import Drift, Tally, feedback_labels, make_rows
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Prometheus, start_prometheus
 from tests.support.processes import Proc, base_env, http_ok, wait_until
 from tests.support.prom import scrape
+from vigil.stack.traffic import Drift, Tally, feedback_labels, make_rows
 
 pytestmark = pytest.mark.integration
 

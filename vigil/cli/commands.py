@@ -19,7 +19,7 @@ def commands() -> list[LazyCommand | LazyGroup]:
     return [
         LazyCommand(
             "run",
-            "stack.run:main",
+            "vigil.stack.run:main",
             help="Run it all: service, monitor, Prometheus, Alertmanager.",
             panel=RUN,
         ),
@@ -56,7 +56,7 @@ def commands() -> list[LazyCommand | LazyGroup]:
         ),
         LazyCommand(
             "traffic",
-            "stack.traffic:main",
+            "vigil.stack.traffic:main",
             help="Send realistic traffic (and labels) to a service.",
             panel=RUN,
         ),

@@ -20,7 +20,7 @@ from vigil.cli.lazy import load_click
 REPO = Path(__file__).resolve().parents[3]
 # The contract's table: `vigil …` and the command it was.
 COMMANDS = {
-    "run": ("stack.run:main", None),
+    "run": ("vigil.stack.run:main", None),
     "serve": ("service.__main__:cli", "serve"),
     "monitor": ("monitoring.drift:app", "run"),
     "check": ("monitoring.drift:app", "check"),
@@ -29,7 +29,7 @@ COMMANDS = {
     "retrain": ("training.retrain:main", None),
     "promote": ("training.promote:main", None),
     "models": ("training.models:cli", None),
-    "traffic": ("stack.traffic:main", None),
+    "traffic": ("vigil.stack.traffic:main", None),
     "db": ("vigil.store.db:app", None),
     "keys": ("vigil.cli.keys:app", None),
     "render": (None, None),

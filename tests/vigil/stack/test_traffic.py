@@ -1,4 +1,4 @@
-"""stack.traffic: realistic rows from the reference, and drift that shifts the right features."""
+"""vigil traffic: realistic rows from the reference, and drift that shifts the right features."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stack.traffic import Drift, drifted_features, make_rows
 from vigil.schema import Feature, FeatureSchema
+from vigil.stack.traffic import Drift, drifted_features, make_rows
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_missing_values_and_categories_pass_through():
 
 
 def test_labels_come_from_the_reference_and_can_be_made_wrong(production):
-    from stack.traffic import Tally, feedback_labels, make_labeled_rows
+    from vigil.stack.traffic import Tally, feedback_labels, make_labeled_rows
     from vigil.tasks.base import CLASSIFIER, REGRESSOR
 
     schema, reference = production
@@ -141,7 +141,7 @@ def test_labels_come_from_the_reference_and_can_be_made_wrong(production):
 
 
 def test_rows_are_sent_as_they_are_and_only_holdout_rows_carry_labels(production):
-    from stack.traffic import make_labeled_rows
+    from vigil.stack.traffic import make_labeled_rows
 
     schema, reference = production
     holdout = reference.sample(n=100, random_state=5)  # stands for rows not trained on

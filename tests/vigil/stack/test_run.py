@@ -1,4 +1,4 @@
-"""``make run`` (``python -m stack.run``) on a fresh VIGIL_HOME with every port moved: it trains
+"""``make run`` (``vigil run``) on a fresh VIGIL_HOME with every port moved: it trains
 the default model, starts everything, answers the README's request, and Ctrl-C (SIGINT) stops
 it with exit 0 and no process left behind. Before that, its start-up: every derived address
 follows the port it derives from, and settings that disagree, or a port another program holds,
@@ -19,7 +19,6 @@ import httpx
 import pytest
 import yaml
 
-from stack import run
 from tests.conftest import free_port, need_binary
 from tests.support.processes import (
     REPO,
@@ -31,6 +30,7 @@ from tests.support.processes import (
     http_ok,
     wait_until,
 )
+from vigil.stack import run
 
 STOP_TIMEOUT = 30.0
 # Paths only: the plan names the binaries, nothing here runs them.
@@ -123,7 +123,7 @@ def test_addresses_that_disagree_are_one_line_each(tmp_path, overrides, expected
 def _make_run(tmp_path, timeout: float = 60, **vigil) -> subprocess.CompletedProcess:
     env = base_env(home=tmp_path / "home", **vigil)
     return subprocess.run(
-        [sys.executable, "-m", "stack.run"],
+        [sys.executable, "-m", "vigil", "run"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -192,7 +192,7 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
         shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     )
     started = time.monotonic()
-    runner = Proc("stack.run", [sys.executable, "-m", "stack.run"], tmp_path / "run.log", env)
+    runner = Proc("vigil run", [sys.executable, "-m", "vigil", "run"], tmp_path / "run.log", env)
     children: set[int] = set()
     try:
         service = f"http://127.0.0.1:{ports['port']}"
@@ -222,12 +222,27 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
             assert f"http://127.0.0.1:{ports['webhook']}/alerts" in rendered
         else:
             assert "prometheus-alertmanager" in runner.tail(), runner.tail()
-        print(f"[stack.run] trained and up in {time.monotonic() - started:.1f} s")
+        print(f"[vigil run] trained and up in {time.monotonic() - started:.1f} s")
+
+        # Once everything answers, the runner says where, and each address it prints answers.
+        wait_until(lambda: "[vigil] try: make traffic" in runner.tail(), 60, "the ready list",
+                   [runner])  # fmt: skip
+        listed = runner.tail(100_000).split("[vigil] ready:\n", 1)[1].split("[vigil] try:")[0]
+        urls = dict(line.split()[1:3] for line in listed.splitlines())
+        assert urls["service"] == service
+        reports = f"http://127.0.0.1:{ports['monitor_port']}/reports/latest"
+        assert urls["monitor"] == reports
+        if alerting:
+            prometheus = f"http://127.0.0.1:{ports['prometheus_port']}"
+            assert urls["prometheus"] in (f"{prometheus}/classic/alerts", f"{prometheus}/alerts")
+            assert httpx.get(urls["prometheus"], timeout=5).status_code == 200
+            assert urls["alertmanager"] == f"http://127.0.0.1:{ports['alertmanager_port']}"
+        assert "Context impl" not in runner.tail(100_000)  # no Alembic INFO lines
 
         # Every process the runner started, and theirs (bentoml's workers, ...).
         children = set(descendants(runner.pid))
         names = {pid: cmdline(pid) for pid in children}
-        print(f"[stack.run] {len(children)} processes below the runner: {names}")
+        print(f"[vigil run] {len(children)} processes below the runner: {names}")
         assert len(children) >= (6 if alerting else 3), names
 
         runner.popen.send_signal(signal.SIGINT)
@@ -235,12 +250,12 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
         try:
             code = runner.popen.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"stack.run did not exit within {STOP_TIMEOUT:g}s\n{runner.describe()}")
+            pytest.fail(f"vigil run did not exit within {STOP_TIMEOUT:g}s\n{runner.describe()}")
         stopped_in = time.monotonic() - stop_started
-        print(f"[stack.run] stopped in {stopped_in:.1f} s")
+        print(f"[vigil run] stopped in {stopped_in:.1f} s")
         assert code == 0, runner.describe()
         survivors = {pid: names[pid] for pid in children if alive(pid)}
-        assert not survivors, f"still running after stack.run exited: {survivors}"
+        assert not survivors, f"still running after vigil run exited: {survivors}"
         assert "[vigil] stopped service" in runner.tail()
     except BaseException:
         print(runner.describe())
@@ -257,3 +272,35 @@ def test_make_run_trains_serves_and_stops_cleanly_on_sigint(tmp_path):
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+
+def test_readiness_lists_components_only_once_each_answers(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/ready" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        up = run.Component("up", [], port, ready="/ready", shown="/x  (note)")
+        down = run.Component("down", [], free_port(), ready="/ready")
+        now = [0.0]
+        readiness = run.Readiness([up, down], clock=lambda: now[0])
+        now[0] = 1.0
+        assert readiness.poll() is False and list(readiness.pending) == ["down"]
+        assert readiness.late() == []
+        now[0] = run.READY_WITHIN + 1
+        assert readiness.late() == ["down"] and readiness.late() == []  # said once
+        lines = run.ready_lines(_settings(tmp_path), [up], alerting=False)
+        assert lines == ["ready:", f"  up              http://127.0.0.1:{port}/x  (note)"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -69,9 +69,9 @@ def served(request, tmp_path):
 
 
 def _traffic(home: Path, url: str, *args: str) -> str:
-    """``make traffic ARGS=...``: ``python -m stack.traffic``, what the Makefile runs."""
+    """``make traffic ARGS=...``: ``vigil traffic``, what the Makefile runs."""
     done = subprocess.run(
-        [sys.executable, "-m", "stack.traffic", "--url", url, *args],
+        [sys.executable, "-m", "vigil", "traffic", "--url", url, *args],
         cwd=REPO,
         env=base_env(home=home),
         capture_output=True,

@@ -1,0 +1,1 @@
+"""`vigil run` (the whole loop on one machine) and `vigil traffic` (realistic requests)."""
