@@ -151,6 +151,9 @@ def show(
         typer.echo(f"{key + ':':<16}{doc[key]}")
     typer.echo(f"{'lineage:':<16}{' <- '.join([tag, *doc['lineage']])}")
     typer.echo(f"{'metrics:':<16}{json.dumps(doc['metrics'])}")
+    mlflow = (doc["lineage_detail"].get("registered") or {}).get("mlflow")
+    if mlflow:  # registered with --from: where in MLflow it came from
+        typer.echo(f"{'mlflow:':<16}" + " ".join(f"{k}={v}" for k, v in mlflow.items()))
     for name, info in doc["artifacts"].items():
         typer.echo(f"{'artifact:':<16}{name} sha256={info['sha256']} ({info['size']} bytes)")
     for e in doc["promotions"]:
@@ -210,6 +213,9 @@ def _candidate_command(
     except (InvalidTag, UnknownModel, RegistryError) as exc:
         _fail(exc)
     typer.echo(json.dumps(doc))
+    from training.mlflow.aliases import mirror, warn_on_error
+
+    warn_on_error(mirror(registry.settings))
 
 
 def _check_servable(registry, tag: str) -> None:

@@ -51,14 +51,12 @@ def wanted(settings) -> dict[str, str | None]:
 def reconcile(settings, store: Store, mlflow_client=None, *, reached=None) -> dict[str, Any]:
     """Move the aliases and status tags of ``store.model_name``'s versions to Vigil's
     pointers. Returns ``{"aliases": {role: version or None}, "changed": [...]}``."""
-    from mlflow.exceptions import MlflowException
-
     mlflow_client = mlflow_client or client(store)
     name = store.model_name
-    try:
+    current = _aliases(mlflow_client, name)
+    versions = []
+    if current is not None:
         versions = mlflow_client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        versions = []
     if reached is not None:
         reached.set()
     by_tag = {v.tags[MODEL_TAG]: v for v in versions if MODEL_TAG in v.tags}
@@ -67,7 +65,7 @@ def reconcile(settings, store: Store, mlflow_client=None, *, reached=None) -> di
     aliases: dict[str, str | None] = {}
     for role, tag in roles.items():
         target = by_tag.get(tag) if tag else None
-        holder = _holder(mlflow_client, name, role)
+        holder = (current or {}).get(role)
         aliases[role] = str(target.version) if target is not None else None
         if target is None and holder is not None:
             mlflow_client.delete_registered_model_alias(name, role)
@@ -86,13 +84,18 @@ def reconcile(settings, store: Store, mlflow_client=None, *, reached=None) -> di
     return {"aliases": aliases, "changed": changed}
 
 
-def _holder(mlflow_client, name: str, alias: str) -> str | None:
+def _aliases(mlflow_client, name: str) -> dict[str, str] | None:
+    """The registered model's aliases (alias -> version); None when there is no such model.
+    Any other failure (MLflow unreachable) is raised."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(mlflow_client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+        found = mlflow_client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return {alias: str(version) for alias, version in (found.aliases or {}).items()}
 
 
 def _why(status: str) -> str:

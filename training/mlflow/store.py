@@ -67,8 +67,16 @@ def client(store: Store):
     import mlflow
     from mlflow import MlflowClient
 
+    # MLflow also writes these into the environment, where store_for would read them as the
+    # user's choice: the process's fluent calls use the store, the environment stays as it was.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(store.tracking_uri)
     mlflow.set_registry_uri(store.tracking_uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
 
 
