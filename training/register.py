@@ -364,7 +364,7 @@ def main(
                 settings, from_uri, ref[0], trust=tuple(trust or ()), trust_pickle=trust_pickle
             )
         else:
-            loaded, source = _load_file(model, tuple(trust or ()), trust_pickle)
+            loaded, source = load_source(model, tuple(trust or ()), trust_pickle)
         outcome = _register(
             loaded,
             ref,
@@ -383,8 +383,9 @@ def main(
         raise typer.Exit(1)
 
 
-def _load_file(model: Path, trust: tuple[str, ...], trust_pickle: bool):
-    """``(model, source)`` from a model file, as ``--model`` reads it."""
+def load_source(model: Path, trust: tuple[str, ...], trust_pickle: bool):
+    """``(model, source)`` from a model file, as ``--model`` reads it: the source is what
+    lineage records (file, sha256, format, trusted types) plus a skops file's bytes."""
     content = read_model_file(model)  # one read: what is loaded is what is hashed and stored
     loaded, fmt, trusted = load_model_data(content, model, trust=trust, trust_pickle=trust_pickle)
     source = {

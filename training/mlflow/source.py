@@ -13,7 +13,6 @@ signature that disagrees with the reference columns.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training.mlflow.store import client, one_line, store_for
-from training.register import BadModel, load_model_file
+from training.register import BadModel, load_source
 
 _RUNS = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<path>.+)$")
 _LOGGED = re.compile(r"^models:/(?P<id>m-[0-9a-f]+)/?$")
@@ -117,16 +116,7 @@ def load_folder(
     """``(model, source)`` from a local MLflow model folder, after ``check_model``, loaded
     with Vigil's trust rules; ``BadModel`` for every refusal."""
     path, _ = check_model(folder, reference_columns)
-    model, fmt, trusted = load_model_file(path, trust=trust, trust_pickle=trust_pickle)
-    content = path.read_bytes()
-    source = {
-        "file": path.name,
-        "sha256": hashlib.sha256(content).hexdigest(),
-        "format": fmt,
-        "trusted": trusted,
-        **({"bytes": content} if fmt == "skops" else {}),
-    }
-    return model, source
+    return load_source(path, trust, trust_pickle)
 
 
 def check_model(folder: Path, reference_columns) -> tuple[Path, str]:
