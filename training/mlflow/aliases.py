@@ -37,8 +37,7 @@ def _embedded_exists(store: Store) -> bool:
 
 def wanted(settings) -> dict[str, str | None]:
     """Which Vigil model holds each role now (None: nobody)."""
-    from vigil.candidates import Candidates
-    from vigil.registry import Registry
+    from vigil.registry import Candidates, Registry
 
     registry = Registry(settings)
     candidate = Candidates(registry).current()

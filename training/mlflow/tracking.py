@@ -186,7 +186,7 @@ def datasets_of(bundle) -> list[tuple[Any, str]]:
     import pandas as pd
 
     from training import holdout
-    from vigil.registry import LABEL_COLUMN
+    from vigil.registry.store import LABEL_COLUMN
     from vigil.schema import to_frame
 
     schema = bundle.schema
@@ -259,7 +259,7 @@ def _log_contract_files(bundle) -> None:
     import mlflow
 
     from vigil.onnx_model import ARTIFACT as ONNX
-    from vigil.registry import CONTRACT
+    from vigil.registry.store import CONTRACT
 
     with tempfile.TemporaryDirectory() as folder:
         for name in (CONTRACT, ONNX):

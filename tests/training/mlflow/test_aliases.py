@@ -22,8 +22,7 @@ def test_aliases_follow_promotion_rollback_and_candidates(settings, data, linear
     from training.mlflow.store import client, store_for
     from training.mlflow.tracking import json_line
     from training.register import register_model
-    from vigil.candidates import Candidates
-    from vigil.registry import Registry
+    from vigil.registry import Candidates, Registry
 
     first = json_line(settings, _production_outcome(settings), "train")["mlflow"]["version"]
     x, y = data

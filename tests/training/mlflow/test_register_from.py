@@ -22,12 +22,14 @@ def test_register_from_an_alias_records_lineage_and_a_run(settings, tmp_path, da
     import mlflow.sklearn
 
     from training import models
-    from training.mlflow.store import client, store_for
+    from training.mlflow.store import client, experiment_id, store_for
     from training.register import main
     from vigil.registry import Registry
 
     mlflow_client = client(store_for(settings))
-    mlflow.set_experiment("user-experiment")
+    # The embedded store's experiment keeps artifacts under VIGIL_HOME (a new one would
+    # write to ./mlruns).
+    mlflow.set_experiment(experiment_id=experiment_id(mlflow_client, store_for(settings)))
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(
             linear, name="clf", serialization_format="skops", pip_requirements=SKLEARN_REQS,

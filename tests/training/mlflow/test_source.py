@@ -151,12 +151,14 @@ def test_each_uri_form_resolves_to_the_version_it_names(settings, tmp_path, data
     import mlflow.sklearn
 
     from training.mlflow.source import load_from
-    from training.mlflow.store import client, store_for
+    from training.mlflow.store import client, experiment_id, store_for
     from training.register import BadModel
 
     store = store_for(settings)
     mlflow_client = client(store)
-    mlflow.set_experiment("user-experiment")
+    # The embedded store's experiment keeps artifacts under VIGIL_HOME (a new one would
+    # write to ./mlruns).
+    mlflow.set_experiment(experiment_id=experiment_id(mlflow_client, store_for(settings)))
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(
             linear, name="clf", serialization_format="skops", pip_requirements=SKLEARN_REQS,
