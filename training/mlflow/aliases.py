@@ -52,7 +52,7 @@ def reconcile(settings, store: Store, mlflow_client=None, *, reached=None) -> di
     pointers. Returns ``{"aliases": {role: version or None}, "changed": [...]}``."""
     mlflow_client = mlflow_client or client(store)
     name = store.model_name
-    current = _aliases(mlflow_client, name)
+    current = aliases_of(mlflow_client, name)
     versions = []
     if current is not None:
         versions = mlflow_client.search_model_versions(f"name = '{name}'")
@@ -83,7 +83,7 @@ def reconcile(settings, store: Store, mlflow_client=None, *, reached=None) -> di
     return {"aliases": aliases, "changed": changed}
 
 
-def _aliases(mlflow_client, name: str) -> dict[str, str] | None:
+def aliases_of(mlflow_client, name: str) -> dict[str, str] | None:
     """The registered model's aliases (alias -> version); None when there is no such model.
     Any other failure (MLflow unreachable) is raised."""
     from mlflow.exceptions import MlflowException

@@ -14,7 +14,7 @@ from pathlib import Path
 
 OFF = "off"
 # MLflow's defaults stall a client about four minutes against a dead server (7 retries).
-HTTP_TIMEOUT_SECONDS = 3
+HTTP_TIMEOUT_SECONDS = 5
 HTTP_RETRIES = 0
 
 

@@ -8,9 +8,10 @@ inputs; the model (sklearn flavor, skops) with a signature from Vigil's feature 
 input example; ``contract.json`` and the ONNX file. The model becomes a version of
 ``VIGIL_MLFLOW_MODEL_NAME`` and the aliases are reconciled with Vigil's pointers.
 
-MLflow never fails a command nor holds it long: the work runs in a thread of its own; reaching
-MLflow (the first call) has ``REACH_SECONDS``, and a store that answered has
-``RECORD_SECONDS`` to finish; each HTTP call has its own short timeout and no retry.
+MLflow never fails a command nor holds it long: after the local work (importing MLflow, about
+a second, and reading the model back from Vigil's registry), the calls run in a thread of
+their own; reaching MLflow (the first call) has ``REACH_SECONDS``, and a store that answered
+has ``RECORD_SECONDS`` to finish; each HTTP call has its own short timeout and no retry.
 """
 
 from __future__ import annotations
@@ -57,8 +58,17 @@ def record(settings, outcome, command: str) -> dict | None:
     store = store_for(settings)
     if store is None:
         return None
+    try:  # local work first, outside the clock: importing MLflow and reading the model
+        import mlflow  # noqa: F401
+
+        from vigil.registry import Registry
+
+        bundle = Registry(settings).load(outcome.model_tag)
+    except Exception as exc:
+        return {"error": one_line(exc)}
     return bounded(
-        lambda reached: _record(settings, store, outcome, command, reached), reach=reach_for(store)
+        lambda reached: _record(settings, store, bundle, outcome, command, reached),
+        reach=reach_for(store),
     )
 
 
@@ -93,12 +103,9 @@ def bounded(work, reach: float = REACH_SECONDS, finish: float = RECORD_SECONDS) 
     return result["value"]
 
 
-def _record(settings, store: Store, outcome, command, reached) -> dict:
+def _record(settings, store: Store, bundle, outcome, command, reached) -> dict:
     import mlflow
 
-    from vigil.registry import Registry
-
-    bundle = Registry(settings).load(outcome.model_tag)
     mlflow_client = client(store)
     experiment = experiment_id(mlflow_client, store)
     reached.set()
