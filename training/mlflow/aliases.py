@@ -26,6 +26,8 @@ def mirror(settings) -> dict | None:
     store = store_for(settings)
     if store is None or (store.embedded and not _embedded_exists(store)):
         return None
+    import mlflow  # noqa: F401  (local work, a second or more under load: outside the clock)
+
     return bounded(lambda reached: reconcile(settings, store, reached=reached))
 
 
