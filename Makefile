@@ -46,6 +46,10 @@ train: $(VENV)/.synced ## Train the default model and promote it if it passes th
 retrain: $(VENV)/.synced ## Retrain on the reference plus recent labeled traffic; promote if better
 	$(VIGIL) retrain $(ARGS)
 
+.PHONY: experiments
+experiments: $(VENV)/.synced ## Open the MLflow UI on the runs and models training recorded (PORT=5000)
+	$(PY) -m training.mlflow.ui --port $(or $(PORT),5000) $(ARGS)
+
 .PHONY: serve
 serve: $(VENV)/.synced ## Run the prediction service alone (VIGIL_HOST:VIGIL_PORT)
 	$(VIGIL) serve $(ARGS)

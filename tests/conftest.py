@@ -16,6 +16,10 @@ def pytest_configure(config):
         if name.startswith("VIGIL_") and name != "VIGIL_TEST_POSTGRES_URL":
             del os.environ[name]
     os.environ["VIGIL_ENV_FILE"] = ""
+    # MLflow tracking is on by default; only the tests of it (tests/training/mlflow) turn it
+    # on: creating MLflow's database takes 10-40 s on loaded cores.
+    os.environ["VIGIL_MLFLOW_TRACKING_URI"] = "off"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
 def missing(reason: str):

@@ -4,6 +4,8 @@
     python -m training.models show TAG [--json]
     python -m training.models shadow TAG | shadow --stop
     python -m training.models canary TAG --percent P | canary --stop
+    python -m training.models follow-mlflow --model NAME [--champion A] [--challenger A]
+        [--challenger-as shadow|canary:P] [--once] [--interval S]
 
 ``--json`` prints one JSON document. The same registry every replica serves from
 (``VIGIL_DATABASE_URL``, SQLite under ``VIGIL_HOME`` by default).
@@ -151,6 +153,9 @@ def show(
         typer.echo(f"{key + ':':<16}{doc[key]}")
     typer.echo(f"{'lineage:':<16}{' <- '.join([tag, *doc['lineage']])}")
     typer.echo(f"{'metrics:':<16}{json.dumps(doc['metrics'])}")
+    mlflow = (doc["lineage_detail"].get("registered") or {}).get("mlflow")
+    if mlflow:  # registered with --from: where in MLflow it came from
+        typer.echo(f"{'mlflow:':<16}" + " ".join(f"{k}={v}" for k, v in mlflow.items()))
     for name, info in doc["artifacts"].items():
         typer.echo(f"{'artifact:':<16}{name} sha256={info['sha256']} ({info['size']} bytes)")
     for e in doc["promotions"]:
@@ -210,6 +215,9 @@ def _candidate_command(
     except (InvalidTag, UnknownModel, RegistryError) as exc:
         _fail(exc)
     typer.echo(json.dumps(doc))
+    from training.mlflow.aliases import mirror, warn_on_error
+
+    warn_on_error(mirror(registry.settings))
 
 
 def _check_servable(registry, tag: str) -> None:
@@ -256,6 +264,49 @@ def canary(
     TAG; the monitor judges it against production. Never alongside a shadow. TAG must fit
     production, as for a shadow."""
     _candidate_command("canary", tag, stop, percent, force)
+
+
+@cli.command("follow-mlflow")
+def follow_mlflow(
+    model: Annotated[str, typer.Option("--model", help="The MLflow registered model to follow")],
+    champion: Annotated[
+        str, typer.Option(help="Alias whose new versions are gated and promoted")
+    ] = "champion",
+    challenger: Annotated[
+        str, typer.Option(help="Alias whose new versions start as the shadow (or canary)")
+    ] = "challenger",
+    challenger_as: Annotated[
+        str, typer.Option("--challenger-as", help="shadow, or canary:P for P % of requests")
+    ] = "shadow",
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
+    interval: Annotated[float, typer.Option(min=1.0, help="Seconds between passes")] = 30.0,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(help="A type outside skops' trusted set to load anyway (repeatable)"),
+    ] = None,
+    trust_pickle: Annotated[
+        bool, typer.Option("--trust-pickle", help="Load pickled models: they run code")
+    ] = False,
+) -> None:
+    """Follow a registered model's @champion and @challenger in MLflow: a new challenger
+    becomes the shadow (or canary), a new champion is gated, compared and promoted
+    (compare-and-set; exit 3 with --once when production changed meanwhile) or refused with
+    the reason in its version tags. One JSON line per pass.
+
+    Example: python -m training.models follow-mlflow --model churn --challenger-as canary:10
+    """
+    from training.mlflow.follow import FollowOptions, parse_mode, run
+    from vigil.settings import get_settings
+
+    try:
+        mode, percent = parse_mode(challenger_as)
+    except ValueError as exc:
+        _fail(exc)
+    options = FollowOptions(
+        model, champion, challenger, mode, percent, tuple(trust or ()), trust_pickle
+    )
+    code = run(get_settings(), options, once=once, interval=interval, echo=typer.echo)
+    raise typer.Exit(code)
 
 
 def _num(value: Any) -> str:

@@ -116,6 +116,9 @@ def main(
     last = history[-1] if history else None
     previous = last.previous if last is not None and last.tag == tag else None
     typer.echo(json.dumps({"production": tag, "previous": previous}))
+    from training.mlflow.aliases import mirror, warn_on_error
+
+    warn_on_error(mirror(settings))
 
 
 def _refuse_misfit(registry, tag: str, if_better: bool) -> None:

@@ -1,7 +1,8 @@
 """Register a model trained elsewhere: checked, gated, exported and saved like a trained one.
 
-    python -m training.register --model FILE --reference DATA --holdout DATA --target COLUMN
-        [--task auto|classification|regression] [--trust TYPE ...] [--trust-pickle] [--promote]
+    python -m training.register (--model FILE | --from MLFLOW_URI) --reference DATA
+        --holdout DATA --target COLUMN [--task auto|classification|regression]
+        [--trust TYPE ...] [--trust-pickle] [--promote]
 
 The model is any fitted scikit-learn estimator or ``Pipeline`` whose ``predict`` takes a
 DataFrame of the reference's feature columns; it is not refitted. The feature schema comes from
@@ -297,7 +298,6 @@ def _read(path: Path, target: str, what: str) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def main(
-    model: Annotated[Path, typer.Option(help="The fitted model: .skops, or .joblib/.pkl")],
     reference: Annotated[
         Path, typer.Option(help="Rows like the training data, .csv/.parquet (drift reference)")
     ],
@@ -305,6 +305,17 @@ def main(
         Path, typer.Option(help="Rows the model was not trained on (gate, quality reference)")
     ],
     target: Annotated[str, typer.Option(help="The label column of both data files")],
+    model: Annotated[
+        Path | None, typer.Option(help="The fitted model: .skops, or .joblib/.pkl")
+    ] = None,
+    from_uri: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Instead of --model: an MLflow model (runs:/RUN/PATH, models:/NAME/VERSION, "
+            "models:/NAME@ALIAS, models:/m-ID), sklearn flavor only",
+        ),
+    ] = None,
     task: Annotated[
         str, typer.Option(help="auto (from the model and labels), classification or regression")
     ] = "auto",
@@ -320,42 +331,63 @@ def main(
     min_r2: MinR2Option = DEFAULT_GATE.min_r2,
 ) -> None:
     """Register a fitted scikit-learn model; prints one JSON line (exit 0 saved, 1 gate
-    failed, 2 refused: nothing saved)."""
+    failed, 2 refused: nothing saved).
+
+    Example: python -m training.register --from models:/churn@champion --reference ref.csv
+    --holdout holdout.csv --target churned --trust sklearn.tree._tree.Tree --promote
+    """
     import json
 
+    from training.mlflow.tracking import json_line
     from vigil.settings import get_settings
     from vigil.tasks.base import TASKS
 
+    settings = get_settings()
     try:
         if task not in ("auto", *TASKS):
             raise BadModel(f"--task {task!r}: expected auto, {' or '.join(TASKS)}")
-        content = read_model_file(model)
-        loaded, fmt, trusted = load_model_data(
-            content, model, trust=tuple(trust or ()), trust_pickle=trust_pickle
-        )
-        source = {
-            "file": model.name,
-            "sha256": hashlib.sha256(content).hexdigest(),
-            "format": fmt,
-            "trusted": trusted,
-            **({"bytes": content} if fmt == "skops" else {}),
-        }
+        if (model is None) == (from_uri is None):
+            raise BadModel("give --model FILE or --from URI (one of them)")
+        ref = _read(reference, target, "reference")
+        if from_uri is not None:
+            from training.mlflow.source import load_from
+
+            loaded, source = load_from(
+                settings, from_uri, ref[0], trust=tuple(trust or ()), trust_pickle=trust_pickle
+            )
+        else:
+            loaded, source = load_source(model, tuple(trust or ()), trust_pickle)
         outcome = _register(
             loaded,
-            _read(reference, target, "reference"),
+            ref,
             _read(holdout, target, "holdout"),
             task=task,
             promote=promote,
-            settings=get_settings(),
+            settings=settings,
             gate=Gate(min_accuracy=min_accuracy, min_r2=min_r2),
             source=source,
         )
     except (BadModel, BadData) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps(outcome.to_dict()))
+    typer.echo(json.dumps(json_line(settings, outcome, "register")))
     if not outcome.gate_passed:
         raise typer.Exit(1)
+
+
+def load_source(model: Path, trust: tuple[str, ...], trust_pickle: bool):
+    """``(model, source)`` from a model file, as ``--model`` reads it: the source is what
+    lineage records (file, sha256, format, trusted types) plus a skops file's bytes."""
+    content = read_model_file(model)  # one read: what is loaded is what is hashed and stored
+    loaded, fmt, trusted = load_model_data(content, model, trust=trust, trust_pickle=trust_pickle)
+    source = {
+        "file": model.name,
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "format": fmt,
+        "trusted": trusted,
+        **({"bytes": content} if fmt == "skops" else {}),
+    }
+    return loaded, source
 
 
 if __name__ == "__main__":

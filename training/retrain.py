@@ -18,6 +18,7 @@ Works for either task: the metrics compared and their direction are ``vigil.task
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from typing import Annotated, Any
 
@@ -220,9 +221,10 @@ def main(
     from vigil.registry.store import NoProductionModel
     from vigil.settings import get_settings
 
+    settings = get_settings()
     try:
         outcome = retrain(
-            get_settings(),
+            settings,
             window_rows=window_rows,
             holdout_share=holdout_share,
             min_labels=min_labels,
@@ -233,7 +235,9 @@ def main(
     except (NotEnoughLabels, NoTrustedHoldout, NoProductionModel, InferenceLogError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(outcome.to_json())
+    from training.mlflow.tracking import json_line
+
+    typer.echo(json.dumps(json_line(settings, outcome, "retrain")))
     exit_for(outcome)
 
 

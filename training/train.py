@@ -188,7 +188,9 @@ def main(
         promote=promote,
         gate=Gate(min_accuracy=min_accuracy, min_r2=min_r2),
     )
-    typer.echo(outcome.to_json())
+    from training.mlflow.tracking import json_line
+
+    typer.echo(json.dumps(json_line(settings, outcome, "train")))
     exit_for(outcome)
 
 

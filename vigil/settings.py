@@ -148,6 +148,13 @@ class Settings(BaseSettings):
     # Shortest gap between two retraining runs it starts.
     retrain_min_interval_seconds: float = Field(default=3600, ge=0)
 
+    # MLflow (training only): where runs and model versions are recorded. Unset: MLflow's own
+    # MLFLOW_TRACKING_URI when set, else an embedded store under `home`; "off" records nothing.
+    mlflow_tracking_uri: str | None = None
+    mlflow_experiment: str = Field(default="vigil", min_length=1, max_length=200)
+    # The registered model whose versions are Vigil's models (aliases mirror Vigil's pointers).
+    mlflow_model_name: str = Field(default="vigil-model", min_length=1, max_length=200)
+
     # Alerting.
     # Where Alertmanager posts alerts; unset: the terminal receiver that `make run` starts on
     # VIGIL_WEBHOOK_PORT (resolved_alert_webhook_url).

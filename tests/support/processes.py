@@ -29,6 +29,7 @@ def base_env(**vigil: object) -> dict[str, str]:
     env["VIGIL_ENV_FILE"] = ""  # and no .env from the working directory
     env["BENTOML_DO_NOT_TRACK"] = "true"
     env["PYTHONUNBUFFERED"] = "1"
+    env["VIGIL_MLFLOW_TRACKING_URI"] = "off"  # tests of MLflow pass mlflow_tracking_uri=...
     env.update({f"VIGIL_{k.upper()}": str(v) for k, v in vigil.items()})
     return env
 

@@ -1,0 +1,102 @@
+"""Where MLflow records go, and a client bounded in time.
+
+``VIGIL_MLFLOW_TRACKING_URI`` wins; unset, MLflow's own ``MLFLOW_TRACKING_URI``; else an
+embedded SQLite store under ``VIGIL_HOME`` with its artifacts beside it (never ``./mlruns`` in
+the working directory). ``off`` turns MLflow off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+OFF = "off"
+# MLflow's defaults stall a client about four minutes against a dead server (7 retries).
+HTTP_TIMEOUT_SECONDS = 5
+HTTP_RETRIES = 0
+
+
+class MlflowUnavailable(RuntimeError):
+    """MLflow could not be reached or refused a call; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Store:
+    tracking_uri: str
+    # Embedded store only: where the experiment's artifacts go (a file: URI).
+    artifact_location: str | None
+    experiment: str
+    model_name: str
+
+    @property
+    def embedded(self) -> bool:
+        return self.artifact_location is not None
+
+    @property
+    def display_uri(self) -> str:
+        return without_credentials(self.tracking_uri)
+
+
+def store_for(settings) -> Store | None:
+    """The MLflow store the settings name; None when MLflow is off."""
+    uri = (settings.mlflow_tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "").strip()
+    if uri.lower() == OFF:
+        return None
+    location = None
+    if not uri:
+        root = embedded_root(settings)
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+        location = (root / "artifacts").as_uri()
+    return Store(uri, location, settings.mlflow_experiment, settings.mlflow_model_name)
+
+
+def embedded_root(settings) -> Path:
+    return settings.home_dir / "mlflow"
+
+
+def client(store: Store):
+    """An ``MlflowClient`` on ``store``, with telemetry off and HTTP calls bounded (a caller
+    that set these variables itself keeps its values)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(HTTP_TIMEOUT_SECONDS))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(HTTP_RETRIES))
+    if store.embedded:
+        Path(store.artifact_location.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
+    import mlflow
+    from mlflow import MlflowClient
+
+    # MLflow also writes these into the environment, where store_for would read them as the
+    # user's choice: the process's fluent calls use the store, the environment stays as it was.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(store.tracking_uri)
+    mlflow.set_registry_uri(store.tracking_uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+
+
+def experiment_id(mlflow_client, store: Store) -> str:
+    """The id of the store's experiment, created (with the embedded artifact location) when
+    missing."""
+    found = mlflow_client.get_experiment_by_name(store.experiment)
+    if found is not None:
+        return found.experiment_id
+    return mlflow_client.create_experiment(
+        store.experiment, artifact_location=store.artifact_location
+    )
+
+
+def without_credentials(uri: str) -> str:
+    """``uri`` with any ``user:password@`` removed (lineage and messages never carry it)."""
+    return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", uri)
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}"[:300]
