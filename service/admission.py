@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from service.errors import overloaded
 
 
 class Admission:
     def __init__(
         self,
-        app,
+        app: ASGIApp,
         *,
         paths: frozenset[str],
         max_in_flight: Callable[[], int],
@@ -28,7 +30,7 @@ class Admission:
         self.on_shed = on_shed
         self.in_flight = 0  # one event loop per worker: no lock needed
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return

@@ -26,23 +26,14 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 
+from service import dataplane
 from service.admission import Admission
 from service.auth import BearerAuth
-from service.batcher import BatcherClosed, BatcherFull
 from service.candidate import CandidateFollower
-from service.errors import (
-    ApiError,
-    JsonApi,
-    one_line,
-    overloaded,
-    parse_json,
-    problem,
-    quiet_bad_input_tracebacks,
-    summary,
-)
+from service.errors import ApiError, one_line, problem, summary
+from service.json_http import JsonApi, parse_json, quiet_bad_input_tracebacks
 from service.metrics import LoadFailureMetrics, bound_endpoint_labels
 from service.openapi import PublishedDocs, instance_schema, published
-from service.predictor import Job
 from service.reload import Reloader
 from service.routes import make_app
 from service.timeouts import cancel_request_timers
@@ -221,22 +212,17 @@ class VigilService:
         request_id = new_request_id()  # time-ordered: the inference log's key
         try:
             # One model for the whole request, even if a rollout swaps in another meanwhile.
-            runtime = self._ready()
-            # A canary answers its share of requests; the other model scores each afterwards.
-            model, other = runtime.route(request_id, runtime.model)
-            checked = _take_prechecked(model.validator, model.validator.validate, instances)
-            if checked.folded and runtime.metrics is not None:
-                runtime.metrics.unseen_folded_categories(checked.folded)
-            job = Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
-            answer = await model.batcher.submit(job)
-            runtime.answered(job, other)
+            predicted = await dataplane.predict(
+                self._ready(),
+                request_id,
+                lambda model: _take_prechecked(
+                    model.validator, model.validator.validate, instances
+                ),
+                on_shed=count_shed,
+            )
         except ApiError as exc:
             return self._error(exc)
-        except BatcherFull:
-            count_shed("queued_rows")
-            return self._error(overloaded("server busy: too many rows queued; retry shortly"))
-        except BatcherClosed:
-            return self._error(overloaded("service is shutting down; retry"))
+        model, answer = predicted.model, predicted.answer
         # pydantic_core's encoder: a fifth of json.dumps's cost for a 100-row answer.
         body = dumps_bytes(
             {

@@ -7,13 +7,15 @@ import hmac
 import ipaddress
 from collections.abc import Callable
 
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from service.errors import ApiError
 
 
 class BearerAuth:
     def __init__(
         self,
-        app,
+        app: ASGIApp,
         *,
         api_key: Callable[[], str | None],
         paths: frozenset[str],
@@ -24,7 +26,7 @@ class BearerAuth:
         self.paths = paths
         self.on_reject = on_reject
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in self.paths:
             key = self.api_key()
             if key and not authorized(scope, key):

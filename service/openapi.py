@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import ApiError
 from vigil.tasks.base import Task
@@ -226,12 +227,14 @@ class PublishedDocs:
     """ASGI middleware answering ``GET /docs.json`` with ``document()`` (a dict), before
     BentoML's own route."""
 
-    def __init__(self, app, *, document: Callable[[], dict[str, Any]], path: str = "/docs.json"):
+    def __init__(
+        self, app: ASGIApp, *, document: Callable[[], dict[str, Any]], path: str = "/docs.json"
+    ):
         self.app = app
         self.document = document
         self.path = path
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio.to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.batcher import BatcherClosed, BatcherFull
-from service.errors import _GONE, RETRY_AFTER_SECONDS, ApiError, _content_length, _read_at_most
-from service.predictor import Job
+from service import dataplane
+from service.errors import ApiError
+from service.json_http import GONE, content_length, read_at_most
 from service.v2.inputs import check_form, instances, numeric_instances, problem_of
 from service.v2.metadata import MODEL_NAME, model_metadata, server_metadata
 from service.v2.tensors import (
@@ -32,6 +33,7 @@ from service.v2.tensors import (
     encode_answer,
     header_length,
 )
+from service.validation import Instances
 from vigil.log.format import dumps_bytes
 from vigil.log.prediction_ids import new_request_id
 
@@ -75,7 +77,7 @@ class OpenInference:
 
     def __init__(
         self,
-        app,
+        app: ASGIApp,
         *,
         current: Callable[[], Any],
         ready: Callable[[], bool],
@@ -90,7 +92,7 @@ class OpenInference:
         self.on_reject = on_reject
         self.on_shed = on_shed
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if path != "/v2" and not path.startswith(PREFIX):
             await self.app(scope, receive, send)
@@ -116,7 +118,7 @@ class OpenInference:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _route(self, path: str, method: str, scope, receive):
+    async def _route(self, path: str, method: str, scope: Scope, receive: Receive):
         if path in ("/v2", "/v2/health/live", "/v2/health/ready"):
             _only(method, "GET")
             if path == "/v2":
@@ -157,14 +159,14 @@ class OpenInference:
             )
         return model
 
-    async def _infer(self, scope, receive, version: str | None):
+    async def _infer(self, scope: Scope, receive: Receive, version: str | None):
         # Bounded before anything is read into memory, let alone decoded.
         limit = self.max_body_bytes()
-        length = _content_length(scope)
+        length = content_length(scope)
         if length is not None and length > limit:
             raise _too_large(f"{length} bytes", limit)
-        body = await _read_at_most(receive, limit)
-        if body is _GONE:
+        body = await read_at_most(receive, limit)
+        if body is GONE:
             return 0, None, []
         if body is None:
             raise _too_large("more than that", limit)
@@ -179,31 +181,28 @@ class OpenInference:
             check=lambda inputs: check_form(inputs, served.names, served.numeric),
         )
         request_id = new_request_id()
-        # One model for the whole request; a canary answers its share, as on /predict, and
-        # the other model scores the request afterwards. A named version is a contract: that
-        # version answers it, never the canary.
-        model, other = runtime.route(
-            request_id, self._model(version, runtime), split=version is None
-        )
-        validator = model.validator
-        checked = numeric_instances(request.inputs, validator.names, validator.numeric)
-        if checked is None:
+
+        def validate(model) -> Instances:
+            validator = model.validator
+            checked = numeric_instances(request.inputs, validator.names, validator.numeric)
+            if checked is not None:
+                return checked
             rows = instances(request.inputs, validator.names, validator.numeric)
             try:
-                checked = validator.validate(rows, "inputs")
+                return validator.validate(rows, "inputs")
             except ApiError as exc:
                 raise problem_of(exc, request.inputs, validator.names) from None
-        if checked.folded and runtime.metrics is not None:
-            runtime.metrics.unseen_folded_categories(checked.folded)
-        job = Job(request_id, checked.records, checked.unseen, checked.columns, checked.numbers)
-        try:
-            answer = await model.batcher.submit(job)
-            runtime.answered(job, other)
-        except BatcherFull:
-            self.on_shed("queued_rows")
-            raise _busy("server busy: too many rows queued; retry shortly") from None
-        except BatcherClosed:
-            raise _busy("service is shutting down; retry") from None
+
+        # A named version is a contract: that version answers it, never the canary.
+        predicted = await dataplane.predict(
+            runtime,
+            request_id,
+            validate,
+            model=self._model(version, runtime),
+            split=version is None,
+            on_shed=self.on_shed,
+        )
+        model, answer = predicted.model, predicted.answer
         outputs = [
             Output(*output)
             for output in model.bundle.task.protocol_outputs(answer.fields, model.inference.classes)
@@ -259,10 +258,6 @@ def _too_large(size: str, limit: int) -> ProtocolError:
         f"request body is {size}; the limit is {limit} bytes (VIGIL_MAX_BODY_BYTES)",
         "body_too_large",
     )
-
-
-def _busy(msg: str) -> ApiError:
-    return ApiError(503, msg, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def _error(msg: str) -> bytes:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from service.errors import ApiError, parse_json, reshape
+from service.errors import ApiError
+from service.json_http import parse_json, reshape
 from service.metrics import CONFIDENCE_BUCKETS, REJECT_REASONS, ServiceMetrics, observe_many
 from tests.support.prom import total
 
