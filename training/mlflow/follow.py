@@ -121,8 +121,8 @@ def _act(settings, mlflow_client, options, role, alias, seen) -> dict[str, Any]:
 def _import(settings, options, name: str, version: str, alias: str, *, promote: bool):
     """The version registered in Vigil with production's reference and trusted holdout."""
     from training.mlflow.source import load_from
+    from training.policy import DEFAULT_GATE
     from training.register import BadModel, _register
-    from training.train import DEFAULT_GATE
 
     reference, trusted = _production_data(settings)
     model, source = load_from(
@@ -159,8 +159,8 @@ def _production_data(settings):
 
 def _start_candidate(settings, options, tag: str) -> tuple[str, str]:
     """Start ``tag`` as the shadow or canary (replacing whatever candidate ran)."""
-    from service.servable import why_not_servable
     from vigil.registry import Candidates, Registry
+    from vigil.servable import why_not_servable
 
     registry = Registry(settings)
     problem = why_not_servable(registry.load(tag), settings.inference)
