@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     # Labeled rows ModelQualityDrop needs before it can fire.
     quality_alert_min_labels: int = Field(default=200, ge=1)
 
+    # Candidates.
     # Candidate verdict: rows both models saw per check, the paired test's alpha, and the
     # labeled rows below which it stays undecided (and `promote --if-better` refuses).
     candidate_window_rows: int = Field(default=5000, ge=1)
@@ -139,6 +140,7 @@ class Settings(BaseSettings):
     # Labeled rows below which the verdict stays undecided.
     candidate_min_labeled_rows: int = Field(default=200, ge=1)
 
+    # Retraining.
     # Retraining trigger: an Alertmanager webhook that starts `training.retrain` (off by default).
     retrain_trigger_enabled: bool = False
     # Listen port of the retraining trigger's webhook.
@@ -148,9 +150,11 @@ class Settings(BaseSettings):
     # Shortest gap between two retraining runs it starts.
     retrain_min_interval_seconds: float = Field(default=3600, ge=0)
 
+    # MLflow.
     # MLflow (training only): where runs and model versions are recorded. Unset: MLflow's own
     # MLFLOW_TRACKING_URI when set, else an embedded store under `home`; "off" records nothing.
     mlflow_tracking_uri: str | None = None
+    # The MLflow experiment that training, registration and retraining runs are recorded in.
     mlflow_experiment: str = Field(default="vigil", min_length=1, max_length=200)
     # The registered model whose versions are Vigil's models (aliases mirror Vigil's pointers).
     mlflow_model_name: str = Field(default="vigil-model", min_length=1, max_length=200)

@@ -18,7 +18,7 @@ import typer
 OUT = Path("docs") / "configuration.md"
 _FIELD = re.compile(r"^    ([a-z_][a-z0-9_]*)\s*:")
 _COMMENT = re.compile(r"^    #\s?(.*)$")
-_HEADING = re.compile(r"^[A-Z][a-z]*(?: [A-Za-z]+){0,2}\.$")  # "Drift monitor.": 1-3 words
+_HEADING = re.compile(r"^[A-Z][A-Za-z]*(?: [A-Za-z]+){0,2}\.$")  # "Drift monitor.": 1-3 words
 
 HEAD = """\
 # Configuration
@@ -69,6 +69,8 @@ def _allowed(field) -> str:
         for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
             if getattr(bound, attr, None) is not None:
                 parts.append(f"{sign} {getattr(bound, attr):g}")
+        if getattr(bound, "max_length", None) is not None:
+            parts.append(f"at most {bound.max_length} characters")
         if getattr(bound, "pattern", None):
             parts.append(f"`{bound.pattern}`")
     args = typing.get_args(field.annotation)

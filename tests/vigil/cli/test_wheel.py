@@ -98,6 +98,8 @@ def test_the_wheel_holds_only_vigils_packages_and_data(installed):
     assert not [n for n in names if "/tests/" in n or n.startswith(("tests/", "bench/"))]
 
 
+# Four commands that each start from cold imports in a fresh venv: minutes on a busy machine.
+@pytest.mark.timeout(1800)
 def test_installed_vigil_trains_serves_checks_and_runs(installed, tmp_path):
     _, bin_dir, steps = installed
     work = tmp_path / "elsewhere"  # not the repository: nothing of it is on the path
