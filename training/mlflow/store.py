@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OFF = "off"
-# MLflow's defaults stall a client about four minutes against a dead server (7 retries).
-HTTP_TIMEOUT_SECONDS = 5
+# MLflow's defaults stall a client about four minutes against a dead server (7 retries). A
+# loaded one-worker server took more than 5 s to create a model version here; a silent server
+# is caught by the 10 s bound on reaching MLflow (training.mlflow.tracking) anyway.
+HTTP_TIMEOUT_SECONDS = 15
 HTTP_RETRIES = 0
 
 

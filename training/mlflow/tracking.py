@@ -95,8 +95,7 @@ def bounded(work, reach: float = REACH_SECONDS, finish: float = RECORD_SECONDS) 
             done.set()
 
     threading.Thread(target=run, name="vigil-mlflow", daemon=True).start()
-    reached.wait(reach)
-    if not done.is_set() and not reached.is_set():
+    if not done.wait(reach) and not reached.is_set():
         return {"error": f"MLflow did not answer within {reach:g} s; nothing recorded"}
     if not done.wait(finish):
         return {"error": f"MLflow did not finish recording within {finish:g} s"}

@@ -100,9 +100,11 @@ def test_an_unreachable_server_is_an_error_within_ten_seconds(settings):
     from vigil.settings import get_settings
 
     dead = get_settings(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
+    outcome = _production_outcome(settings)
     started = time.monotonic()
-    line = json_line(dead, _production_outcome(settings), "train")
-    assert time.monotonic() - started <= 10.5
+    line = json_line(dead, outcome, "train")
+    # A refused connection fails at once (no retry): far inside the 10 s bound.
+    assert time.monotonic() - started <= 5
     assert set(line["mlflow"]) == {"error"}, line
     assert "\n" not in line["mlflow"]["error"]
 
