@@ -45,6 +45,14 @@ def load(
     return check(frame, target or DEFAULT_TARGET, digest, str(path), task)
 
 
+def fingerprint(frame: pd.DataFrame) -> str:
+    """The sha256 of a frame's values, row by row (its index left out): the lineage's
+    ``dataset_sha256`` of data that came as a frame rather than a file."""
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(frame, index=False).values.tobytes()
+    ).hexdigest()
+
+
 def read_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise BadData(f"{path}: no such file")
@@ -92,7 +100,7 @@ def check(
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise BadData(f"{source}: no feature columns besides the target {target!r}")
-    from vigil.tasks.base import get_task, infer_task
+    from vigil.tasks import get_task, infer_task
 
     try:
         chosen = get_task(infer_task(labels) if task == "auto" else task)

@@ -30,7 +30,8 @@ import pandas as pd
 
 from vigil.onnx_model import ARTIFACT, OnnxModel
 from vigil.schema import FeatureSchema
-from vigil.tasks.base import CLASSIFIER, Outputs, Task
+from vigil.tasks import CLASSIFIER, Outputs, Task
+from vigil.text import one_line
 
 TOLERANCE = 1e-5
 
@@ -149,7 +150,7 @@ def export(
         content = convert(model, schema, task)
         compiled = OnnxModel(content, schema, classes)
     except Exception as exc:  # any converter or runtime failure: serve scikit-learn
-        reason = f"ONNX conversion failed: {type(exc).__name__}: {_one_line(exc)}"
+        reason = f"ONNX conversion failed: {type(exc).__name__}: {one_line(exc)}"
         return Export("sklearn", reason, classes=classes, task=task)
     check: dict[str, Any] = {"tolerance": tolerance, "compared": task.name, "rows": {}}
     worst, mismatches = 0.0, 0
@@ -161,7 +162,7 @@ def export(
             worst, mismatches = max(worst, diff), mismatches + differ
             check["rows"][name] = len(frame)
     except Exception as exc:
-        reason = f"ONNX check failed: {type(exc).__name__}: {_one_line(exc)}"
+        reason = f"ONNX check failed: {type(exc).__name__}: {one_line(exc)}"
         return Export("sklearn", reason, content, check, classes=classes, task=task)
     check.update(max_abs_diff=worst, label_mismatches=mismatches)
     check["passed"] = mismatches == 0 and worst <= tolerance
@@ -176,8 +177,3 @@ def export(
         f"{sum(check['rows'].values())} rows"
     )
     return Export("onnx", reason, content, check, compiled, classes, task)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else "")[:300]

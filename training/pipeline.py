@@ -8,7 +8,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from vigil.schema import FeatureSchema
-from vigil.tasks.base import CLASSIFIER, Task
+from vigil.tasks import CLASSIFIER, Task
 
 MISSING_AS_EMPTY = "missing_as_empty"
 ESTIMATORS = ("random_forest", "hist_gradient_boosting", "linear")
@@ -61,9 +61,9 @@ def build_pipeline(
 
 def classes_of(model) -> list:
     """A fitted classifier's classes as plain Python values (none for a regressor)."""
-    from vigil.tasks.labels import plain_label as _plain
+    from vigil.tasks import plain_label
 
-    return [_plain(c) for c in getattr(model, "classes_", [])]
+    return [plain_label(c) for c in getattr(model, "classes_", [])]
 
 
 def score(model, features, labels, task: Task = CLASSIFIER) -> dict[str, float | None]:

@@ -26,9 +26,10 @@ import pandas as pd
 import typer
 
 from training import holdout as trusted_holdout
-from training.data import BadData, read_frame
+from training.data import BadData, fingerprint, read_frame
 from training.policy import DEFAULT_GATE, Gate, Outcome, decide
 from training.train import REFERENCE_MAX_ROWS, MinAccuracyOption, MinR2Option, PromoteOption
+from vigil.text import one_line
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 # Read whole before any parsing: far above a forest of hundreds of deep trees (~100 MB).
@@ -79,7 +80,7 @@ def load_model_data(
         try:
             untrusted = skops.io.get_untrusted_types(data=data)
         except Exception as exc:
-            raise BadModel(f"{path}: not a readable skops file: {_one_line(exc)}") from None
+            raise BadModel(f"{path}: not a readable skops file: {one_line(exc)}") from None
         refused = sorted(set(untrusted) - set(trust) - set(DEFAULT_TRUSTED))
         if refused:
             raise BadModel(
@@ -107,9 +108,7 @@ def load_model_data(
     except MissingModelCode as exc:
         raise BadModel(str(exc)) from None
     except Exception as exc:
-        raise BadModel(
-            f"{path}: cannot be loaded: {type(exc).__name__}: {_one_line(exc)}"
-        ) from None
+        raise BadModel(f"{path}: cannot be loaded: {type(exc).__name__}: {one_line(exc)}") from None
 
 
 def register_model(
@@ -147,7 +146,7 @@ def register_model(
 
 def _register(model, reference, holdout, *, task, promote, settings, gate, source) -> Outcome:
     from vigil.schema import FeatureSchema, to_frame
-    from vigil.tasks.base import get_task
+    from vigil.tasks import get_task
 
     ref_x, ref_y = _features(*reference, "reference")
     hold_x, hold_y = _features(*holdout, "holdout")
@@ -173,7 +172,7 @@ def _register(model, reference, holdout, *, task, promote, settings, gate, sourc
         chosen.outputs(chosen.raw(model, ref_x), classes)
     except Exception as exc:
         raise BadModel(
-            f"the model cannot answer on the reference rows: {type(exc).__name__}: {_one_line(exc)}"
+            f"the model cannot answer on the reference rows: {type(exc).__name__}: {one_line(exc)}"
         ) from None
     if len(ref_x) > REFERENCE_MAX_ROWS:
         ref_x = ref_x.sample(n=REFERENCE_MAX_ROWS, random_state=0).sort_index()
@@ -188,7 +187,7 @@ def _register(model, reference, holdout, *, task, promote, settings, gate, sourc
             "reference_rows": len(ref_x),
             "holdout_rows": len(hold_x),
         },
-        "dataset_sha256": _fingerprint(ref_x),
+        "dataset_sha256": fingerprint(ref_x),
         "dataset_source": f"registered: {source.get('file') or 'Python object'}",
         "model_format": source["format"],
         "skops_trusted": source.get("trusted", []),
@@ -226,7 +225,7 @@ def _decide_task(model, labels: pd.Series) -> str:
     the labels, as ``training.train --task auto`` does."""
     from sklearn.base import is_classifier, is_regressor
 
-    from vigil.tasks.base import CLASSIFICATION, REGRESSION, infer_task
+    from vigil.tasks import CLASSIFICATION, REGRESSION, infer_task
 
     try:
         if is_classifier(model):
@@ -275,17 +274,6 @@ def _as_stored(model) -> dict[str, Any]:
         }
     except Exception:
         return {"format": "joblib"}
-
-
-def _fingerprint(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(
-        pd.util.hash_pandas_object(frame, index=False).values.tobytes()
-    ).hexdigest()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else "")[:300]
 
 
 def _read(path: Path, target: str, what: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -340,7 +328,7 @@ def main(
 
     from training.mlflow.tracking import json_line
     from vigil.settings import get_settings
-    from vigil.tasks.base import TASKS
+    from vigil.tasks import TASKS
 
     settings = get_settings()
     try:

@@ -17,7 +17,6 @@ Works for either task: the metrics compared and their direction are ``vigil.task
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from typing import Annotated, Any
@@ -26,6 +25,7 @@ import pandas as pd
 import typer
 
 from training import holdout
+from training.data import fingerprint
 from training.policy import DEFAULT_GATE, Gate, Outcome, promote_if_unchanged
 from training.train import exit_for, fit_and_decide
 
@@ -40,12 +40,6 @@ class NotEnoughLabels(RuntimeError):
 
 class NoTrustedHoldout(RuntimeError):
     pass
-
-
-def _fingerprint(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(
-        pd.util.hash_pandas_object(frame, index=False).values.tobytes()
-    ).hexdigest()
 
 
 def retrain(
@@ -108,7 +102,7 @@ def retrain(
     lineage: dict[str, Any] = {
         "parent": parent.tag,
         "reference_rows": len(ref_x),
-        "reference_sha256": _fingerprint(ref_x),
+        "reference_sha256": fingerprint(ref_x),
         "recent_rows": len(recent),
         "recent_train_rows": len(new_x),
         "recent_holdout_rows": len(holdout_x),
@@ -117,7 +111,7 @@ def retrain(
             "to": float(recent["created_at"].max()),
             "model_versions": sorted(set(recent["model_version"])),
         },
-        "recent_sha256": _fingerprint(recent_x),
+        "recent_sha256": fingerprint(recent_x),
     }
     candidate = fit_and_decide(
         settings,
@@ -131,7 +125,7 @@ def retrain(
         task=task,
         estimator=_estimator_of(parent),
         contract={
-            "dataset_sha256": _fingerprint(pd.concat([ref_x, recent_x], ignore_index=True)),
+            "dataset_sha256": fingerprint(pd.concat([ref_x, recent_x], ignore_index=True)),
             "dataset_source": f"retrain of {parent.tag}",
             "lineage": lineage,
             holdout.CONTRACT_KEY: parent.contract[holdout.CONTRACT_KEY],  # passed on unchanged

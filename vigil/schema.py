@@ -15,7 +15,6 @@ from typing import Any, Literal
 import pandas as pd
 
 from vigil.tasks.labels import Label
-from vigil.tasks.labels import plain_label as _plain  # noqa: F401  (callers import it from here)
 
 Kind = Literal["numeric", "categorical"]
 
@@ -87,7 +86,7 @@ class FeatureSchema:
     ) -> FeatureSchema:
         """Numeric dtypes are numeric; everything else (strings, booleans) is categorical. The
         classes are the task's (``vigil.tasks``): none for a regressor."""
-        from vigil.tasks.base import get_task
+        from vigil.tasks import get_task
 
         out = []
         for name in features.columns:

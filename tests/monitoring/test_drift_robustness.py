@@ -21,8 +21,8 @@ from monitoring.monitor import Monitor
 from tests.conftest import free_port
 from tests.monitoring.generators import breast_cancer_rows, breast_cancer_sd, fill_log
 from vigil.log.inference_log import InferenceLog
-from vigil.registry.schema import registry_engine
 from vigil.settings import get_settings
+from vigil.store.engine import engine_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ def test_a_failing_store_counts_an_error_and_the_next_run_recovers(production):
     log.close()
     # The registry shares the file: close its pooled connections too, so SQLite checkpoints
     # the WAL and the corruption below is all a reader sees.
-    registry_engine(settings.resolved_database_url, settings.log_timeout_seconds).dispose()
+    engine_for(settings.resolved_database_url, settings.log_timeout_seconds).dispose()
     db = Path(settings.resolved_database_url.split(":///", 1)[1])
     good = db.read_bytes()
     db.write_bytes(b"this is not a database" * 100)  # unreadable store

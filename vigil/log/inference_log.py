@@ -20,14 +20,12 @@ import gc
 import json
 import logging
 import math
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,7 +45,8 @@ from vigil.log.prediction_ids import (
 )
 from vigil.log.window import newest_records_needed, plan_window
 from vigil.store import migrations
-from vigil.store import session as pg_session
+from vigil.store.engine import engine_for, normalise_url
+from vigil.text import one_line
 
 # SQLite only autoincrements a plain INTEGER primary key.
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -109,45 +108,9 @@ class Window:
     sampled: bool
 
 
-def _sqlite_pragmas(timeout: float):
-    def on_connect(dbapi_conn, _record) -> None:
-        cur = dbapi_conn.cursor()
-        # How long a write waits for a lock before the request gets a 503.
-        cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-        _switch_to_wal(cur, timeout)
-        # FULL: a committed batch survives power loss, not only a process crash.
-        cur.execute("PRAGMA synchronous=FULL")
-        cur.close()
-
-    return on_connect
-
-
-def _switch_to_wal(cur, timeout: float) -> None:
-    """``PRAGMA journal_mode=WAL``, retried: while another connection holds a new file's
-    write lock, SQLite answers "database is locked" at once, without its busy handler
-    (processes starting together on an empty log). WAL mode persists in the file, so once
-    one connection has switched it the others' pragma takes no lock."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
-
-
 def _id_time(request_id: str) -> float:
     """The Unix time in a request id (a UUIDv7's first 48 bits are milliseconds)."""
     return int(request_id[:12], 16) / 1000
-
-
-def _normalise_url(url: str) -> str:
-    # Plain postgresql:// would pick psycopg2, which we do not ship.
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
 
 
 class InferenceLog:
@@ -159,24 +122,12 @@ class InferenceLog:
         timeout: float = 5.0,
         manage_schema: bool = True,
     ):
-        url = _normalise_url(url)
-        self.url = url
+        self.url = url = normalise_url(url)
         self.table_prefix = table_prefix
         # False: no DDL from this process (a role without it); the schema and the day
         # partitions are someone else's (the monitor, `python -m vigil.db upgrade`).
         self.manage_schema = manage_schema
-        if url.startswith("sqlite"):
-            path = url.split(":///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = sa.create_engine(
-                url, connect_args={"timeout": timeout, "check_same_thread": False}
-            )
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas(timeout))
-        else:
-            self.engine = sa.create_engine(
-                url, pool_pre_ping=True, pool_size=4, connect_args=pg_session.connect_args(timeout)
-            )
+        self.engine: Engine = engine_for(url, timeout)
         self.partitioned = self.engine.dialect.name == "postgresql"
         self._partitions_checked = -math.inf
         # The tables as queried; their DDL (keys, partitions) is in vigil/store/migrations.
@@ -241,7 +192,7 @@ class InferenceLog:
             raise LogSchemaError(str(exc)) from None
         except SQLAlchemyError as exc:
             raise InferenceLogError(
-                f"cannot create the inference log schema: {_one_line(exc)}"
+                f"cannot create the inference log schema: {one_line(exc)}"
             ) from exc
         self.check_schema()
 
@@ -250,7 +201,7 @@ class InferenceLog:
             with self.engine.connect() as conn:
                 return migrations.state(conn, self.table_prefix)
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"inference log unreachable: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"inference log unreachable: {one_line(exc)}") from exc
 
     def check_schema(self) -> None:
         """``LogSchemaError`` unless the schema is at this build's version; on PostgreSQL,
@@ -291,9 +242,9 @@ class InferenceLog:
         except SQLAlchemyError as exc:
             if strict:
                 raise InferenceLogError(
-                    f"cannot create the log's partitions: {_one_line(exc)}"
+                    f"cannot create the log's partitions: {one_line(exc)}"
                 ) from exc
-            logger.warning("inference log partitions not created: %s", _one_line(exc))
+            logger.warning("inference log partitions not created: %s", one_line(exc))
             return
         if made:
             logger.info("inference log partitions created: %s", ", ".join(made))
@@ -323,7 +274,7 @@ class InferenceLog:
                 if params:
                     conn.execute(self.requests.insert(), params)
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"inference log write failed: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"inference log write failed: {one_line(exc)}") from exc
 
     def add_feedback(self, labels: Iterable[tuple[str, Any]]) -> tuple[int, list[str]]:
         """Join labels to logged predictions; a repeated id replaces the earlier label.
@@ -358,7 +309,7 @@ class InferenceLog:
                 if rows:
                     conn.execute(self._upsert_feedback(), rows)
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"feedback write failed: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"feedback write failed: {one_line(exc)}") from exc
         accepted = {row["prediction_id"] for row in rows}
         return len(rows), [pid for pid in latest if pid not in accepted]
 
@@ -406,7 +357,7 @@ class InferenceLog:
             if self.partitioned:
                 removed += self._drop_partitions(older_than)
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"inference log prune failed: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"inference log prune failed: {one_line(exc)}") from exc
         return removed + self.prune_in_batches(
             partial(self._prune_batch, older_than=older_than), "inference log"
         )
@@ -426,7 +377,7 @@ class InferenceLog:
                 if deleted < _PRUNE_BATCH:
                     return removed
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"{what} prune failed: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"{what} prune failed: {one_line(exc)}") from exc
 
     def _drop_partitions(self, older_than: float) -> int:
         """Drop the day partitions wholly older than ``older_than``, one per short transaction
@@ -712,13 +663,13 @@ class _Reading:
         try:
             self.conn = self.engine.connect()
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"inference log unreachable: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"inference log unreachable: {one_line(exc)}") from exc
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
         self.conn.close()
         if isinstance(exc, SQLAlchemyError):
-            raise InferenceLogError(f"inference log read failed: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"inference log read failed: {one_line(exc)}") from exc
         return False
 
 
@@ -784,7 +735,3 @@ def _no_gc():
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]

@@ -21,9 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil.log.format import dumps, loads, row
-from vigil.log.inference_log import InferenceLog, InferenceLogError, _one_line
+from vigil.log.inference_log import InferenceLog, InferenceLogError
 from vigil.log.prediction_ids import prediction_id
 from vigil.registry.candidate_schema import candidate_tables
+from vigil.text import one_line
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ShadowLog:
             with self.log.engine.begin() as conn:
                 conn.execute(self.table.insert(), params)
         except SQLAlchemyError as exc:
-            raise InferenceLogError(f"shadow log write failed: {_one_line(exc)}") from exc
+            raise InferenceLogError(f"shadow log write failed: {one_line(exc)}") from exc
 
     def prune(self, older_than: float) -> int:
         """Delete shadow predictions made before ``older_than`` (Unix seconds) in short

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vigil.registry.candidate_schema import CANDIDATE_ID, candidate_tables
-from vigil.registry.store import Registry, UnknownModel, _who, check_tag
+from vigil.registry.store import Registry, UnknownModel, check_tag, who
 from vigil.schema import FeatureSchema
 from vigil.tasks import task_for
 
@@ -217,7 +217,7 @@ class Candidates:
                 tag=tag,
                 percent=percent,
                 at=at,
-                by=(by or _who())[:200],
+                by=(by or who())[:200],
             )
         )
 

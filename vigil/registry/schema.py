@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from vigil.log.inference_log import LogSchemaError, _normalise_url, _sqlite_pragmas
+from vigil.log.inference_log import LogSchemaError
 from vigil.store import migrations
-from vigil.store import session as pg_session
+from vigil.text import one_line
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 POINTER_ID = 1  # the production table's one row
@@ -106,45 +106,6 @@ def registry_tables(prefix: str = "vigil_") -> RegistryTables:
     return RegistryTables(md, models, artifacts, blobs, production, history)
 
 
-def _immediate_begin(conn) -> None:
-    # pysqlite's own BEGIN is deferred (and sent lazily); ours is explicit. A transaction marked
-    # ``sqlite_immediate`` takes the write lock at BEGIN, so two read-modify-writes of the
-    # pointer cannot interleave (SQLite's answer to SELECT ... FOR UPDATE).
-    immediate = conn.get_execution_options().get("sqlite_immediate")
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-@lru_cache(maxsize=64)
-def registry_engine(url: str, timeout: float = 5.0) -> Engine:
-    """One engine per database and process (the registry is opened often, by short-lived
-    ``Registry`` objects; the pool is what makes that cheap)."""
-    url = _normalise_url(url)
-    if url.startswith("sqlite"):
-        from pathlib import Path
-
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            url, connect_args={"timeout": timeout, "check_same_thread": False}
-        )
-        pragmas = _sqlite_pragmas(timeout)
-
-        def on_connect(dbapi_conn, record) -> None:
-            pragmas(dbapi_conn, record)
-            dbapi_conn.isolation_level = None  # we send BEGIN ourselves (_immediate_begin)
-
-        sa.event.listen(engine, "connect", on_connect)
-        sa.event.listen(engine, "begin", _immediate_begin)
-        return engine
-    return sa.create_engine(
-        url,
-        pool_pre_ping=True,
-        pool_size=2,
-        connect_args=pg_session.connect_args(timeout),
-    )
-
-
 def create_registry_schema(engine: Engine, prefix: str = "vigil_", *, manage: bool = True) -> None:
     """Create the schema on an empty database through the migrations, as the inference log
     does, then check it: ``RegistrySchemaError`` for an older or newer one, which only
@@ -158,7 +119,7 @@ def create_registry_schema(engine: Engine, prefix: str = "vigil_", *, manage: bo
     except migrations.SchemaError as exc:
         raise RegistrySchemaError(str(exc)) from None
     except SQLAlchemyError as exc:
-        raise RegistryError(f"cannot create the model registry schema: {_one_line(exc)}") from exc
+        raise RegistryError(f"cannot create the model registry schema: {one_line(exc)}") from exc
     if problem is not None:
         raise RegistrySchemaError(problem)
 
@@ -166,7 +127,3 @@ def create_registry_schema(engine: Engine, prefix: str = "vigil_", *, manage: bo
 def drop_registry_schema(engine: Engine, prefix: str = "vigil_") -> None:
     """Drop the registry's tables (tests; the version table still says they exist)."""
     registry_tables(prefix).metadata.drop_all(engine)
-
-
-def _one_line(exc: BaseException | None) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]

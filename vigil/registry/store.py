@@ -50,12 +50,13 @@ from vigil.registry.schema import (
     RegistryError,
     RegistrySchemaError,
     create_registry_schema,
-    registry_engine,
     registry_tables,
 )
 from vigil.registry.signing import SIGNATURE, ModelSignatureError
 from vigil.schema import FeatureSchema
-from vigil.tasks.base import Task, task_for
+from vigil.store.engine import engine_for
+from vigil.tasks import Task, task_for
+from vigil.text import one_line
 
 __all__ = [
     "ArtifactIntegrityError",
@@ -230,7 +231,8 @@ class ModelBundle:
         return self._reference
 
 
-def _who() -> str:
+def who() -> str:
+    """Who makes a change: user@host, for the history."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
@@ -243,7 +245,7 @@ class Registry:
         self.settings = settings
         self.url = settings.resolved_database_url
         self.prefix = settings.table_prefix
-        self.engine = registry_engine(self.url, settings.log_timeout_seconds)
+        self.engine = engine_for(self.url, settings.log_timeout_seconds)
         self.tables = registry_tables(self.prefix)
         self.store = ArtifactStore(self.engine, self.tables, settings.home_dir / "artifacts")
 
@@ -261,14 +263,14 @@ class Registry:
             self.create_schema()
         try:
             with self.engine.connect() as conn:
-                if lock:
-                    conn = conn.execution_options(sqlite_immediate=True)
+                # SQLite: BEGIN at the start, so the transaction reads one snapshot.
+                conn = conn.execution_options(sqlite_begin=True, sqlite_immediate=lock)
                 with conn.begin():
                     yield conn
         except SQLAlchemyError as exc:
             if isinstance(exc, IntegrityError):
                 raise
-            raise RegistryError(f"model registry unavailable: {_one_line(exc)}") from exc
+            raise RegistryError(f"model registry unavailable: {one_line(exc)}") from exc
 
     # -- models --------------------------------------------------------------------------
 
@@ -564,7 +566,7 @@ class Registry:
                 tag=tag,
                 previous=current.tag,
                 at=now,
-                by=(by or _who())[:200],
+                by=(by or who())[:200],
             )
         )
 
@@ -593,7 +595,3 @@ def _where(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "the configured database"
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
