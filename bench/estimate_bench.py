@@ -63,7 +63,7 @@ def _setup(task_name: str):
         fit_quality_estimators,
         regressor_metrics,
     )
-    from vigil.tasks.base import CLASSIFIER, REGRESSOR
+    from vigil.tasks import CLASSIFIER, REGRESSOR
 
     if task_name == "classification":
         task, generate = CLASSIFIER, classification_frame

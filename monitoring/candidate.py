@@ -27,7 +27,7 @@ from monitoring.detect import pvalue_by_method
 from vigil.log.shadow import ShadowLog
 from vigil.registry.candidates import Candidates, Verdict
 from vigil.registry.store import Registry
-from vigil.tasks.base import Task
+from vigil.tasks import Task
 
 log = logging.getLogger(__name__)
 

@@ -121,7 +121,7 @@ def describe(p: dict, *, report_pending: bool = False) -> str:
             lines.append(p["message"])
     quality = p.get("quality")
     if quality:
-        from vigil.tasks.base import QUALITY_METRICS
+        from vigil.tasks import QUALITY_METRICS
 
         figures = ", ".join(f"{m} {quality[m]}" for m in QUALITY_METRICS if m in quality)
         lines.append(f"live quality on {quality['labeled_rows']} labeled rows: {figures}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.process_collector import ProcessCollector
 
-from vigil.tasks.base import QUALITY_METRICS
+from vigil.tasks import QUALITY_METRICS
 
 OUTCOMES = ("ok", "insufficient_data", "error")
 

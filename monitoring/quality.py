@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.schema import FeatureSchema
-from vigil.tasks.base import CLASSIFIER, Task
+from vigil.tasks import CLASSIFIER, Task
 
 
 def live_quality(

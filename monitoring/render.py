@@ -367,7 +367,7 @@ def render_prometheus(
 
 def _higher_is_better_classifier_metrics() -> str:
     """The classifier metrics an absolute drop alarms on (not log loss: lower is better)."""
-    from vigil.tasks.base import CLASSIFIER
+    from vigil.tasks import CLASSIFIER
 
     return "|".join(m for m in CLASSIFIER.metrics if CLASSIFIER.higher_is_better[m])
 

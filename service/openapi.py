@@ -19,7 +19,7 @@ import numpy as np
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import ApiError
-from vigil.tasks.base import Task
+from vigil.tasks import Task
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 ERROR_REF = "#/components/schemas/Error"

@@ -22,7 +22,7 @@ from vigil.log.inference_log import InferenceLog, InferenceLogError, LogRecord
 from vigil.log.prediction_ids import prediction_ids
 from vigil.registry.store import ModelBundle
 from vigil.schema import record_columns
-from vigil.tasks.base import Outputs
+from vigil.tasks import Outputs
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from vigil.tasks.base import task_for
+from vigil.tasks import task_for
 
 _PRIVATE = frozenset({"dataset_source", "holdout"})
 # How the model was made: shown only to callers with the key when one is set (they tell an

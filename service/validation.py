@@ -18,7 +18,7 @@ import numpy as np
 
 from service.errors import ApiError, problem, summary
 from vigil.schema import FeatureSchema
-from vigil.tasks.base import BadLabel, Task
+from vigil.tasks import BadLabel, Task
 
 # The served model may run on float32 (ONNX inputs, scikit-learn's tree thresholds): a number
 # beyond float32's range would become infinite there.

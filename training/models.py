@@ -43,7 +43,7 @@ def _lineage(tag: str, parents: dict[str, str | None]) -> list[str]:
 
 
 def _model_doc(record, production: str | None, parents: dict, history: list) -> dict[str, Any]:
-    from vigil.tasks.base import task_for
+    from vigil.tasks import task_for
 
     return {
         "tag": record.tag,
@@ -164,7 +164,7 @@ def show(
 
 def _quality(doc: dict[str, Any]) -> str:
     """The held-out figure ModelQualityDrop watches for the model's task (accuracy, RMSE)."""
-    from vigil.tasks.base import get_task
+    from vigil.tasks import get_task
 
     metric = get_task(doc["task"]).quality_metric
     return f"{metric}={_num(doc['metrics'].get(metric))}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vigil.tasks.base import CLASSIFICATION, CLASSIFIER, REGRESSION, Outputs, Task
+from vigil.tasks import CLASSIFICATION, CLASSIFIER, REGRESSION, Outputs, Task
 
 
 @dataclass

@@ -168,7 +168,7 @@ def _offline_gate(registry, tag: str) -> str | None:
     """The offline gate, from the figures saved with the models: TAG's held-out figures
     against its naive predictor's (when recorded), and against production's when both were
     measured on the same data (same dataset sha256)."""
-    from vigil.tasks.base import task_for
+    from vigil.tasks import task_for
 
     mine = registry.model(tag)
     task = task_for(mine.contract)

@@ -24,7 +24,7 @@ from training import holdout
 from training.data import DATASETS, DEFAULT_DATASET, BadData, Dataset, load
 from training.pipeline import DEFAULT_ESTIMATOR, ESTIMATORS
 from training.policy import DEFAULT_GATE, Gate, Outcome, decide
-from vigil.tasks.base import CLASSIFICATION, CLASSIFIER, REGRESSION, Task, get_task
+from vigil.tasks import CLASSIFICATION, CLASSIFIER, REGRESSION, Task, get_task
 
 HOLDOUT_SHARE = 0.2
 REFERENCE_MAX_ROWS = 5000

@@ -16,7 +16,7 @@ import numpy as np
 from vigil.onnx_model import OnnxModel, verified_onnx
 from vigil.registry.store import ModelBundle
 from vigil.schema import columns_to_frame
-from vigil.tasks.base import Outputs, task_for
+from vigil.tasks import Outputs, task_for
 
 
 class NotServable(RuntimeError):

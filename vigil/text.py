@@ -1,6 +1,8 @@
-"""Error text for one log line or one message field."""
+"""Error text: an error in one line, a value named in a message cut short."""
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def one_line(exc: BaseException | None) -> str:
@@ -9,3 +11,8 @@ def one_line(exc: BaseException | None) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return (text[0] if text else "")[:300]
 
+
+def shortened(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters: a bad value named in a message, never echoed whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -89,7 +89,7 @@ def test_dashboards_show_the_contract_metrics(name, metrics):
 
 
 def test_quality_panels_cover_each_tasks_metrics():
-    from vigil.tasks.base import CLASSIFIER, REGRESSOR
+    from vigil.tasks import CLASSIFIER, REGRESSOR
 
     scores = [m for m in CLASSIFIER.metrics if CLASSIFIER.higher_is_better[m]]
     assert dashboards.CLASSIFIER_SCORES.split("|") == scores

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitoring.candidate import judge
-from vigil.tasks.base import CLASSIFIER, REGRESSOR
+from vigil.tasks import CLASSIFIER, REGRESSOR
 
 ALPHA = 0.01
 MIN_LABELED = 200

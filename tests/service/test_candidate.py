@@ -16,7 +16,7 @@ from service.canary import canary_bucket, in_canary
 from service.predictor import Job
 from service.shadow import ShadowWorker
 from vigil.log.prediction_ids import new_request_ids
-from vigil.tasks.base import CLASSIFIER, Outputs
+from vigil.tasks import CLASSIFIER, Outputs
 
 
 @pytest.mark.parametrize("percent", [1, 5, 30, 50, 90])

@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from service.openapi import ERROR_SCHEMA, FLOAT32_MAX, instance_schema, published
-from vigil.tasks.base import CLASSIFIER, REGRESSOR
+from vigil.tasks import CLASSIFIER, REGRESSOR
 
 
 def bentoml_like_spec() -> dict:

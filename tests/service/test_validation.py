@@ -10,7 +10,7 @@ import pytest
 from service.errors import ApiError
 from service.validation import InstanceValidator, feedback_labels
 from tests.service.conftest import mixed_instance
-from vigil.tasks.base import CLASSIFIER, REGRESSOR
+from vigil.tasks import CLASSIFIER, REGRESSOR
 
 
 @pytest.fixture

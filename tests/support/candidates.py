@@ -49,7 +49,7 @@ def save_regressor(registry, *, depth: int | None, seed: int = 0) -> str:
 
     from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN
     from vigil.schema import FeatureSchema
-    from vigil.tasks.base import REGRESSOR, regression_metrics
+    from vigil.tasks import REGRESSOR, regression_metrics
 
     data = load_diabetes(as_frame=True)
     features, target = data.data, data.target

@@ -21,7 +21,7 @@ from vigil.onnx_model import ARTIFACT, OnnxModel
 from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 from vigil.schema import to_frame
 from vigil.settings import get_settings
-from vigil.tasks.base import get_task
+from vigil.tasks import get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 TASK_OF = {"breast_cancer": "classification", "wine": "classification", "diabetes": "regression"}

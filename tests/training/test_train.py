@@ -16,7 +16,7 @@ from training.policy import Gate
 from training.train import train
 from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 from vigil.settings import get_settings
-from vigil.tasks.base import CLASSIFIER
+from vigil.tasks import CLASSIFIER
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from vigil.tasks.base import Outputs
+from vigil.tasks import Outputs
 
 # Holdout rows kept in the contract for the standard errors (probabilities or errors per row).
 MAX_REFERENCE_ROWS = 2000

@@ -18,7 +18,7 @@ import pandas as pd
 
 from vigil.estimate.base import Estimate, Estimator, subsample
 from vigil.estimate.metrics import classifier_metrics, expected_calibration_error
-from vigil.tasks.base import Outputs
+from vigil.tasks import Outputs
 
 SE_DRAWS = 200
 CALIBRATION_SPLITS = 5

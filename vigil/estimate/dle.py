@@ -17,7 +17,7 @@ import pandas as pd
 
 from vigil.estimate.base import Estimate, Estimator, subsample
 from vigil.estimate.metrics import regressor_metrics
-from vigil.tasks.base import Outputs
+from vigil.tasks import Outputs
 
 SE_DRAWS = 200
 CROSS_FIT_SPLITS = 2

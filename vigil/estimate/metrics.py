@@ -44,7 +44,7 @@ def classifier_metrics(
     predictions ``top(raw)`` when row i belongs to class c with weight ``positive[i, c]``:
     one-hot labels give the realized metrics (as ``vigil.tasks.classification_metrics``),
     calibrated probabilities their expectations. ``weight``: per-row weights (default 1)."""
-    from vigil.tasks.base import top_class
+    from vigil.tasks import top_class
 
     top = top_class(raw)
     k = raw.shape[1]

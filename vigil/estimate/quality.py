@@ -33,7 +33,7 @@ from vigil.estimate.reweighted import (
     ReweightedThresholded,
     ThresholdedShiftAware,
 )
-from vigil.tasks.base import Outputs, Task
+from vigil.tasks import Outputs, Task
 
 CONTRACT_KEY = "quality_estimator"
 ARTIFACT = "quality_estimator.joblib"

@@ -24,7 +24,7 @@ from vigil.estimate.cbpe import ConfidenceBased, cross_fitted
 from vigil.estimate.dle import DirectLoss
 from vigil.estimate.metrics import classifier_metrics
 from vigil.estimate.shift import Shift, encode, featurizer, importance
-from vigil.tasks.base import top_class
+from vigil.tasks import top_class
 
 CORRECTION_DRAWS = 200
 

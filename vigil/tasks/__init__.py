@@ -1,5 +1,8 @@
 """What differs by model task, a classifier's or a regressor's: the answer's keys, what the
-log stores, the quality metrics and which way is better, the gate and the promotion rule."""
+log stores, the quality metrics and which way is better, the gate and the promotion rule.
+
+``base`` declares the ``Task`` interface, ``classification`` and ``regression`` are the two
+tasks, ``lookup`` finds a model's task by name, ``labels`` holds the labels' normal form."""
 
 from vigil.lazy import lazy_exports
 
@@ -12,15 +15,15 @@ _EXPORTS = {
     "REGRESSION": ".base",
     "TASKS": ".base",
     "MAX_CLASSES": ".base",
-    "CLASSIFIER": ".base",
-    "REGRESSOR": ".base",
-    "QUALITY_METRICS": ".base",
-    "get_task": ".base",
-    "task_for": ".base",
+    "CLASSIFIER": ".classification",
+    "REGRESSOR": ".regression",
+    "QUALITY_METRICS": ".lookup",
+    "get_task": ".lookup",
+    "task_for": ".lookup",
     "infer_task": ".base",
-    "top_class": ".base",
-    "classification_metrics": ".base",
-    "regression_metrics": ".base",
+    "top_class": ".classification",
+    "classification_metrics": ".classification",
+    "regression_metrics": ".regression",
     "Label": ".labels",
     "label_sort_key": ".labels",
     "plain_label": ".labels",

@@ -25,7 +25,7 @@ from vigil.estimate import (
     fit_quality_estimators,
     regressor_metrics,
 )
-from vigil.tasks.base import CLASSIFIER, REGRESSOR, classification_metrics
+from vigil.tasks import CLASSIFIER, REGRESSOR, classification_metrics
 
 FEATURES = ["x1", "x2", "x3", "x4", "group"]
 

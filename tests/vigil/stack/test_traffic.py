@@ -121,7 +121,7 @@ def test_missing_values_and_categories_pass_through():
 
 def test_labels_come_from_the_reference_and_can_be_made_wrong(production):
     from vigil.stack.traffic import Tally, feedback_labels, make_labeled_rows
-    from vigil.tasks.base import CLASSIFIER, REGRESSOR
+    from vigil.tasks import CLASSIFIER, REGRESSOR
 
     schema, reference = production
     records, labels = make_labeled_rows(reference, schema, 300, seed=3)

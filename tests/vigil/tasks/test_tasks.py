@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vigil.tasks.base import (
+from vigil.tasks import (
     CLASSIFIER,
     QUALITY_METRICS,
     REGRESSOR,
     BadLabel,
-    _by_class,
     get_task,
     infer_task,
     regression_metrics,
     task_for,
 )
+from vigil.tasks.classification import _by_class
 
 
 @pytest.mark.parametrize("classes", [["no", "yes"], ["a", "b", "c"], ["only"]])
