@@ -37,7 +37,7 @@ def load(
     path: Path | None, target: str | None, *, dataset: str | None = None, task: str = "auto"
 ) -> Dataset:
     """``path`` (with ``target``), else the bundled ``dataset``; ``task``: ``auto`` decides
-    from the target column (``vigil.tasks.base.infer_task``)."""
+    from the target column (``vigil.tasks.infer_task``)."""
     if path is None:
         return _bundled(dataset or DEFAULT_DATASET, task)
     digest = hashlib.sha256(read_bytes(path)).hexdigest()
