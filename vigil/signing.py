@@ -1,6 +1,6 @@
-"""``python -m vigil.signing`` (its published name) runs ``vigil.registry.signing``."""
+"""``python -m vigil.signing``, deprecated for ``vigil keys`` (kept for this release)."""
 
 if __name__ == "__main__":
-    from vigil.registry.signing import main
+    from vigil.cli.keys import app
 
-    main()
+    app()

@@ -101,14 +101,3 @@ def _raw(value: str, name: str) -> bytes:
     if len(raw) != 32:
         raise ModelSignatureError(f"{name} must be the base64 of a 32-byte Ed25519 key")
     return raw
-
-
-def main() -> None:
-    """Deprecated alias of ``vigil keys`` (kept for this release)."""
-    from vigil.cli.keys import app
-
-    app()
-
-
-if __name__ == "__main__":
-    main()
