@@ -167,6 +167,9 @@ def _start_candidate(settings, options, tag: str) -> tuple[str, str]:
     if problem:
         return "refused", f"this build cannot serve it: {problem}"
     candidates = Candidates(registry)
+    misfit = candidates.misfit(tag)
+    if misfit:
+        return "refused", f"it does not fit production: {misfit}"
     running = candidates.current()
     if running.active:
         candidates.stop(running.mode, by="follow-mlflow")

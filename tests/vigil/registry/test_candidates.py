@@ -286,3 +286,18 @@ def test_the_commands_refuse_a_candidate_that_does_not_fit(cli_registry, default
     forced = runner.invoke(app, [regressor, "--force"])
     assert forced.exit_code == 0, forced.output
     assert cli_registry.production_tag() == regressor
+
+
+def test_follow_mlflow_refuses_a_challenger_that_does_not_fit(cli_registry, default_bundle):
+    """The follower's start of a challenger asks the same fit, and leaves the running
+    candidate alone when it refuses."""
+    from training.mlflow.follow import FollowOptions, _start_candidate
+
+    candidates = Candidates(cli_registry)
+    running = other(cli_registry, default_bundle)
+    candidates.start(running, "shadow")
+    regressor = reshaped(cli_registry, default_bundle, task="regression")
+    options = FollowOptions(model="m")
+    status, reason = _start_candidate(cli_registry.settings, options, regressor)
+    assert status == "refused" and "does not fit production" in reason, reason
+    assert candidates.current().tag == running
