@@ -11,6 +11,7 @@ and a regressor (metrics, gate, promotion rule, stored predictions) is ``vigil.t
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from functools import partial
