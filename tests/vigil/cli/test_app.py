@@ -95,8 +95,8 @@ def test_render_lists_its_renderers():
 
 def test_models_mounts_the_whole_registry_app():
     result = invoke("models", "--help")
-    for name in ("list", "show", "shadow", "canary"):
-        assert f"│ {name} " in result.output
+    for name in ("list", "show", "shadow", "canary", "follow-mlflow"):
+        assert f"│ {name} " in result.output, result.output
 
 
 def test_keys_keygen_prints_a_usable_pair():
