@@ -262,7 +262,7 @@ def evaluate(data: RealSet, python: Path, work: Path) -> dict:
     bundle = _train(data, work / data.name.replace(" ", "_"))
     train_s = time.perf_counter() - started
     model, schema = bundle.pipeline, bundle.schema
-    from training.holdout import from_contract
+    from vigil.registry.holdout import from_contract
 
     hx, hy = from_contract(bundle.contract)
     hx = to_frame(schema, hx)

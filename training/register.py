@@ -25,10 +25,10 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from training import holdout as trusted_holdout
 from training.data import BadData, fingerprint, read_frame
 from training.policy import DEFAULT_GATE, Gate, Outcome, decide
 from training.train import REFERENCE_MAX_ROWS, MinAccuracyOption, MinR2Option, PromoteOption
+from vigil.registry import holdout as trusted_holdout
 from vigil.text import one_line
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")

@@ -5,7 +5,7 @@
 Whoever can post ``/feedback`` labels chooses the recent traffic, so the gate does not rest on it
 alone. The candidate must beat (or equal) production on two holdouts, neither trained on:
 
-- the trusted holdout stored with the production model (``training.holdout``: the original
+- the trusted holdout stored with the production model (``vigil.registry.holdout``: the original
   training split, carried unchanged from model to model), where it may lose at most
   ``trusted_tolerance`` (of accuracy or F1; relative, of RMSE) (the world may have moved away
   from it a little);
@@ -24,10 +24,10 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
-from training import holdout
 from training.data import fingerprint
 from training.policy import DEFAULT_GATE, Gate, Outcome, promote_if_unchanged
 from training.train import exit_for, fit_and_decide
+from vigil.registry import holdout
 
 # What a candidate may lose on the trusted holdout and still be promoted: this much accuracy
 # or F1, or this share of RMSE.

@@ -20,10 +20,10 @@ from typing import Annotated, Any
 
 import typer
 
-from training import holdout
 from training.data import DATASETS, DEFAULT_DATASET, BadData, Dataset, load
 from training.pipeline import DEFAULT_ESTIMATOR, ESTIMATORS
 from training.policy import DEFAULT_GATE, Gate, Outcome, decide
+from vigil.registry import holdout
 from vigil.tasks import CLASSIFICATION, CLASSIFIER, REGRESSION, Task, get_task
 
 HOLDOUT_SHARE = 0.2

@@ -27,10 +27,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitoring.render import render_configs
 from tests.conftest import free_port
 from tests.support.alerting import Prometheus, Webhook, start_alertmanager, start_prometheus
 from tests.support.processes import Proc, base_env, http_ok, wait_until
+from vigil.render.alerting import render_configs
 from vigil.render.dashboards import dashboard_queries
 from vigil.stack.traffic import Drift, drifted_features, make_rows, send
 

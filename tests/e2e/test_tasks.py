@@ -24,11 +24,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitoring.render import render_configs
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Prometheus, start_prometheus
 from tests.support.processes import Proc, base_env, http_ok, wait_until
 from tests.support.prom import scrape
+from vigil.render.alerting import render_configs
 from vigil.stack.traffic import Drift, Tally, feedback_labels, make_rows
 
 pytestmark = pytest.mark.integration

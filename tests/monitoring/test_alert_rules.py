@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitoring import render
 from tests.conftest import need_binary
+from vigil.render import alerting as render
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO / "monitoring" / "prometheus"

@@ -12,11 +12,12 @@ import httpx
 import pytest
 import yaml
 
-from monitoring import render, webhook_receiver
+from monitoring import webhook_receiver
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Webhook, start_alertmanager, wait_ready
 from tests.support.processes import wait_until
 from tests.support.smtp import SmtpSink
+from vigil.render import alerting as render
 
 REPO = Path(__file__).resolve().parents[2]
 AM_DIR = REPO / "monitoring" / "alertmanager"
@@ -161,7 +162,7 @@ def test_alertmanager_delivers_groups_inhibits_and_resolves(alertmanager, webhoo
 
 
 def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):
-    from monitoring.render import render_alertmanager
+    from vigil.render.alerting import render_alertmanager
 
     off = yaml.safe_load(render_alertmanager(webhook_url="http://127.0.0.1:9095/alerts"))
     assert all(r.get("receiver") != "vigil-retrain" for r in off["route"]["routes"])

@@ -1,4 +1,4 @@
-"""monitoring.render: committed configs match the templates, and overrides land where meant."""
+"""vigil.render.alerting: committed configs match the templates, and overrides land where meant."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from monitoring import render
+from vigil.render import alerting as render
 from vigil.settings import Settings, get_settings
 
 
@@ -27,7 +27,7 @@ def test_committed_configs_equal_render_of_default_settings(clean_settings_env):
     for relative, text in expected.items():
         committed = (render.MONITORING_DIR / relative).read_text(encoding="utf-8")
         assert committed == text, (
-            f"monitoring/{relative} is out of date: run `python -m monitoring.render --committed`"
+            f"monitoring/{relative} is out of date: run `vigil render configs --committed`"
         )
 
 
@@ -147,8 +147,7 @@ def test_one_declaration_fills_every_placeholder_and_the_docs():
     assert placeholders == filled | addresses | retrain | for_clauses | derived
     docs = render.DOCS.read_text(encoding="utf-8")
     assert render.with_parameters_table(docs) == docs, (
-        "docs/alerting.md's parameter table is out of date: run "
-        "`python -m monitoring.render --committed`"
+        "docs/alerting.md's parameter table is out of date: run `vigil render configs --committed`"
     )
 
 

@@ -160,9 +160,9 @@ def test_the_token_is_checked_before_the_body_is_read(webhook_url):
 
 @pytest.mark.integration
 def test_alertmanager_starts_a_run_with_its_token(tmp_path):
-    from monitoring.render import render_configs
     from tests.support.alerting import start_alertmanager, wait_ready
     from tests.support.processes import wait_until
+    from vigil.render.alerting import render_configs
 
     marker = tmp_path / "ran"
     trigger = RetrainTrigger(

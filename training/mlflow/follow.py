@@ -142,8 +142,7 @@ def _production_data(settings):
     """((features, labels), (holdout features, labels) or None) of the production model."""
     import pandas as pd
 
-    from training import holdout
-    from vigil.registry import Registry
+    from vigil.registry import Registry, holdout
     from vigil.registry.store import LABEL_COLUMN
 
     production = Registry(settings).load_production()

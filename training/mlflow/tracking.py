@@ -191,7 +191,7 @@ def datasets_of(bundle) -> list[tuple[Any, str]]:
     """(dataset, context) for the training sample and the trusted holdout."""
     import pandas as pd
 
-    from training import holdout
+    from vigil.registry import holdout
     from vigil.registry.store import LABEL_COLUMN
     from vigil.schema import to_frame
 

@@ -127,7 +127,7 @@ def commands() -> list[LazyCommand | LazyGroup]:
             [
                 LazyCommand(
                     "configs",
-                    "monitoring.render:app",
+                    "vigil.render.alerting:app",
                     help="Prometheus, rules and Alertmanager configs from the settings.",
                 ),
                 LazyCommand(

@@ -4,7 +4,7 @@
     vigil render k8s --check    # exit 1 if a committed file differs
 
 - ``base/generated/prometheusrule.yaml``: the PrometheusRule whose ``spec`` is the rules file
-  ``monitoring.render`` renders from ``monitoring/prometheus/rules/*.tmpl`` with the default
+  ``vigil.render.alerting`` renders from ``monitoring/prometheus/rules/*.tmpl`` with the default
   settings, so the cluster alerts exactly like ``make run`` and compose.
 - ``base/generated/alertmanagerconfig.yaml``: an AlertmanagerConfig with the routing, grouping
   and inhibition of ``monitoring/alertmanager/alertmanager.yml`` (the drift route's one
@@ -25,7 +25,7 @@ from typing import Annotated
 import typer
 import yaml
 
-from monitoring import render
+from vigil.render import alerting as render
 
 # Paths inside the checkout (``--root``, default the working directory): the generated files
 # are committed there, next to the kustomizations that load them.
@@ -53,10 +53,10 @@ spec:
 
 
 def rules_text() -> str:
-    """The committed rules file's text, as ``monitoring.render`` makes it for the defaults."""
+    """The committed rules file's text, as ``vigil.render.alerting`` makes it for the defaults."""
     from vigil.settings import Settings
 
-    # model_construct skips the environment and .env, as `monitoring.render --committed` does.
+    # model_construct skips the environment and .env, as `vigil render configs --committed` does.
     files = render.committed_files(Settings.model_construct())
     return files[Path("prometheus") / render.RULES_FILE]
 

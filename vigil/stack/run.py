@@ -146,7 +146,7 @@ def receives_alerts_here(settings) -> bool:
 def components(settings, prometheus: str | None, alertmanager: str | None) -> list[Component]:
     """What ``make run`` starts, in order: Prometheus, Alertmanager and the webhook receiver
     only when both binaries are installed."""
-    from monitoring.render import ALERTMANAGER_FILE, PROMETHEUS_FILE
+    from vigil.render.alerting import ALERTMANAGER_FILE, PROMETHEUS_FILE
 
     python = sys.executable
     home, conf = settings.home_dir, settings.home_dir / "config"
@@ -274,7 +274,7 @@ def port_problem(component: Component) -> str | None:
 
 def render_alerting(settings) -> Path:
     """Render the Prometheus and Alertmanager configs for these settings; their log dir."""
-    from monitoring.render import render_configs, settings_defaults
+    from vigil.render.alerting import render_configs, settings_defaults
 
     logs = settings.home_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)

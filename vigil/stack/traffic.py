@@ -3,7 +3,7 @@
 Rows are drawn as they are, without noise, so normal traffic is what the drift and data-quality
 tests expect of it: rows like those the model was trained on. Most come from the production
 model's reference sample; when the model keeps a holdout (rows it did not train on,
-``training.holdout``), that share of the rows the holdout had in the data comes from it.
+``vigil.registry.holdout``), that share of the rows the holdout had in the data comes from it.
 ``--drift one`` shifts one numeric feature by ``--shift`` standard deviations, ``--drift most``
 shifts most numeric features.
 ``--feedback SHARE`` then sends the true labels of that share of the answered holdout rows to
@@ -109,7 +109,7 @@ def make_labeled_rows(
 
 def stored_holdout(bundle) -> tuple[pd.DataFrame, pd.Series] | None:
     """The rows ``bundle``'s model did not train on, with their labels (None: it keeps none)."""
-    from training.holdout import from_contract
+    from vigil.registry.holdout import from_contract
 
     return from_contract(bundle.contract)
 

@@ -107,9 +107,9 @@ def _row_keys(frame: pd.DataFrame, schema) -> set[tuple]:
 
 
 def test_normal_traffic_is_clean_and_labeled_on_unseen_rows_and_drift_still_drifts(served):
-    from training.holdout import from_contract
     from vigil.log import InferenceLog
     from vigil.registry import Registry
+    from vigil.registry.holdout import from_contract
     from vigil.settings import get_settings
 
     home, url = served

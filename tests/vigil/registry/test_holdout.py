@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from training.holdout import MAX_ROWS, from_contract, to_contract
+from vigil.registry.holdout import MAX_ROWS, from_contract, to_contract
 
 
 def test_the_stored_holdout_is_exactly_the_rows_and_labels():
