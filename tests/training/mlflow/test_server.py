@@ -170,7 +170,7 @@ def test_follower_shadows_a_challenger_then_promotes_it_as_champion(home, linear
 def test_follower_stands_down_when_production_changes_under_it(home, linear, monkeypatch):  # noqa: F811
     """Another operator promotes while the follower compares: its compare-and-set fails, it
     promotes nothing, says so (exit 3 with --once) and writes why on the version."""
-    import training.train
+    import training.policy
     from training.mlflow.follow import CONFLICT_EXIT, FollowOptions, run
     from vigil.registry import Registry
 
@@ -192,7 +192,7 @@ def test_follower_stands_down_when_production_changes_under_it(home, linear, mon
         Registry(settings).promote(other, by="another operator")
         return None
 
-    monkeypatch.setattr(training.train, "_worse_than_production", promoted_meanwhile)
+    monkeypatch.setattr(training.policy, "_worse_than_production", promoted_meanwhile)
     mlflow_client.set_registered_model_alias(user_model, "champion", version)
     lines: list[str] = []
     code = run(settings, FollowOptions(user_model), once=True, interval=1, echo=lines.append)
