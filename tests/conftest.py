@@ -8,6 +8,10 @@ import socket
 
 import pytest
 
+from tests.support.integration_audit import Audit
+
+AUDIT = Audit()
+
 
 def pytest_configure(config):
     """Tests (and the servers they start, which inherit this environment) see only the settings
@@ -24,6 +28,59 @@ def pytest_configure(config):
     # suite runs a process per core, and more threads than cores spin rather than work (a fit
     # took ten times as long on a loaded 2-core machine).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if config.getoption("audit_integration"):
+        AUDIT.install()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--audit-integration",
+        action="store_true",
+        help="fail a test that starts a process or opens a PostgreSQL connection without the "
+        "integration (and postgres) marker",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items):
+    """Talking to PostgreSQL is integration: ``-m "not integration"`` leaves those tests out."""
+    for item in items:
+        if item.get_closest_marker("postgres") and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    AUDIT.on = True
+    try:
+        return (yield)
+    finally:
+        AUDIT.on = False
+        AUDIT.unmarked(set())  # what a failed phase left behind
+
+
+def _fail_unmarked(item) -> None:
+    """A test that started a process or opened a PostgreSQL connection carries the markers."""
+    unmarked = AUDIT.unmarked({mark.name for mark in item.iter_markers()})
+    if unmarked:
+        pytest.fail(
+            "reached outside the test process without its marker:\n  " + "\n  ".join(unmarked),
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield  # setup's and the test's own
+    _fail_unmarked(item)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    _fail_unmarked(item)
+    return result
 
 
 def missing(reason: str):

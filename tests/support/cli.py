@@ -1,5 +1,6 @@
-"""Run a command as ``python -m <module> ARGS`` would, in this process (Typer's ``CliRunner``)
-or, for a command's one smoke test of its real entry point, in a subprocess.
+"""Run a command as ``python -m <module> ARGS`` does, in this process (``runpy``, the way
+``-m`` runs a module, with Click's ``CliRunner`` isolation capturing its output and setting its
+environment) or, for a command's one smoke test of its real entry point, in a subprocess.
 
     out = run_command("training.promote", tag, "--expect", first, home=home)
     assert out.returncode == 0, out.stderr
@@ -13,15 +14,15 @@ interpreter would make it, so ``"Traceback" not in out.stderr`` still means some
 
 from __future__ import annotations
 
-import importlib
 import os
+import runpy
 import subprocess
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 
-import typer
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from tests.support.processes import REPO, base_env, hidden_variable, vigil_env
 
@@ -31,20 +32,6 @@ class Ran:
     returncode: int
     stdout: str
     stderr: str
-
-
-def typer_app(module: str) -> typer.Typer:
-    """The app ``python -m module`` runs: the module's Typer app, or its ``main`` wrapped the
-    way ``typer.run(main)`` wraps it."""
-    loaded = importlib.import_module(module)
-    if hasattr(loaded, "__path__"):  # a package runs its __main__
-        loaded = importlib.import_module(f"{module}.__main__")
-    for name in ("app", "cli"):
-        if isinstance(app := getattr(loaded, name, None), typer.Typer):
-            return app
-    app = typer.Typer(add_completion=False)
-    app.command()(loaded.main)
-    return app
 
 
 def run_command(module: str, *args: str, subprocess_: bool = False, **vigil: object) -> Ran:
@@ -57,8 +44,27 @@ def run_command(module: str, *args: str, subprocess_: bool = False, **vigil: obj
         return Ran(done.returncode, done.stdout, done.stderr)
     env: dict[str, str | None] = {name: None for name in os.environ if hidden_variable(name)}
     env.update(vigil_env(**vigil))
-    result = CliRunner().invoke(typer_app(module), list(args), env=env)
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        stderr += "".join(traceback.format_exception(result.exception))
-    return Ran(result.exit_code, result.stdout, stderr)
+    code: object = 0
+    stderr_extra = ""
+    with CliRunner().isolation(env=env) as (stdout, stderr, _):
+        argv = sys.argv
+        sys.argv = [module, *args]
+        try:
+            with warnings.catch_warnings():
+                # The test imported the module already; ``python -m`` would not have.
+                warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as exc:
+            code = exc.code
+        except Exception as exc:  # noqa: BLE001 - the interpreter's report of it
+            code, stderr_extra = 1, "".join(traceback.format_exception(exc))
+        finally:
+            sys.argv = argv
+            sys.stdout.flush()
+            sys.stderr.flush()
+        out, err = stdout.getvalue().decode(), stderr.getvalue().decode() + stderr_extra
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"): printed, exit code 1
+        code, err = 1, f"{err}{code}\n"
+    return Ran(code, out, err)

@@ -53,14 +53,16 @@ def _checkpoint(home: Path) -> None:
 
 class TrainedHomes:
     """``get(name, build, **args)``: a worker-private copy of the home ``build(home, **args)``
-    fills, built once per run for every worker."""
+    fills (in ``into`` if given), built once per run for every worker."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory):
         self.factory = tmp_path_factory
         self.cache = run_root(tmp_path_factory) / "trained-homes"
         self.sources = source_digest()
 
-    def get(self, name: str, build: Callable[..., None], **args: object) -> Path:
+    def get(
+        self, name: str, build: Callable[..., None], into: Path | None = None, **args: object
+    ) -> Path:
         key = hashlib.sha256(
             f"{self.sources}|{name}|{sorted(args.items())!r}".encode()
         ).hexdigest()[:16]
@@ -75,6 +77,6 @@ class TrainedHomes:
                 build(partial, **args)
                 _checkpoint(partial)
                 partial.rename(built)
-        mine = self.factory.mktemp(name)
+        mine = into or self.factory.mktemp(name)
         shutil.copytree(built, mine, dirs_exist_ok=True)
         return mine
