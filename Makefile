@@ -74,6 +74,12 @@ PYTEST_WORKERS ?= 2
 test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 2)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(ARGS)
 
+# The edit loop: no test that starts a process or talks to PostgreSQL (tests/conftest.py
+# fails one that does without its marker), so no server, no subprocess, no database.
+.PHONY: test-fast
+test-fast: $(VENV)/.synced ## The suite without integration tests (no servers, subprocesses or PostgreSQL)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m "not integration" $(ARGS)
+
 .PHONY: bench
 bench: $(VENV)/.synced ## Benchmark the service and the drift check; writes bench-results/
 	$(PY) -m bench $(ARGS)

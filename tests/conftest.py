@@ -8,6 +8,10 @@ import socket
 
 import pytest
 
+from tests.support.integration_audit import Audit
+
+AUDIT = Audit()
+
 
 def pytest_configure(config):
     """Tests (and the servers they start, which inherit this environment) see only the settings
@@ -20,6 +24,63 @@ def pytest_configure(config):
     # on: creating MLflow's database takes 10-40 s on loaded cores.
     os.environ["VIGIL_MLFLOW_TRACKING_URI"] = "off"
     os.environ.pop("MLFLOW_TRACKING_URI", None)
+    # One OpenMP thread per process (HistGradientBoosting, and the servers tests start): the
+    # suite runs a process per core, and more threads than cores spin rather than work (a fit
+    # took ten times as long on a loaded 2-core machine).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if config.getoption("audit_integration"):
+        AUDIT.install()
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--audit-integration",
+        action="store_true",
+        help="fail a test that starts a process or opens a PostgreSQL connection without the "
+        "integration (and postgres) marker",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
+def pytest_collection_modifyitems(items):
+    """Talking to PostgreSQL is integration: ``-m "not integration"`` leaves those tests out."""
+    for item in items:
+        if item.get_closest_marker("postgres") and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    AUDIT.on = True
+    try:
+        return (yield)
+    finally:
+        AUDIT.on = False
+        AUDIT.unmarked(set())  # what a failed phase left behind
+
+
+def _fail_unmarked(item) -> None:
+    """A test that started a process or opened a PostgreSQL connection carries the markers."""
+    unmarked = AUDIT.unmarked({mark.name for mark in item.iter_markers()})
+    if unmarked:
+        pytest.fail(
+            "reached outside the test process without its marker:\n  " + "\n  ".join(unmarked),
+            pytrace=False,
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    result = yield  # setup's and the test's own
+    _fail_unmarked(item)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    _fail_unmarked(item)
+    return result
 
 
 def missing(reason: str):
@@ -60,42 +121,40 @@ def vigil_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def trained_home_template(tmp_path_factory):
+def trained_homes(tmp_path_factory):
+    """Homes trained once per run for all xdist workers (``tests.support.trained``)."""
+    from tests.support.trained import TrainedHomes
+
+    return TrainedHomes(tmp_path_factory)
+
+
+def train_bundled(home, dataset: str | None = None, **args):
+    """A promoted model of a dataset that ships with scikit-learn (default: breast cancer)."""
+    from training.data import load
+    from training.train import train
+    from vigil.settings import get_settings
+
+    data = load(None, None, dataset=dataset)
+    outcome = train(get_settings(home=home), data, **args, promote=True)
+    assert outcome.promoted, outcome
+
+
+@pytest.fixture(scope="session")
+def trained_home_template(trained_homes):
     """A VIGIL_HOME holding the default model, trained and promoted once per session."""
-    from training.data import load
-    from training.train import train
-    from vigil.settings import get_settings
-
-    home = tmp_path_factory.mktemp("trained-home")
-    outcome = train(get_settings(home=home), load(None, None), seed=42, promote=True)
-    assert outcome.promoted, outcome
-    return home
-
-
-def _train_bundled(tmp_path_factory, dataset: str):
-    """A home with a promoted model of a dataset that ships with scikit-learn (20 trees)."""
-    from training.data import load
-    from training.train import train
-    from vigil.settings import get_settings
-
-    home = tmp_path_factory.mktemp(f"{dataset}-home")
-    outcome = train(
-        get_settings(home=home), load(None, None, dataset=dataset), n_estimators=20, promote=True
-    )
-    assert outcome.promoted, outcome
-    return home
+    return trained_homes.get("trained-home", train_bundled, seed=42)
 
 
 @pytest.fixture(scope="session")
-def wine_home_template(tmp_path_factory):
-    """A VIGIL_HOME whose production model is a 3-class classifier (``wine``)."""
-    return _train_bundled(tmp_path_factory, "wine")
+def wine_home_template(trained_homes):
+    """A VIGIL_HOME whose production model is a 3-class classifier (``wine``, 20 trees)."""
+    return trained_homes.get("wine-home", train_bundled, dataset="wine", n_estimators=20)
 
 
 @pytest.fixture(scope="session")
-def diabetes_home_template(tmp_path_factory):
-    """A VIGIL_HOME whose production model is a regressor (``diabetes``)."""
-    return _train_bundled(tmp_path_factory, "diabetes")
+def diabetes_home_template(trained_homes):
+    """A VIGIL_HOME whose production model is a regressor (``diabetes``, 20 trees)."""
+    return trained_homes.get("diabetes-home", train_bundled, dataset="diabetes", n_estimators=20)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from monitoring.detect import (
     detect,
     feature_drift,
 )
-from tests.monitoring.generators import mixed_frame, train_mixed
+from tests.monitoring.generators import mixed_frame
 from vigil.schema import Feature, FeatureSchema, to_frame
 
 WINDOWS = 25
@@ -134,15 +134,13 @@ def test_prediction_drift_at_alpha():
 
 
 @pytest.fixture(scope="module", params=[600, 2000], ids=["ref-480", "ref-1600"])
-def mixed_model(request, tmp_path_factory):
+def mixed_model(request, mixed_model_home):
     """A model trained on generated data: reference of 480 rows, or 1,600 (> 1,000, where
     Evidently's defaults switch numeric columns to a distance)."""
     from vigil.registry.store import Registry
     from vigil.settings import get_settings
 
-    home = tmp_path_factory.mktemp(f"mixed-{request.param}")
-    train_mixed(home, request.param)
-    return Registry(get_settings(home=home)).load_production()
+    return Registry(get_settings(home=mixed_model_home(request.param))).load_production()
 
 
 def _evidently_default_flags(schema, reference, window) -> int:

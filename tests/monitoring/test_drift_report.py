@@ -13,17 +13,15 @@ from monitoring import report as report_module
 from monitoring.check import Checker
 from monitoring.report import EVIDENTLY_METHOD, PREDICTION
 from monitoring.report_store import list_reports, prune_reports
-from tests.monitoring.generators import fill_log, mixed_frame, train_mixed
+from tests.monitoring.generators import fill_log, mixed_frame
 from vigil.log.inference_log import InferenceLog
 from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 
 @pytest.fixture(scope="module")
-def mixed_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("mixed-report")
-    train_mixed(home, 600)
-    return home
+def mixed_home(mixed_model_home):
+    return mixed_model_home(600)
 
 
 @pytest.fixture

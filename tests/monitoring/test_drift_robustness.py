@@ -229,13 +229,15 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
 
 
-def test_a_million_row_log_is_read_as_a_bounded_sample(vigil_home):
+def test_a_million_row_log_is_read_as_a_bounded_sample(vigil_home, mixed_model_home):
     import json
 
-    from tests.monitoring.generators import mixed_frame, train_mixed
+    from tests.monitoring.generators import mixed_frame
+    from vigil.registry.store import Registry
 
-    tag = train_mixed(vigil_home, 600)
+    mixed_model_home(600, into=vigil_home)
     settings = get_settings()
+    tag = Registry(settings).production_tag()
     _bulk_log(settings, tag, mixed_frame(20_000, seed=31).drop(columns="target"), 1_000_000)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = ["monitoring.drift", "check", "--json", "--window-rows", "1000000"]

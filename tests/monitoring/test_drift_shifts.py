@@ -16,7 +16,6 @@ from tests.monitoring.generators import (
     breast_cancer_sd,
     fill_log,
     mixed_frame,
-    train_mixed,
 )
 from vigil.log.inference_log import InferenceLog
 from vigil.registry.store import Registry
@@ -86,10 +85,8 @@ def test_resampled_window_without_shift_is_quiet(production):
 
 
 @pytest.fixture(scope="module")
-def mixed_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("mixed-shifts")
-    train_mixed(home, 600)
-    return home
+def mixed_home(mixed_model_home):
+    return mixed_model_home(600)
 
 
 def test_category_only_in_current_data_is_flagged(mixed_home, tmp_path):

@@ -40,18 +40,20 @@ def mixed_instance(**overrides) -> dict:
     return row
 
 
-@pytest.fixture(scope="session")
-def mixed_home_template(tmp_path_factory) -> Path:
-    """A VIGIL_HOME with a promoted model of ``mixed_frame`` (small forest: fast to train)."""
+def train_mixed(home: Path, rows: int, seed: int, n_estimators: int) -> None:
     from training.data import check
     from training.train import train
     from vigil.settings import get_settings
 
-    home = tmp_path_factory.mktemp("mixed-home")
-    dataset = check(mixed_frame(), MIXED_TARGET, "0" * 64, "test")
-    outcome = train(get_settings(home=home), dataset, n_estimators=20, promote=True)
+    dataset = check(mixed_frame(rows, seed), MIXED_TARGET, "0" * 64, "test")
+    outcome = train(get_settings(home=home), dataset, n_estimators=n_estimators, promote=True)
     assert outcome.promoted, outcome
-    return home
+
+
+@pytest.fixture(scope="session")
+def mixed_home_template(trained_homes) -> Path:
+    """A VIGIL_HOME with a promoted model of ``mixed_frame`` (small forest: fast to train)."""
+    return trained_homes.get("mixed-home", train_mixed, rows=400, seed=7, n_estimators=20)
 
 
 @pytest.fixture(scope="session")

@@ -21,15 +21,21 @@ LOG_TAIL_CHARS = 4000
 def base_env(**vigil: object) -> dict[str, str]:
     """The test process's environment without any VIGIL_* or multiprocess setting, plus
     ``vigil`` as ``VIGIL_<NAME>`` variables."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("VIGIL_") and k not in {"PROMETHEUS_MULTIPROC_DIR", "BENTOML_HOME"}
-    }
-    env["VIGIL_ENV_FILE"] = ""  # and no .env from the working directory
-    env["BENTOML_DO_NOT_TRACK"] = "true"
+    env = {k: v for k, v in os.environ.items() if not hidden_variable(k)}
     env["PYTHONUNBUFFERED"] = "1"
-    env["VIGIL_MLFLOW_TRACKING_URI"] = "off"  # tests of MLflow pass mlflow_tracking_uri=...
+    env.update(vigil_env(**vigil))
+    return env
+
+
+def hidden_variable(name: str) -> bool:
+    """A variable of the test process that a command it runs must not see."""
+    return name.startswith("VIGIL_") or name in {"PROMETHEUS_MULTIPROC_DIR", "BENTOML_HOME"}
+
+
+def vigil_env(**vigil: object) -> dict[str, str]:
+    """``vigil`` as ``VIGIL_<NAME>`` variables, no ``.env`` file, no telemetry, no MLflow
+    tracking (tests of MLflow pass ``mlflow_tracking_uri=...``)."""
+    env = {"VIGIL_ENV_FILE": "", "BENTOML_DO_NOT_TRACK": "true", "VIGIL_MLFLOW_TRACKING_URI": "off"}
     env.update({f"VIGIL_{k.upper()}": str(v) for k, v in vigil.items()})
     return env
 

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.processes import REPO, base_env
+import pytest
+
+from tests.support.cli import Ran, run_command
 from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
@@ -18,11 +19,8 @@ class Estimator:
 '''
 
 
-def _promote(home: Path, *args: str, **vigil: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "training.promote", *args],
-        cwd=REPO, env=base_env(home=home, **vigil), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+def _promote(home: Path, *args: str, subprocess_: bool = False, **vigil: str) -> Ran:
+    return run_command("training.promote", *args, home=home, subprocess_=subprocess_, **vigil)
 
 
 def test_a_model_this_build_cannot_load_is_refused_unless_forced(trained_home, tmp_path):
@@ -78,3 +76,14 @@ def test_a_second_rollback_says_the_stack_is_empty_and_how_to_go_forward(trained
         again.stderr
     )
     assert f"`python -m training.promote {second}` makes it production again" in again.stderr
+
+
+@pytest.mark.integration
+def test_the_entry_point_promotes_and_prints_json(trained_home):
+    registry = Registry(get_settings(home=trained_home))
+    first = registry.production_tag()
+    bundle = registry.load(first)
+    second = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
+    out = _promote(trained_home, second, subprocess_=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"production": second, "previous": first}

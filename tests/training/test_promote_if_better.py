@@ -4,24 +4,15 @@ better with enough labeled rows; otherwise exit 1 with the figures, production u
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
-from tests.support.service import ROOT
+from tests.support.cli import Ran, run_command
 from vigil.registry.candidates import Candidates, Verdict
 from vigil.registry.store import Registry
 from vigil.settings import get_settings
 
 
-def promote(home, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-           "VIGIL_ENV_FILE": "", "VIGIL_CANDIDATE_MIN_LABELED_ROWS": "200"}  # fmt: skip
-    env.pop("VIGIL_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "training.promote", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+def promote(home, *args: str) -> Ran:
+    return run_command("training.promote", *args, home=home, candidate_min_labeled_rows=200)
 
 
 def test_if_better_needs_a_better_verdict_on_enough_labeled_rows(trained_home):

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.cli import Ran, run_command
 from tests.support.user_models import (
     CUSTOM_MODULE,
     RaisingClassifier,
@@ -30,7 +31,13 @@ from vigil.settings import get_settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def register_cli(home: Path, *args: str, pythonpath: str = "") -> subprocess.CompletedProcess:
+def register_cli(home: Path, *args: str) -> Ran:
+    return run_command("training.register", *args, home=home)
+
+
+def register_process(home: Path, *args: str, pythonpath: str = "") -> subprocess.CompletedProcess:
+    """The real entry point, for the tests where what a fresh interpreter can import matters
+    (the user's own module, on ``pythonpath`` or not)."""
     env = {
         "VIGIL_HOME": str(home),
         "BENTOML_DO_NOT_TRACK": "true",
@@ -55,7 +62,7 @@ def args_for(user, model_path: Path, data_dir: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def assert_refused(result: subprocess.CompletedProcess, home: Path, *words: str) -> None:
+def assert_refused(result: Ran | subprocess.CompletedProcess, home: Path, *words: str) -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == "" and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -112,11 +119,7 @@ def test_hist_gradient_boosting_pipeline_saved_with_skops(tmp_path):
     frame.iloc[::11, frame.columns.get_loc("plan")] = np.nan
     assert_onnx_agrees(bundle, frame.reset_index(drop=True))
 
-    listed = subprocess.run(
-        [sys.executable, "-m", "training.models", "show", bundle.tag],
-        cwd=ROOT, env={"VIGIL_HOME": str(home), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    listed = run_command("training.models", "show", bundle.tag, home=home)
     assert "task:           classification" in listed.stdout
 
 
@@ -161,19 +164,20 @@ def test_register_model_in_python(tmp_path):
     assert not again["promoted"] and "--promote" in again["reason"]
 
 
+@pytest.mark.integration
 def test_untrusted_skops_type_is_refused_unless_trusted(tmp_path):
     user, code = custom_transformer_model(tmp_path)
     path = save_skops(user.model, tmp_path / "custom.skops")
     home = tmp_path / "home"
-    refused = register_cli(home, *args_for(user, path, tmp_path / "data"))
+    refused = register_process(home, *args_for(user, path, tmp_path / "data"))
     assert_refused(refused, home, f"{CUSTOM_MODULE}.Doubler", "not trusted", "--trust")
     # Trusted but not importable here: one line naming the module.
-    missing = register_cli(
+    missing = register_process(
         home, *args_for(user, path, tmp_path / "data", "--trust", f"{CUSTOM_MODULE}.Doubler")
     )
     assert_refused(missing, home, f"'{CUSTOM_MODULE}'", "PYTHONPATH")
     # With the user's code importable, it registers.
-    ok = register_cli(
+    ok = register_process(
         home,
         *args_for(user, path, tmp_path / "data", "--trust", f"{CUSTOM_MODULE}.Doubler"),
         pythonpath=str(code),
@@ -184,21 +188,23 @@ def test_untrusted_skops_type_is_refused_unless_trusted(tmp_path):
     assert f"{CUSTOM_MODULE}.Doubler" in bundle.contract["skops_trusted"]
 
 
+@pytest.mark.integration
 def test_pickle_with_a_missing_module_names_it(tmp_path):
     user, _ = custom_transformer_model(tmp_path)
     path = save_joblib(user.model, tmp_path / "custom.pkl")
     home = tmp_path / "home"
-    result = register_cli(home, *args_for(user, path, tmp_path / "data", "--trust-pickle"))
+    result = register_process(home, *args_for(user, path, tmp_path / "data", "--trust-pickle"))
     assert_refused(result, home, f"'{CUSTOM_MODULE}'")
 
 
+@pytest.mark.integration
 def test_serving_side_load_names_the_missing_module(tmp_path):
     """A registered model whose module is gone by serving time: one clear error type."""
     user, code = custom_transformer_model(tmp_path)
     path = save_skops(user.model, tmp_path / "custom.skops")
     home = tmp_path / "home"
     trust = ("--trust", f"{CUSTOM_MODULE}.Doubler")
-    ok = register_cli(home, *args_for(user, path, tmp_path / "d", *trust), pythonpath=str(code))
+    ok = register_process(home, *args_for(user, path, tmp_path / "d", *trust), pythonpath=str(code))
     assert ok.returncode == 0, ok.stderr
     probe = (
         "import sys\nfrom vigil.registry import Registry, MissingModelCode\n"

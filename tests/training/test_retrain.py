@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import typer
 from sklearn.datasets import load_breast_cancer
 
+from tests.support.cli import run_command
 from training.pipeline import score
 from training.retrain import NotEnoughLabels, retrain
 from vigil.log.inference_log import InferenceLog, LogRecord
@@ -20,7 +18,6 @@ from vigil.registry.store import Registry
 from vigil.schema import to_frame
 from vigil.settings import get_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 SHIFTED = ["mean radius", "mean texture", "mean area", "worst radius", "worst area"]
 
 
@@ -218,17 +215,9 @@ def test_promote_cli_switches_and_rolls_back(trained_home):
     first = registry.production_tag()
     bundle = registry.load(first)
     second = registry.save(bundle.pipeline, bundle.contract, bundle.reference)
-    env = {"VIGIL_HOME": str(trained_home), "BENTOML_DO_NOT_TRACK": "true", "PATH": "/usr/bin:/bin"}
 
     def cli(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "training.promote", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_command("training.promote", *args, home=trained_home)
 
     out = cli(second)
     assert out.returncode == 0, out.stderr

@@ -5,13 +5,12 @@ listing. Binary (breast_cancer), multiclass (wine) and regression (diabetes)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.support.cli import Ran, run_command
 from training.data import load
 from training.onnx_export import TOLERANCE
 from training.pipeline import ESTIMATORS, classes_of
@@ -23,22 +22,13 @@ from vigil.schema import to_frame
 from vigil.settings import get_settings
 from vigil.tasks import get_task
 
-ROOT = Path(__file__).resolve().parents[2]
 TASK_OF = {"breast_cancer": "classification", "wine": "classification", "diabetes": "regression"}
 CLASSES = {"breast_cancer": (0, 1), "wine": (0, 1, 2), "diabetes": ()}
 COMBOS = [(d, e) for d in TASK_OF for e in ESTIMATORS]
 
 
-def run_cli(module: str, home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {"VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+def run_cli(module: str, home: Path, *args: str) -> Ran:
+    return run_command(module, *args, home=home)
 
 
 @pytest.fixture(scope="module", params=COMBOS, ids=[f"{d}-{e}" for d, e in COMBOS])
@@ -105,6 +95,14 @@ def test_registry_listing_shows_the_task(trained):
     assert f"task:           {TASK_OF[name]}" in shown.stdout
     table = run_cli("training.models", home, "list")
     assert TASK_OF[name] in table.stdout and get_task(TASK_OF[name]).quality_metric in table.stdout
+
+
+@pytest.mark.integration
+def test_the_models_entry_point_lists_as_json(trained_home):
+    listed = run_command("training.models", "list", "--json", home=trained_home, subprocess_=True)
+    assert listed.returncode == 0, listed.stderr
+    (doc,) = json.loads(listed.stdout)["models"]
+    assert doc["task"] == "classification" and doc["production"]
 
 
 @pytest.mark.parametrize("name", sorted(TASK_OF))

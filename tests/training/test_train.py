@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.cli import Ran, run_command
 from training.data import load
 from training.policy import Gate
 from training.train import train
@@ -18,19 +17,9 @@ from vigil.registry.store import LABEL_COLUMN, PREDICTION_COLUMN, Registry
 from vigil.settings import get_settings
 from vigil.tasks import CLASSIFIER
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def run_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {"VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true", "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "training.train", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def run_cli(home: Path, *args: str, subprocess_: bool = False) -> Ran:
+    return run_command("training.train", *args, home=home, subprocess_=subprocess_)
 
 
 def mixed_frame(rows: int = 400, seed: int = 0) -> pd.DataFrame:
@@ -185,3 +174,11 @@ def test_unreadable_file_is_bad_data(tmp_path):
     path.write_text("x")
     result = run_cli(tmp_path, "--data", str(path))
     assert result.returncode == 2 and ".csv or .parquet" in result.stderr
+
+
+@pytest.mark.integration
+def test_the_entry_point_trains_and_prints_its_json_line(tmp_path):
+    ok = run_cli(tmp_path, "--promote", "--n-estimators", "20", subprocess_=True)
+    assert ok.returncode == 0, ok.stderr
+    out = json.loads(ok.stdout)
+    assert out["promoted"] is True and out["model_tag"].startswith("vigil-model:")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.support.cli import run_command
 from tests.support.rawhttp import BAD_LENGTHS, post_head, raw_status
 from training.trigger import RetrainTrigger, make_server
 
@@ -27,6 +27,7 @@ class Clock:
         return self.now
 
 
+@pytest.mark.integration
 def test_only_firing_drift_or_quality_alerts_start_a_run(tmp_path):
     marker = tmp_path / "ran"
     command = [sys.executable, "-c", f"open({str(marker)!r}, 'a').write('x')"]
@@ -44,6 +45,7 @@ def test_only_firing_drift_or_quality_alerts_start_a_run(tmp_path):
     assert trigger.wait(30) == 0 and marker.read_text() == "xx"
 
 
+@pytest.mark.integration
 def test_one_run_at_a_time(tmp_path):
     trigger = RetrainTrigger([sys.executable, "-c", "import time; time.sleep(2)"], min_interval=0)
     assert trigger.handle(alert("DataDriftDetected"))["started"]
@@ -71,6 +73,7 @@ def webhook_url():
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
+@pytest.mark.integration
 def test_http_webhook(webhook_url):
     first = httpx.post(webhook_url, json=alert("DataDriftDetected"), headers=AUTH, timeout=10)
     assert first.status_code == 202 and first.json()["started"] is True
@@ -116,16 +119,10 @@ def test_a_short_token_is_refused():
         make_server(RetrainTrigger(["true"], 0), "127.0.0.1", free_port(), "short")
 
 
+@pytest.mark.integration
 def test_the_command_refuses_to_start_without_a_token(tmp_path):
-    from tests.support.processes import REPO, base_env
-
-    done = subprocess.run(
-        [sys.executable, "-m", "training.trigger", "--port", str(free_port())],
-        cwd=REPO,
-        env=base_env(home=tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_command(
+        "training.trigger", "--port", str(free_port()), home=tmp_path, subprocess_=True
     )
     assert done.returncode == 2 and "VIGIL_RETRAIN_TRIGGER_TOKEN" in done.stderr
 
@@ -205,6 +202,7 @@ def test_alertmanager_starts_a_run_with_its_token(tmp_path):
         server.server_close()
 
 
+@pytest.mark.integration
 def test_drift_alert_runs_a_real_retraining(trained_home):
     from tests.training.test_retrain import drifted_traffic, log_with_labels
     from training.trigger import RETRAIN_COMMAND

@@ -32,6 +32,7 @@ ALIASES = {
 }
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("alias", ALIASES)
 def test_alias_answers_help(alias):
     proc = subprocess.run(

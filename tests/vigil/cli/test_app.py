@@ -125,6 +125,7 @@ def test_unknown_command_is_one_usage_error():
     assert "No such command 'nosuch'" in result.output
 
 
+@pytest.mark.integration
 def test_help_does_not_import_the_heavy_libraries():
     code = (
         "import sys; from vigil.cli.app import main\n"
@@ -149,6 +150,7 @@ def _complete(words: str) -> list[str]:
     return sorted(proc.stdout.split())
 
 
+@pytest.mark.integration
 def test_shell_completion_completes_commands_and_their_options():
     assert _complete("vigil mo") == ["models", "monitor"]
     assert _complete("vigil check --fail") == ["--fail-on-drift"]

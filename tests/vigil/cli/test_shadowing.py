@@ -43,6 +43,7 @@ def test_the_command_refuses_before_doing_anything(tmp_path, monkeypatch, vigil_
     assert not list(vigil_home.iterdir())  # nothing trained
 
 
+@pytest.mark.integration
 def test_the_installed_script_refuses_too(tmp_path):
     (tmp_path / "service.py").write_text("print('the user module ran')\n")
     script = Path(sys.executable).with_name("vigil")

@@ -5,8 +5,6 @@ it, an older, a newer and a pre-per-request one; registry tables made by create_
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import POSTGRES_URL, free_port, postgres_log
-from tests.support.service import ROOT, launch
+from tests.support.cli import Ran, run_command
+from tests.support.service import launch
 from vigil.log.inference_log import InferenceLog, LogRecord, LogSchemaError, _params
 from vigil.log.prediction_ids import new_request_id, prediction_id
 from vigil.registry.schema import POINTER_ID, drop_registry_schema, registry_tables
@@ -87,16 +86,8 @@ def record(n: int, at: float, version: str = "vigil-model:a", first: int = 0) ->
     )
 
 
-def db_cli(url: str, prefix: str, *args: str) -> subprocess.CompletedProcess:
-    env = {"VIGIL_DATABASE_URL": url, "VIGIL_TABLE_PREFIX": prefix, "VIGIL_ENV_FILE": ""}
-    return subprocess.run(
-        [sys.executable, "-m", "vigil.db", *args],
-        cwd=ROOT,
-        env={**_base_env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def db_cli(url: str, prefix: str, *args: str) -> Ran:
+    return run_command("vigil.db", *args, database_url=url, table_prefix=prefix)
 
 
 def all_at_once(start, threads: int = 4) -> list[BaseException]:
@@ -117,12 +108,6 @@ def all_at_once(start, threads: int = 4) -> list[BaseException]:
     return errors
 
 
-def _base_env() -> dict[str, str]:
-    import os
-
-    return {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-
-
 def test_a_fresh_database_is_created_at_head_with_its_own_version_table(empty):
     url, prefix = empty
     log = InferenceLog(url, prefix)
@@ -139,6 +124,14 @@ def test_a_fresh_database_is_created_at_head_with_its_own_version_table(empty):
     out = db_cli(url, prefix, "current")
     assert out.returncode == 0 and f"database: {HEAD}" in out.stdout, out.stderr
     assert db_cli(url, prefix, "check").returncode == 0
+
+
+@pytest.mark.integration
+def test_the_entry_point_upgrades_a_fresh_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    out = run_command("vigil.db", "upgrade", database_url=url, subprocess_=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith(f"-> {HEAD}"), out.stdout
 
 
 def test_processes_starting_together_create_the_schema_once(empty):
