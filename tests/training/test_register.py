@@ -254,11 +254,11 @@ def test_other_refusals(tmp_path, monkeypatch):
     missing_target = args_for(user, path, tmp_path / "d", "--trust-pickle")
     missing_target[missing_target.index("--target") + 1] = "nope"
     assert_refused(register_cli(home, *missing_target), home, "'nope' not found")
-    from training import register
+    from training import model_file
 
-    monkeypatch.setattr(register, "MAX_MODEL_BYTES", 10)
-    with pytest.raises(register.BadModel, match="more than 10"):
-        register.load_model_file(path, trust_pickle=True)
+    monkeypatch.setattr(model_file, "MAX_MODEL_BYTES", 10)
+    with pytest.raises(model_file.BadModel, match="more than 10"):
+        model_file.load_model_file(path, trust_pickle=True)
     garbage = tmp_path / "garbage.skops"
     garbage.write_bytes(b"not a zip")
     assert_refused(register_cli(home, *args_for(user, garbage, tmp_path / "d")), home, "skops")

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from training.mlflow.store import Store, client, store_for
-from training.mlflow.tracking import MODEL_TAG, REASON_TAG, STATUS_TAG, bounded
+from training.mlflow.store import (
+    MODEL_TAG,
+    REASON_TAG,
+    STATUS_TAG,
+    Store,
+    bounded,
+    client,
+    store_for,
+)
 
 ROLES = ("production", "shadow", "canary")
 RETIRED = "retired"

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.mlflow.store import client, one_line, store_for
-from training.mlflow.tracking import MODEL_TAG, REASON_TAG, STATUS_TAG, record
+from training.mlflow.store import MODEL_TAG, REASON_TAG, STATUS_TAG, client, one_line, store_for
+from training.mlflow.tracking import record
 
 FOLLOWED = "vigil.follow."
 # follow-mlflow's exit code when production changed under a promotion (as training.promote).
@@ -94,7 +94,7 @@ def follow_once(settings, options: FollowOptions) -> Pass:
 
 
 def _act(settings, mlflow_client, options, role, alias, seen) -> dict[str, Any]:
-    from training.register import BadModel
+    from training.model_file import BadModel
 
     name, version = options.model, str(seen.version)
     action: dict[str, Any] = {"version": version, "alias": alias}
@@ -121,8 +121,9 @@ def _act(settings, mlflow_client, options, role, alias, seen) -> dict[str, Any]:
 def _import(settings, options, name: str, version: str, alias: str, *, promote: bool):
     """The version registered in Vigil with production's reference and trusted holdout."""
     from training.mlflow.source import load_from
+    from training.model_file import BadModel
     from training.policy import DEFAULT_GATE
-    from training.register import BadModel, _register
+    from training.register import _register
 
     reference, trusted = _production_data(settings)
     model, source = load_from(

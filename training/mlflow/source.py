@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from training.mlflow.store import client, one_line, store_for
-from training.register import BadModel, load_source
+from training.model_file import BadModel, load_source
 
 _RUNS = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<path>.+)$")
 _LOGGED = re.compile(r"^models:/(?P<id>m-[0-9a-f]+)/?$")

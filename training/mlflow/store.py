@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from vigil import text
 
 OFF = "off"
 # MLflow's defaults stall a client about four minutes against a dead server (7 retries). A
@@ -18,6 +22,12 @@ OFF = "off"
 # is caught by the 10 s bound on reaching MLflow (training.mlflow.tracking) anyway.
 HTTP_TIMEOUT_SECONDS = 15
 HTTP_RETRIES = 0
+REACH_SECONDS = 10.0
+RECORD_SECONDS = 120.0
+# Version tags Vigil writes on MLflow's model versions.
+MODEL_TAG = "vigil.model_tag"
+STATUS_TAG = "vigil.status"
+REASON_TAG = "vigil.reason"
 
 
 class MlflowUnavailable(RuntimeError):
@@ -99,6 +109,35 @@ def without_credentials(uri: str) -> str:
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}"[:300]
+    """The error's type and first line: MLflow's messages often make no sense without it."""
+    return f"{type(exc).__name__}: {text.one_line(exc)}"[:300]
+
+
+def reach_for(store: Store) -> float:
+    """How long MLflow may take to answer at all: ``REACH_SECONDS`` for a tracking server;
+    the embedded store is a local file (no network to fail) whose first use creates MLflow's
+    tables, which took 10-40 s on two loaded cores, so it has the whole ``RECORD_SECONDS``."""
+    return RECORD_SECONDS if store.embedded else REACH_SECONDS
+
+
+def bounded(work, reach: float = REACH_SECONDS, finish: float = RECORD_SECONDS) -> dict:
+    """Run ``work(reached)`` in a daemon thread; ``reached`` is an event ``work`` sets once
+    MLflow answered. Its result as a dict, or ``{"error": …}`` on an exception or past the
+    bounds (the thread is left behind: the command exits without waiting for it)."""
+    reached, done = threading.Event(), threading.Event()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = work(reached)
+        except BaseException as exc:  # reported, never raised into the command
+            result["value"] = {"error": one_line(exc)}
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="vigil-mlflow", daemon=True).start()
+    if not done.wait(reach) and not reached.is_set():
+        return {"error": f"MLflow did not answer within {reach:g} s; nothing recorded"}
+    if not done.wait(finish):
+        return {"error": f"MLflow did not finish recording within {finish:g} s"}
+    return result["value"]

@@ -18,22 +18,27 @@ from __future__ import annotations
 
 import math
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.mlflow.store import Store, client, experiment_id, one_line, store_for
+from training.mlflow.store import (
+    MODEL_TAG,
+    REASON_TAG,
+    STATUS_TAG,
+    Store,
+    bounded,
+    client,
+    experiment_id,
+    one_line,
+    reach_for,
+    store_for,
+)
 
-REACH_SECONDS = 10.0
-RECORD_SECONDS = 120.0
 # MLflow's dataset digest column holds 36 characters; the full sha256 is the run's tag.
 DIGEST_CHARS = 36
 EXAMPLE_ROWS = 5
 TAG_PREFIX = "vigil."
-MODEL_TAG = "vigil.model_tag"
-STATUS_TAG = "vigil.status"
-REASON_TAG = "vigil.reason"
 # training.train's reason when --promote was not given: not a refusal.
 NOT_ASKED = "not asked to promote"
 
@@ -70,36 +75,6 @@ def record(settings, outcome, command: str) -> dict | None:
         lambda reached: _record(settings, store, bundle, outcome, command, reached),
         reach=reach_for(store),
     )
-
-
-def reach_for(store: Store) -> float:
-    """How long MLflow may take to answer at all: ``REACH_SECONDS`` for a tracking server;
-    the embedded store is a local file (no network to fail) whose first use creates MLflow's
-    tables, which took 10-40 s on two loaded cores, so it has the whole ``RECORD_SECONDS``."""
-    return RECORD_SECONDS if store.embedded else REACH_SECONDS
-
-
-def bounded(work, reach: float = REACH_SECONDS, finish: float = RECORD_SECONDS) -> dict:
-    """Run ``work(reached)`` in a daemon thread; ``reached`` is an event ``work`` sets once
-    MLflow answered. Its result as a dict, or ``{"error": …}`` on an exception or past the
-    bounds (the thread is left behind: the command exits without waiting for it)."""
-    reached, done = threading.Event(), threading.Event()
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["value"] = work(reached)
-        except BaseException as exc:  # reported, never raised into the command
-            result["value"] = {"error": one_line(exc)}
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="vigil-mlflow", daemon=True).start()
-    if not done.wait(reach) and not reached.is_set():
-        return {"error": f"MLflow did not answer within {reach:g} s; nothing recorded"}
-    if not done.wait(finish):
-        return {"error": f"MLflow did not finish recording within {finish:g} s"}
-    return result["value"]
 
 
 def _record(settings, store: Store, bundle, outcome, command, reached) -> dict:

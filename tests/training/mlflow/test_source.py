@@ -47,7 +47,7 @@ def _save(tmp_path, model, name="model", **kwargs):
 
 def _refused(folder, data, *needles, **kwargs):
     from training.mlflow.source import load_folder
-    from training.register import BadModel
+    from training.model_file import BadModel
 
     with pytest.raises(BadModel) as caught:
         load_folder(folder, data[0], **kwargs)
@@ -152,7 +152,7 @@ def test_each_uri_form_resolves_to_the_version_it_names(settings, tmp_path, data
 
     from training.mlflow.source import load_from
     from training.mlflow.store import client, experiment_id, store_for
-    from training.register import BadModel
+    from training.model_file import BadModel
 
     store = store_for(settings)
     mlflow_client = client(store)
