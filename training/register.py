@@ -52,7 +52,7 @@ def register_model(
     when skops can write it, else with joblib."""
     from vigil.settings import get_settings
 
-    outcome = _register(
+    outcome = register_loaded(
         model,
         (reference, pd.Series(reference_labels)),
         (holdout, pd.Series(holdout_labels)),
@@ -65,7 +65,9 @@ def register_model(
     return outcome.to_dict()
 
 
-def _register(model, reference, holdout, *, task, promote, settings, gate, source) -> Outcome:
+def register_loaded(model, reference, holdout, *, task, promote, settings, gate, source) -> Outcome:
+    """Check, gate, export and save a model already loaded (from a file, from MLflow or from
+    Python); ``reference`` and ``holdout`` are ``(features, labels)``."""
     from vigil.schema import FeatureSchema, to_frame
     from vigil.tasks import get_task
 
@@ -266,7 +268,7 @@ def main(
             )
         else:
             loaded, source = load_source(model, tuple(trust or ()), trust_pickle)
-        outcome = _register(
+        outcome = register_loaded(
             loaded,
             ref,
             _read(holdout, target, "holdout"),

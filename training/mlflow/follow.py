@@ -123,7 +123,7 @@ def _import(settings, options, name: str, version: str, alias: str, *, promote: 
     from training.mlflow.source import load_from
     from training.model_file import BadModel
     from training.policy import DEFAULT_GATE
-    from training.register import _register
+    from training.register import register_loaded
 
     reference, trusted = _production_data(settings)
     model, source = load_from(
@@ -133,7 +133,7 @@ def _import(settings, options, name: str, version: str, alias: str, *, promote: 
     source["mlflow"]["alias"] = alias
     if trusted is None:
         raise BadModel("production has no trusted holdout to judge it on")
-    return _register(
+    return register_loaded(
         model, reference, trusted, task="auto", promote=promote, settings=settings,
         gate=DEFAULT_GATE, source=source,
     )  # fmt: skip
