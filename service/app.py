@@ -4,7 +4,8 @@
 Run with ``python -m service serve`` (or ``bentoml serve service.app:VigilService``). Each worker
 loads the production model and opens the inference log in ``__init__``; requests are validated
 one by one, then micro-batched (``service.batcher``) into one model call and one log write.
-A promotion or rollback is followed live (``service.reload``), without a restart.
+A promotion, rollback or candidate change is followed live (``service.follow``), without a
+restart.
 """
 
 # No `from __future__ import annotations`: BentoML reads the API signatures' real types.
@@ -29,12 +30,11 @@ from starlette.responses import JSONResponse, Response
 from service import dataplane
 from service.admission import Admission
 from service.auth import BearerAuth
-from service.candidate import CandidateFollower
 from service.errors import ApiError, one_line, problem, summary
+from service.follow import PointerFollower
 from service.json_http import JsonApi, parse_json, quiet_bad_input_tracebacks
 from service.metrics import LoadFailureMetrics, bound_endpoint_labels
 from service.openapi import PublishedDocs, instance_schema, published
-from service.reload import Reloader
 from service.routes import make_app
 from service.timeouts import cancel_request_timers
 from service.v2 import endpoint as v2
@@ -135,7 +135,6 @@ class VigilService:
         self.schema_problem: str | None = None  # safe to show: names the command or setting
         self._starting = threading.Lock()
         self._last_attempt = 0.0
-        self._reloading: asyncio.Task | None = None
         self._following: asyncio.Task | None = None
         self._try_start()
 
@@ -171,11 +170,9 @@ class VigilService:
     @bentoml.on_startup
     async def follow_production(self) -> None:
         # A task on the worker's event loop; __init__ has no loop to start it on.
-        reloader = Reloader(
+        follower = PointerFollower(
             self.settings, lambda: self.runtime, on_load_failure=self.load_failures.record
         )
-        self._reloading = asyncio.get_running_loop().create_task(reloader.run())
-        follower = CandidateFollower(self.settings, lambda: self.runtime)
         self._following = asyncio.get_running_loop().create_task(follower.run())
 
     def __is_ready__(self) -> bool:
@@ -267,11 +264,10 @@ class VigilService:
     @bentoml.on_shutdown
     async def shutdown(self) -> None:
         # Uvicorn has stopped accepting and waited for in-flight requests; drain anyway.
-        for task in (self._reloading, self._following):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._following is not None:
+            self._following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._following
         if self.runtime is not None:
             await self.runtime.close()
 

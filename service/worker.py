@@ -1,7 +1,7 @@
 """What one worker serves with: the production model (its validator and micro-batcher), the
 inference log and metrics, built together from the settings and closed together at shutdown.
 
-The model part is a ``Model`` that a rollout (``service.reload``) replaces whole: a request
+The model part is a ``Model`` that a rollout (``service.follow``) replaces whole: a request
 takes ``state.model`` once and is answered, logged and counted by that model even if a
 newer one takes over meanwhile.
 """

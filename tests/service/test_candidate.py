@@ -169,13 +169,17 @@ def test_offers_from_many_threads_never_exceed_the_bound():
 def test_a_candidate_that_fails_to_load_is_counted_logged_and_retried(caplog, tmp_path):
     """The follower keeps the worker serving without a candidate and tries again later."""
     import asyncio
+    from types import SimpleNamespace
 
-    from service.candidate import CandidateFollower
-    from vigil.registry.candidates import Candidate
+    from service.follow import PointerFollower
+    from vigil.registry.candidates import Candidate, Pointers
+
+    production = "vigil-model:1"  # stays put: only the candidate moves
 
     class WorkerState:
         candidate = None
         loads = 0
+        model = SimpleNamespace(bundle=SimpleNamespace(tag=production))
 
         def __init__(self):
             self.metrics = Counts()
@@ -188,12 +192,14 @@ def test_a_candidate_that_fails_to_load_is_counted_logged_and_retried(caplog, tm
             raise AssertionError("no candidate should be set")
 
     class Pointer:
-        def current(self):
-            return Candidate("vigil-model:broken", "shadow", 0.0, 1, 0.0)
+        registry = SimpleNamespace(production_tag=lambda: production)
+
+        def pointers(self):
+            return Pointers(1, Candidate("vigil-model:broken", "shadow", 0.0, 1, 0.0))
 
     now = [0.0]
     runtime = WorkerState()
-    follower = CandidateFollower(
+    follower = PointerFollower(
         None, lambda: runtime, retry=10.0, clock=lambda: now[0], candidates=Pointer()
     )
     assert asyncio.run(follower.check()) is False

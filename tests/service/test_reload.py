@@ -9,9 +9,9 @@ import logging
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from service.follow import PointerFollower, PointerWatch
 from service.metrics import LoadFailureMetrics
 from service.predictor import Job
-from service.reload import PointerWatch, Reloader
 from service.worker import WorkerState
 from tests.support.prom import total
 from tests.support.registry import corrupt_artifact
@@ -41,11 +41,11 @@ def test_a_model_whose_bytes_do_not_match_is_refused_and_logged(trained_home, ca
     broken = registry.save(first.pipeline, first.contract, first.reference)
     corrupt_artifact(settings, broken)
     runtime = WorkerState.start(settings, CollectorRegistry())
-    reloader = Reloader(settings, lambda: runtime, clock=Clock())
+    reloader = PointerFollower(settings, lambda: runtime, clock=Clock())
     registry.promote(broken)
 
     async def scenario() -> None:
-        with caplog.at_level(logging.ERROR, logger="service.reload"):
+        with caplog.at_level(logging.ERROR, logger="service.follow"):
             assert not await reloader.check()
         assert runtime.bundle.tag == first.tag
         await runtime.close()
@@ -75,7 +75,7 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
     runtime = WorkerState.start(settings, prom)
     clock = Clock()
     failures = LoadFailureMetrics(prom)
-    reloader = Reloader(
+    reloader = PointerFollower(
         settings, lambda: runtime, retry=10.0, clock=clock, on_load_failure=failures.record
     )
 
@@ -99,7 +99,7 @@ def test_reloader_swaps_in_a_promoted_model_and_keeps_serving_through_a_bad_one(
         # A model that cannot load: the current one keeps serving, the error is logged.
         corrupt_artifact(settings, broken)
         registry.promote(broken)
-        with caplog.at_level(logging.ERROR, logger="service.reload"):
+        with caplog.at_level(logging.ERROR, logger="service.follow"):
             assert not await reloader.check()
         assert runtime.bundle.tag == second
         assert f"cannot load production model {broken}" in caplog.text
@@ -145,7 +145,7 @@ def test_a_worker_keeps_only_referenced_artifacts_in_its_cache(trained_home):
         "notes.bin": b"bytes only the unpromoted model has",
     })  # fmt: skip
     runtime = WorkerState.start(settings, CollectorRegistry())
-    reloader = Reloader(settings, lambda: runtime, clock=Clock())
+    reloader = PointerFollower(settings, lambda: runtime, clock=Clock())
     only_other = registry.model(other).artifacts["notes.bin"]["sha256"]
     cached = registry.store.cache_dir / only_other[:2] / only_other
     assert cached.exists()  # cached at save

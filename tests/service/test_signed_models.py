@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from service.follow import PointerFollower
 from service.metrics import LoadFailureMetrics
-from service.reload import Reloader
 from service.worker import WorkerState
 from tests.support.prom import total
 from vigil.registry.signing import keygen
@@ -40,7 +40,7 @@ def test_a_strict_service_serves_only_signed_models(trained_home):
     plain.promote(signed)
     runtime = WorkerState.start(strict, prom, on_load_failure=failures.record)
     assert runtime.bundle.tag == signed
-    reloader = Reloader(strict, lambda: runtime, on_load_failure=failures.record)
+    reloader = PointerFollower(strict, lambda: runtime, on_load_failure=failures.record)
 
     async def rollout_to_forged() -> None:
         assert not await reloader.check()

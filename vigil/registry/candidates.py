@@ -4,7 +4,7 @@ monitor's verdicts on it.
 
 A start or stop is one transaction that locks the candidate row (as promotions lock the
 production row) and bumps its revision; every replica polls that revision once a second
-(``service.candidate``) and follows within seconds.
+(``service.follow``, in the same query as the production pointer) and follows within seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from vigil.registry.candidate_schema import CANDIDATE_ID, candidate_tables
+from vigil.registry.schema import POINTER_ID
 from vigil.registry.store import Registry, UnknownModel, check_tag, who
 from vigil.schema import FeatureSchema
 from vigil.tasks import task_for
@@ -83,6 +84,14 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Pointers:
+    """Both pointers as one poll sees them: production's revision and the candidate."""
+
+    production_revision: int
+    candidate: Candidate
+
+
+@dataclass(frozen=True)
 class CandidateEvent:
     revision: int
     action: str  # start | stop
@@ -117,6 +126,16 @@ class Candidates:
         with self.registry._transaction() as conn:
             row = conn.execute(sa.select(c).where(c.c.id == CANDIDATE_ID)).one()
         return _candidate(row)
+
+    def pointers(self) -> Pointers:
+        """Production's revision and the candidate pointer in one query (two one-row tables),
+        what every replica polls."""
+        c, p = self.tables.candidate, self.registry.tables.production
+        production = sa.select(p.c.revision).where(p.c.id == POINTER_ID).scalar_subquery()
+        stmt = sa.select(c, production.label("production_revision")).where(c.c.id == CANDIDATE_ID)
+        with self.registry._transaction() as conn:
+            row = conn.execute(stmt).one()
+        return Pointers(int(row.production_revision), _candidate(row))
 
     def start(
         self,
