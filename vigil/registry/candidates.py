@@ -123,7 +123,7 @@ class Candidates:
     def current(self) -> Candidate:
         """The candidate pointer as it is now (one small row: cheap enough to poll)."""
         c = self.tables.candidate
-        with self.registry._transaction() as conn:
+        with self.registry.transaction() as conn:
             row = conn.execute(sa.select(c).where(c.c.id == CANDIDATE_ID)).one()
         return _candidate(row)
 
@@ -133,7 +133,7 @@ class Candidates:
         c, p = self.tables.candidate, self.registry.tables.production
         production = sa.select(p.c.revision).where(p.c.id == POINTER_ID).scalar_subquery()
         stmt = sa.select(c, production.label("production_revision")).where(c.c.id == CANDIDATE_ID)
-        with self.registry._transaction() as conn:
+        with self.registry.transaction() as conn:
             row = conn.execute(stmt).one()
         return Pointers(int(row.production_revision), _candidate(row))
 
@@ -200,7 +200,7 @@ class Candidates:
 
     def history(self) -> list[CandidateEvent]:
         h = self.tables.history
-        with self.registry._transaction() as conn:
+        with self.registry.transaction() as conn:
             rows = conn.execute(sa.select(h).order_by(h.c.revision)).all()
         return [
             CandidateEvent(r.revision, r.action, r.mode, r.tag, r.percent, r.at, r.by) for r in rows
@@ -209,7 +209,7 @@ class Candidates:
     @contextmanager
     def _locked(self) -> Iterator[tuple[Connection, Candidate]]:
         c = self.tables.candidate
-        with self.registry._transaction(lock=True) as conn:
+        with self.registry.transaction(lock=True) as conn:
             row = conn.execute(sa.select(c).where(c.c.id == CANDIDATE_ID).with_for_update()).one()
             yield conn, _candidate(row)
 
@@ -244,7 +244,7 @@ class Candidates:
 
     def record_verdict(self, verdict: Verdict) -> None:
         v = self.tables.verdicts
-        with self.registry._transaction() as conn:
+        with self.registry.transaction() as conn:
             conn.execute(
                 v.insert().values(
                     candidate_version=verdict.candidate_version,
@@ -262,7 +262,7 @@ class Candidates:
         check_tag(tag)
         v = self.tables.verdicts
         stmt = sa.select(v).where(v.c.candidate_version == tag).order_by(v.c.id.desc()).limit(1)
-        with self.registry._transaction() as conn:
+        with self.registry.transaction() as conn:
             row = conn.execute(stmt).one_or_none()
         if row is None:
             return None

@@ -256,7 +256,7 @@ class Registry:
         _schema_ready.add((self.url, self.prefix))
 
     @contextmanager
-    def _transaction(self, *, lock: bool = False) -> Iterator[Connection]:
+    def transaction(self, *, lock: bool = False) -> Iterator[Connection]:
         """One transaction; ``lock`` takes the write lock at its start on SQLite (PostgreSQL
         locks the pointer row with FOR UPDATE where it is read)."""
         if (self.url, self.prefix) not in _schema_ready:
@@ -327,7 +327,7 @@ class Registry:
         lineage = full.get("lineage") or {}
         t = self.tables
         key = self.settings.model_signing_key
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             digests = {name: self.store.put(conn, data) for name, data in files.items()}
             if key is not None:  # training's key: proof of where the model comes from
                 files[SIGNATURE] = signing.sign(key.get_secret_value(), tag, digests)
@@ -356,7 +356,7 @@ class Registry:
         """The model ``tag`` with its verified contract; ``UnknownModel`` if there is none."""
         check_tag(tag)
         a = self.tables.artifacts
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(sa.select(a.c.name, a.c.sha256).where(a.c.tag == tag)).all()
         digests = {name: digest for name, digest in rows}
         if CONTRACT not in digests:
@@ -380,7 +380,7 @@ class Registry:
     def tags(self) -> list[str]:
         """Every saved model, oldest first."""
         m = self.tables.models
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             return list(conn.scalars(sa.select(m.c.tag).order_by(m.c.id)))
 
     def models(self) -> list[ModelRecord]:
@@ -400,7 +400,7 @@ class Registry:
         files = sa.select(a).order_by(a.c.name)
         if tag is not None:
             models, files = models.where(m.c.tag == tag), files.where(a.c.tag == tag)
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(models).all()
             by_tag: dict[str, dict] = {}
             for f in conn.execute(files):
@@ -424,7 +424,7 @@ class Registry:
     def pointer(self) -> Pointer:
         """The production pointer as it is now (one small row: cheap enough to poll)."""
         p = self.tables.production
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             row = conn.execute(sa.select(p).where(p.c.id == POINTER_ID)).one()
         return _pointer(row)
 
@@ -443,7 +443,7 @@ class Registry:
     def history(self) -> list[Promotion]:
         """Every promotion and rollback, oldest first."""
         h = self.tables.history
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             rows = conn.execute(sa.select(h).order_by(h.c.revision)).all()
         return [Promotion(r.revision, r.action, r.tag, r.previous, r.at, r.by) for r in rows]
 
@@ -541,13 +541,13 @@ class Registry:
         pointer = self.pointer()
         tags = [*pointer.previous, *([pointer.tag] if pointer.tag else [])]
         a = self.tables.artifacts
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             return set(conn.scalars(sa.select(a.c.sha256).where(a.c.tag.in_(tags))))
 
     @contextmanager
     def _locked(self) -> Iterator[tuple[Connection, Pointer]]:
         p = self.tables.production
-        with self._transaction(lock=True) as conn:
+        with self.transaction(lock=True) as conn:
             row = conn.execute(sa.select(p).where(p.c.id == POINTER_ID).with_for_update()).one()
             yield conn, _pointer(row)
 

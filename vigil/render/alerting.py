@@ -560,7 +560,10 @@ def _read(path: Path) -> str:
 
 def _header(template: Path) -> str:
     source = template.relative_to(MONITORING_DIR.parent)
-    return f"# GENERATED from {source} by `vigil render configs` (vigil/render/alerting.py); edit the template, not this file.\n"
+    return (
+        f"# GENERATED from {source} by `vigil render configs` (vigil/render/alerting.py); "
+        "edit the template, not this file.\n"
+    )
 
 
 def _checked(text: str) -> str:
