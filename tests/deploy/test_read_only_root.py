@@ -72,9 +72,11 @@ def _env(home: Path, **vigil: object) -> dict[str, str]:
 
 
 def _local(argv: list[str]) -> list[str]:
-    """The image's `python` is this environment's; listen on loopback only."""
-    assert argv[0] == "python", argv
-    return [sys.executable, *("127.0.0.1" if arg == "0.0.0.0" else arg for arg in argv[1:])]
+    """The image's `python` and its `vigil` command are this environment's; listen on loopback
+    only."""
+    head = {"python": [sys.executable], "vigil": [sys.executable, "-m", "vigil"]}
+    assert argv[0] in head, argv
+    return [*head[argv[0]], *("127.0.0.1" if arg == "0.0.0.0" else arg for arg in argv[1:])]
 
 
 def test_train_serve_and_monitor_on_a_read_only_root(pods, read_only_root, tmp_path):
