@@ -22,7 +22,7 @@ LOG_TIMEOUT_SECONDS = 3
 RETRY_DUE_SECONDS = 5.5  # a failed start is retried from a probe at most every 5 s
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def silent_database():
     """A TCP listener that completes connections (the kernel's backlog) and never says a
     word: a PostgreSQL client waits on it until its own timeout."""
@@ -50,14 +50,12 @@ def _timed_get(client: httpx.Client, url: str) -> tuple[int, float]:
     return status, time.perf_counter() - start
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("probe", ["/v2/health/ready", "/v2/models/vigil-model/ready"])
-def test_livez_answers_while_v2_readiness_waits_on_the_database(
-    trained_home_template, tmp_path, silent_database, probe
-):
+@pytest.fixture(scope="module")
+def waiting_service(trained_home_template, tmp_path_factory, silent_database):
+    """One service for both probes: alive, and its database never answers."""
     from tests.service.conftest import copy_home
 
-    home = copy_home(trained_home_template, tmp_path / "home")
+    home = copy_home(trained_home_template, tmp_path_factory.mktemp("probes") / "home")
     env = {
         "VIGIL_WORKERS": "1",
         "VIGIL_DATABASE_URL": silent_database,
@@ -66,27 +64,34 @@ def test_livez_answers_while_v2_readiness_waits_on_the_database(
     handle = launch(home, free_port(), env)
     try:
         _wait_alive(handle)
-        waited, livez = [], []
-        with (
-            concurrent.futures.ThreadPoolExecutor(1) as pool,
-            httpx.Client(timeout=30) as prober,
-            httpx.Client(timeout=30) as liveness,
-        ):
-            _timed_get(prober, f"{handle.url}/livez")
-            _timed_get(liveness, f"{handle.url}/livez")
-            for _ in range(2):
-                time.sleep(RETRY_DUE_SECONDS)  # so that this probe retries the start
-                ready = pool.submit(_timed_get, prober, f"{handle.url}{probe}")
-                time.sleep(0.3)
-                status, seconds = _timed_get(liveness, f"{handle.url}/livez")
-                assert status == 200
-                livez.append(seconds)
-                ready_status, ready_seconds = ready.result()
-                assert ready_status == 503
-                waited.append(ready_seconds)
-        print(f"{probe}: waited {max(waited):.2f} s; /livez took at most {max(livez):.3f} s")
-        # The probe did wait on the database, and /livez did not wait for it.
-        assert min(waited) > 1.0, waited
-        assert max(livez) < LIVEZ_BUDGET_SECONDS, livez
+        yield handle
     finally:
         handle.terminate()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("probe", ["/v2/health/ready", "/v2/models/vigil-model/ready"])
+def test_livez_answers_while_v2_readiness_waits_on_the_database(waiting_service, probe):
+    handle = waiting_service
+    waited, livez = [], []
+    with (
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+        httpx.Client(timeout=30) as prober,
+        httpx.Client(timeout=30) as liveness,
+    ):
+        _timed_get(prober, f"{handle.url}/livez")
+        _timed_get(liveness, f"{handle.url}/livez")
+        for _ in range(2):
+            time.sleep(RETRY_DUE_SECONDS)  # so that this probe retries the start
+            ready = pool.submit(_timed_get, prober, f"{handle.url}{probe}")
+            time.sleep(0.3)
+            status, seconds = _timed_get(liveness, f"{handle.url}/livez")
+            assert status == 200
+            livez.append(seconds)
+            ready_status, ready_seconds = ready.result()
+            assert ready_status == 503
+            waited.append(ready_seconds)
+    print(f"{probe}: waited {max(waited):.2f} s; /livez took at most {max(livez):.3f} s")
+    # The probe did wait on the database, and /livez did not wait for it.
+    assert min(waited) > 1.0, waited
+    assert max(livez) < LIVEZ_BUDGET_SECONDS, livez

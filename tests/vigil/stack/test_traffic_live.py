@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import free_port
+from tests.support.cli import run_command
 from tests.support.processes import REPO, base_env
 from tests.support.service import start_service
 
@@ -69,15 +70,9 @@ def served(request, tmp_path):
 
 
 def _traffic(home: Path, url: str, *args: str) -> str:
-    """``make traffic ARGS=...``: ``vigil traffic``, what the Makefile runs."""
-    done = subprocess.run(
-        [sys.executable, "-m", "vigil", "traffic", "--url", url, *args],
-        cwd=REPO,
-        env=base_env(home=home),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """``make traffic ARGS=...``: ``vigil traffic``, what the Makefile runs, in this process
+    (a fresh interpreter would only add the imports' cost)."""
+    done = run_command("vigil", "traffic", "--url", url, *args, home=home)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
