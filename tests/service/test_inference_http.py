@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.service.conftest import copy_home, mixed_frame
+from tests.support.processes import wait_until
 from tests.support.prom import scrape, total
 from tests.support.registry import corrupt_artifact
 from tests.support.service import launch, start_service, wait_ready
@@ -74,6 +75,16 @@ def assert_equal_runtimes(sk, ox, rows, tolerance):
     assert np.abs(sk_probs - ox_probs).max() <= tolerance + 1e-6
 
 
+def _started_readiness(handle) -> httpx.Response | None:
+    """/readyz's answer once the worker has tried to load the model (None before)."""
+    assert handle.proc.poll() is None, handle.log_text()
+    try:
+        response = httpx.get(f"{handle.url}/readyz", timeout=2)
+    except httpx.HTTPError:
+        return None
+    return response if "VIGIL_INFERENCE" in response.text or response.status_code == 200 else None
+
+
 def test_default_model_is_equal_through_both_runtimes(trained_home_template, tmp_path):
     bundle = Registry(get_settings(home=trained_home_template)).load_production()
     rows = json_rows(load(None, None).features)  # every row of the data
@@ -117,9 +128,11 @@ def test_unconvertible_model_falls_back_and_onnx_only_is_not_ready(tmp_path):
     strict = launch(copy_home(home, tmp_path / "strict"), free_port(),
                     {"VIGIL_WORKERS": "1", "VIGIL_INFERENCE": "onnx"})  # fmt: skip
     try:
-        with pytest.raises(Exception, match="VIGIL_INFERENCE=onnx"):
-            wait_ready(strict, timeout=20)
+        # Once the worker has started, readiness refuses and names the setting to change.
+        readiness = wait_until(lambda: _started_readiness(strict), 90, "the strict worker")
+        assert readiness.status_code == 503 and "VIGIL_INFERENCE=onnx" in readiness.text
         r = httpx.post(f"{strict.url}/predict", json={"instances": [{}]}, timeout=10)
         assert r.status_code == 503 and "VIGIL_INFERENCE=onnx" in r.json()["error"]
+        assert httpx.get(f"{strict.url}/readyz", timeout=10).status_code == 503
     finally:
         strict.terminate()
