@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -19,8 +16,9 @@ import pytest
 from service.canary import in_canary
 from tests.conftest import free_port
 from tests.support.candidates import save_exploding, save_other
+from tests.support.cli import Ran, run_command
 from tests.support.prom import label_values, scrape, total
-from tests.support.service import ROOT, start_service
+from tests.support.service import start_service
 from vigil.log.inference_log import InferenceLog
 from vigil.log.shadow import ShadowLog
 from vigil.registry.store import Registry
@@ -32,14 +30,10 @@ SHADOW_QUEUE_ROWS = 300  # small, so that a burst of 100-row requests overflows 
 FOLLOW_SECONDS = 10.0
 
 
-def models_cli(home, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-           "VIGIL_ENV_FILE": ""}  # fmt: skip
-    env.pop("VIGIL_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "training.models", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+def models_cli(home, *args: str) -> Ran:
+    """``python -m training.models ARGS`` on ``home``, in this process: the service is the
+    other process, and it must follow what the command wrote."""
+    return run_command("training.models", *args, home=home)
 
 
 def run_cli(home, *args: str) -> dict:
@@ -244,13 +238,8 @@ def test_a_canary_answers_its_share_and_names_itself_and_takes_feedback(served, 
     wait_scored(log, tags["other"], len(by) - canary_rows)
     pairs = ShadowLog(log).pairs(tags["production"], tags["other"], 100_000)
     assert set(pairs["answered_by"]) == {tags["production"], tags["other"]}
-    env = {**os.environ, "VIGIL_HOME": str(home), "VIGIL_ENV_FILE": "",
-           "BENTOML_DO_NOT_TRACK": "true"}  # fmt: skip
-    env.pop("VIGIL_DATABASE_URL", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "monitoring.drift", "check", "--json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = run_command("monitoring.drift", "check", "--json", home=home)
+    assert done.returncode == 0, done.stderr
     candidate = json.loads(done.stdout)["candidate"]
     assert candidate["model_version"] == tags["other"] and candidate["mode"] == "canary"
     assert candidate["rows"] >= len(by) and candidate["labeled_rows"] >= 60
