@@ -66,12 +66,13 @@ check: $(VENV)/.synced ## One drift check now: the verdict, then the report (ARG
 traffic: $(VENV)/.synced ## Send realistic traffic to a running service (DRIFT=one|most for drifted)
 	$(VIGIL) traffic $(if $(DRIFT),--drift $(DRIFT),) $(ARGS)
 
-# Two processes: the integration tests mostly wait on servers they start. A module's tests
-# stay together (--dist loadscope), so a module's shared server is started once.
-PYTEST_WORKERS ?= 2
+# Four processes on two cores: most of an integration test's time is waiting on a server it
+# started (readiness, a scrape, a follower's poll), and another worker's test fills that wait.
+# A module's tests stay together (--dist loadscope), so a module's shared server starts once.
+PYTEST_WORKERS ?= 4
 
 .PHONY: test
-test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 2)
+test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 4)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(ARGS)
 
 # The edit loop: no test that starts a process or talks to PostgreSQL (tests/conftest.py

@@ -43,10 +43,16 @@ def pytest_addoption(parser):
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
 def pytest_collection_modifyitems(items):
-    """Talking to PostgreSQL is integration: ``-m "not integration"`` leaves those tests out."""
+    """Talking to PostgreSQL is integration: ``-m "not integration"`` leaves those tests out.
+
+    Modules with integration tests run first: they are the long ones, and xdist hands out
+    modules in this order, so the many short unit tests fill the end of the run instead of a
+    server-starting module keeping one worker busy after the others are done."""
     for item in items:
         if item.get_closest_marker("postgres") and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("integration")}
+    items.sort(key=lambda item: item.module.__name__ not in slow)  # stable: order kept within
 
 
 @pytest.hookimpl(wrapper=True)
