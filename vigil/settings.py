@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vigil.log.prediction_ids import MAX_REQUEST_ROWS
+from vigil.limits import MAX_REQUEST_ROWS
 
 # Shortest bearer token accepted for the retraining trigger.
 MIN_TOKEN_CHARS = 16

@@ -16,8 +16,8 @@ import re
 import threading
 import time
 
-OFFSET_DIGITS = 4
-MAX_REQUEST_ROWS = 16**OFFSET_DIGITS  # positions 0000..ffff
+from vigil.limits import MAX_REQUEST_ROWS, OFFSET_DIGITS
+
 REQUEST_ID_LENGTH = 32
 PREDICTION_ID_LENGTH = REQUEST_ID_LENGTH + OFFSET_DIGITS
 
