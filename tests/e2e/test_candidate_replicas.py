@@ -19,9 +19,9 @@ from tests.support.candidates import save_other
 from tests.support.prom import scrape, total
 from tests.support.service import ROOT, ServiceFailed, launch, wait_ready
 from vigil.log.format import loads
-from vigil.registry.candidate_schema import candidate_tables
 from vigil.registry.store import Registry
 from vigil.settings import get_settings
+from vigil.store.tables import candidate_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 

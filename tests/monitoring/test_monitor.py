@@ -51,8 +51,8 @@ def test_new_rows_trigger_a_check_after_the_minimum_interval(production):
 
 
 def _production_since(settings, when: float) -> None:
-    from vigil.registry.schema import POINTER_ID
     from vigil.registry.store import Registry
+    from vigil.store.tables import POINTER_ID
 
     registry = Registry(settings)
     p = registry.tables.production

@@ -46,10 +46,10 @@ from vigil.log.prediction_ids import (
 from vigil.log.window import newest_records_needed, plan_window
 from vigil.store import migrations
 from vigil.store.engine import engine_for, normalise_url
+from vigil.store.errors import InferenceLogError, LogSchemaError
+from vigil.store.tables import log_tables
 from vigil.text import one_line
 
-# SQLite only autoincrements a plain INTEGER primary key.
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Rows parsed from JSON at a time when reading: bounds memory, not the window's size.
 _FETCH_ROWS = 5_000
 # Rows encoded and sent at a time by one write (still one transaction).
@@ -66,15 +66,6 @@ _WINDOW_TIERS = (log_partitions.DAY, 7 * log_partitions.DAY)
 # How often a writer checks that today's and the next days' partitions exist.
 _PARTITIONS_EVERY = 600.0
 logger = logging.getLogger(__name__)
-
-
-class InferenceLogError(RuntimeError):
-    """The store could not be reached or could not write."""
-
-
-class LogSchemaError(InferenceLogError):
-    """The database's schema is not this build's; the message names the command to run and
-    holds no connection details (it may reach callers of ``/readyz``)."""
 
 
 @dataclass(frozen=True)
@@ -130,45 +121,10 @@ class InferenceLog:
         self.engine: Engine = engine_for(url, timeout)
         self.partitioned = self.engine.dialect.name == "postgresql"
         self._partitions_checked = -math.inf
-        # The tables as queried; their DDL (keys, partitions) is in vigil/store/migrations.
-        md = sa.MetaData()
-        self.requests = sa.Table(
-            f"{table_prefix}requests",
-            md,
-            # Insertion order: windows are "the newest rows" in this order.
-            sa.Column("id", _ID, primary_key=True, autoincrement=True),
-            sa.Column("request_id", sa.String(32), nullable=False),
-            sa.Column("model_version", sa.String(200), nullable=False),
-            sa.Column("created_at", sa.Float, nullable=False),
-            sa.Column("row_count", sa.Integer, nullable=False),
-            # JSON (vigil.log.format), one element per instance; the big columns last.
-            sa.Column("instances", sa.Text, nullable=False),
-            sa.Column("predictions", sa.Text, nullable=False),
-            sa.Column("probabilities", sa.Text, nullable=False),
-            # Covers a window's planning (which records, how many rows each, how old) without
-            # touching the records themselves.
-            sa.Index(
-                f"{table_prefix}requests_version_id",
-                "model_version",
-                "id",
-                "created_at",
-                "row_count",
-            ),
-            sa.Index(f"{table_prefix}requests_created", "created_at"),
-        )
-        self.feedback = sa.Table(
-            f"{table_prefix}feedback",
-            md,
-            sa.Column("prediction_id", sa.String(64), primary_key=True),
-            # The prediction id split: the logged request and the instance's position in it.
-            sa.Column("request_id", sa.String(32), nullable=False),
-            sa.Column("row_offset", sa.Integer, nullable=False),
-            sa.Column("label", sa.Text, nullable=False),
-            sa.Column("received_at", sa.Float, nullable=False),
-            # "The newest labels" walks this backwards (request ids are time-ordered).
-            sa.Index(f"{table_prefix}feedback_request", "request_id", "row_offset"),
-        )
-        self.metadata = md
+        # The tables as queried; their DDL (keys, partitions) is in the migrations.
+        tables = log_tables(table_prefix)
+        self.requests, self.feedback = tables.requests, tables.feedback
+        self.metadata = tables.metadata
 
     @classmethod
     def from_settings(cls, settings) -> InferenceLog:
@@ -197,11 +153,7 @@ class InferenceLog:
         self.check_schema()
 
     def schema_state(self) -> migrations.SchemaState:
-        try:
-            with self.engine.connect() as conn:
-                return migrations.state(conn, self.table_prefix)
-        except SQLAlchemyError as exc:
-            raise InferenceLogError(f"inference log unreachable: {one_line(exc)}") from exc
+        return migrations.database_state(self.engine, self.table_prefix)
 
     def check_schema(self) -> None:
         """``LogSchemaError`` unless the schema is at this build's version; on PostgreSQL,

@@ -3,7 +3,7 @@ answers.
 
 While a candidate runs, each answered request is also scored by the model that did not answer
 it (a shadow: the candidate; a canary: production scores the canary's requests, the candidate
-the others). Those predictions go to ``shadow_predictions`` (``vigil.registry.candidate_schema``),
+the others). Those predictions go to ``shadow_predictions`` (``vigil.store.tables``),
 one row per request and model version, written in one statement: a row is whole or absent. The
 answer itself stays in the inference log; a prediction id names both.
 """
@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from vigil.log.format import dumps, loads, row
 from vigil.log.inference_log import InferenceLog, InferenceLogError
 from vigil.log.prediction_ids import prediction_id
-from vigil.registry.candidate_schema import candidate_tables
+from vigil.store.tables import candidate_tables
 from vigil.text import one_line
 
 

@@ -1,6 +1,6 @@
 """The model registry: models and their contracts (``store``) in the database's tables
 (``schema``), their artifacts by sha256 (``artifacts``), signed (``signing``); the candidate
-tried on live traffic beside production (``candidates``, ``candidate_schema``)."""
+tried on live traffic beside production (``candidates``)."""
 
 from vigil.lazy import lazy_exports
 

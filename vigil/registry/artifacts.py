@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from vigil.registry.schema import RegistryTables
+from vigil.store.tables import RegistryTables
 
 _HEX = frozenset("0123456789abcdef")
 

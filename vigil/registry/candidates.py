@@ -19,10 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from vigil.registry.candidate_schema import CANDIDATE_ID, candidate_tables
-from vigil.registry.schema import POINTER_ID
 from vigil.registry.store import Registry, UnknownModel, check_tag, who
 from vigil.schema import FeatureSchema
+from vigil.store.tables import CANDIDATE_ID, POINTER_ID, candidate_tables
 from vigil.tasks import task_for
 
 SHADOW = "shadow"

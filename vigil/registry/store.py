@@ -3,7 +3,7 @@ pointer with its history, in the same database as the inference log.
 
 With ``VIGIL_DATABASE_URL=postgresql://...`` every replica, monitor and training job shares
 one registry; by default it is the SQLite file under ``VIGIL_HOME``. Both run through this
-code and the tables of ``vigil.registry.schema``, made and versioned by the migrations with
+code and the tables of ``vigil.store.tables``, made and versioned by the migrations with
 the log's: a registry on an empty database creates the schema, one on an older or newer
 schema is refused (``RegistrySchemaError``) until ``python -m vigil.db upgrade``.
 
@@ -44,17 +44,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from vigil.registry import signing
 from vigil.registry.artifacts import ArtifactIntegrityError, ArtifactStore
-from vigil.registry.candidate_schema import CANDIDATE_ID, candidate_tables
-from vigil.registry.schema import (
-    POINTER_ID,
-    RegistryError,
-    RegistrySchemaError,
-    create_registry_schema,
-    registry_tables,
-)
+from vigil.registry.schema import RegistryError, RegistrySchemaError, create_registry_schema
 from vigil.registry.signing import SIGNATURE, ModelSignatureError
 from vigil.schema import FeatureSchema
 from vigil.store.engine import engine_for
+from vigil.store.tables import CANDIDATE_ID, POINTER_ID, candidate_tables, registry_tables
 from vigil.tasks import Task, task_for
 from vigil.text import one_line
 

@@ -24,11 +24,24 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split
 _WHAT = "schema of the inference log and model registry"
 
 
-def _log():
-    from vigil.log.inference_log import InferenceLog
-    from vigil.settings import get_settings
+class _Database:
+    """The settings' database and table prefix, with the process's engine for it."""
 
-    return InferenceLog.from_settings(get_settings())
+    def __init__(self):
+        from vigil.settings import get_settings
+        from vigil.store.engine import engine_for
+
+        settings = get_settings()
+        self.table_prefix = settings.table_prefix
+        self.engine = engine_for(settings.resolved_database_url, settings.log_timeout_seconds)
+
+    def schema_state(self):
+        from vigil.store import migrations
+
+        return migrations.database_state(self.engine, self.table_prefix)
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
 def _fail(message: str) -> None:
@@ -41,20 +54,20 @@ def upgrade(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
 ) -> None:
     """Migrate the log's and the registry's tables to REVISION (default: this build's head)."""
-    from vigil.log.inference_log import InferenceLogError
     from vigil.store import migrations
+    from vigil.store.errors import InferenceLogError
 
-    log = _log()
+    db = _Database()
     try:
-        before = log.schema_state()
-        migrations.upgrade(log.engine, log.table_prefix, revision)
-        after = log.schema_state()
+        before = db.schema_state()
+        migrations.upgrade(db.engine, db.table_prefix, revision)
+        after = db.schema_state()
     except (migrations.SchemaError, InferenceLogError) as exc:
         _fail(str(exc))
     finally:
-        log.close()
+        db.close()
     was = before.revision or before.state
-    typer.echo(f"{_WHAT} ({log.table_prefix}*): {was} -> {after.revision}")
+    typer.echo(f"{_WHAT} ({db.table_prefix}*): {was} -> {after.revision}")
 
 
 @app.command()
@@ -63,37 +76,37 @@ def downgrade(revision: Annotated[str, typer.Argument(help="Target revision, or 
     below 0003_registry, as the builds before it made them)."""
     from vigil.store import migrations
 
-    log = _log()
+    db = _Database()
     try:
-        migrations.downgrade(log.engine, log.table_prefix, revision)
-        typer.echo(f"{_WHAT} ({log.table_prefix}*): now {revision}")
+        migrations.downgrade(db.engine, db.table_prefix, revision)
+        typer.echo(f"{_WHAT} ({db.table_prefix}*): now {revision}")
     finally:
-        log.close()
+        db.close()
 
 
 @app.command()
 def current() -> None:
     """Print the database's revision (or state) and this build's head."""
-    log = _log()
+    db = _Database()
     try:
-        found = log.schema_state()
+        found = db.schema_state()
     finally:
-        log.close()
+        db.close()
     typer.echo(f"database: {found.revision or found.state}\nthis build: {found.head}")
 
 
 @app.command()
 def check() -> None:
     """Exit 0 when the schema is this build's; otherwise say what to run and exit 1."""
-    from vigil.log.inference_log import InferenceLogError
+    from vigil.store.errors import InferenceLogError
 
-    log = _log()
+    db = _Database()
     try:
-        problem = log.schema_state().problem
+        problem = db.schema_state().problem
     except InferenceLogError as exc:
         _fail(str(exc))
     finally:
-        log.close()
+        db.close()
     if problem is not None:
         _fail(problem)
     typer.echo(f"{_WHAT} is current")

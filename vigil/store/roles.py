@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import re
 
+from vigil.store.migrations import version_table
+from vigil.store.tables import candidate_tables, registry_tables
+
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def service_grants(prefix: str, role: str) -> list[str]:
     """GRANTs giving ``role`` exactly what the service needs on the tables of ``prefix``."""
-    from vigil.registry.candidate_schema import candidate_tables
-    from vigil.registry.schema import registry_tables
-    from vigil.store.migrations import version_table
-
     if not _ROLE.match(role):
         raise ValueError(f"role {role!r}: use lower-case letters, digits and _")
     if not _ROLE.match(prefix.lower()):

@@ -8,7 +8,7 @@ import time
 import sqlalchemy as sa
 
 from vigil.registry.artifacts import ArtifactStore, sha256
-from vigil.registry.schema import registry_tables
+from vigil.store.tables import registry_tables
 
 
 def test_pruning_keeps_referenced_files_and_fresh_temporaries(tmp_path):

@@ -97,13 +97,13 @@ def test_the_latest_verdict_is_the_newest(registry, default_bundle):
 
 
 def test_the_migration_makes_the_tables_as_queried(tmp_path):
-    """0004_candidates' frozen definitions and vigil.registry.candidate_schema's agree."""
+    """0004_candidates' frozen definitions and vigil.store.tables' agree."""
     import importlib.util
 
     import sqlalchemy as sa
 
-    from vigil.registry.candidate_schema import candidate_tables
     from vigil.store import migrations
+    from vigil.store.tables import candidate_tables
 
     path = migrations._HERE / "versions" / "0004_candidates.py"
     spec = importlib.util.spec_from_file_location("m0004", path)

@@ -18,10 +18,11 @@ from tests.support.cli import Ran, run_command
 from tests.support.service import launch
 from vigil.log.inference_log import InferenceLog, LogRecord, LogSchemaError, _params
 from vigil.log.prediction_ids import new_request_id, prediction_id
-from vigil.registry.schema import POINTER_ID, drop_registry_schema, registry_tables
+from vigil.registry.schema import drop_registry_schema
 from vigil.registry.store import Registry, RegistrySchemaError
 from vigil.settings import get_settings
 from vigil.store import migrations
+from vigil.store.tables import POINTER_ID, registry_tables
 
 HEAD = "0004_candidates"
 BEFORE_REGISTRY = "0002_partitioned_requests"
@@ -335,7 +336,7 @@ def shape(engine, prefix: str) -> dict:
 
 def previous_build_registry(engine, prefix: str) -> None:
     """The registry's tables as the builds before 0003_registry made them at run time: with
-    create_all (registry_schema's tables are theirs: the test below checks that the migrated
+    create_all (vigil.store.tables' tables are theirs: the test below checks that the migrated
     ones equal them) and the pointer's one row."""
     tables = registry_tables(prefix)
     tables.metadata.create_all(engine)

@@ -28,6 +28,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from vigil.store.errors import InferenceLogError
+from vigil.text import one_line
 
 BASELINE = "0001_baseline"
 UPGRADE_COMMAND = "vigil db upgrade"
@@ -117,6 +121,16 @@ def state(conn: Connection, prefix: str) -> SchemaState:
             return SchemaState("unversioned", None, target)
         return SchemaState("legacy", None, target)
     return SchemaState("empty", None, target)
+
+
+def database_state(engine: Engine, prefix: str) -> SchemaState:
+    """``state`` on a connection of its own; ``InferenceLogError`` when the database cannot
+    be reached."""
+    try:
+        with engine.connect() as conn:
+            return state(conn, prefix)
+    except SQLAlchemyError as exc:
+        raise InferenceLogError(f"inference log unreachable: {one_line(exc)}") from exc
 
 
 def _looks_like_baseline(conn: Connection, prefix: str, tables: set[str]) -> bool:

@@ -1,4 +1,4 @@
-"""The model registry's tables (``vigil.registry.schema``): models, their artifacts by sha256,
+"""The model registry's tables (``vigil.store.tables``): models, their artifacts by sha256,
 the artifacts' bytes, the production pointer with its one row, and the pointer's history.
 
 Builds before this revision made these tables with ``create_all`` at run time, outside the
@@ -10,7 +10,7 @@ Downgrading keeps the tables and their rows: the build before this revision uses
 are (its ``create_all`` finds them), so rolling a deployment back keeps its models and its
 production pointer. Upgrading again adopts them.
 
-The definitions are frozen here; ``vigil.registry.schema`` holds the ones queried, and the
+The definitions are frozen here; ``vigil.store.tables`` holds the ones queried, and the
 tests check that the two agree.
 
 Revision ID: 0003_registry

@@ -1,7 +1,7 @@
-"""A candidate tried on live traffic (``vigil.registry.candidate_schema``): the candidate pointer
+"""A candidate tried on live traffic (``vigil.store.tables``): the candidate pointer
 with its one row, its history, the shadow predictions, and the monitor's verdicts.
 
-The definitions are frozen here; ``vigil.registry.candidate_schema`` holds the ones queried, and the
+The definitions are frozen here; ``vigil.store.tables`` holds the ones queried, and the
 tests check that the two agree. Downgrading drops these tables: the build before this
 revision knows nothing of candidates.
 
