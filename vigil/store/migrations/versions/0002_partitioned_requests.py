@@ -1,9 +1,11 @@
-"""PostgreSQL: the requests table partitioned by day of ``created_at`` (``vigil.log.partitions``),
-so retention drops partitions and a window reads only recent ones. SQLite: no change.
+"""PostgreSQL: the requests table partitioned by day of ``created_at`` (``vigil.log.partitions``
+manages them from then on), so retention drops partitions and a window reads only recent ones.
+SQLite: no change.
 
 The primary key and the request id's unique index include the partition key, as PostgreSQL
 requires; ``id`` keeps its sequence (windows are ordered by it). Existing rows are copied into
-day partitions of the days they hold.
+day partitions of the days they hold. The partitions' names and bounds are frozen here, as
+this revision made them.
 
 Revision ID: 0002_partitioned_requests
 Revises: 0001_baseline
@@ -14,7 +16,6 @@ import time
 import sqlalchemy as sa
 from alembic import op
 
-from vigil.log import partitions as log_partitions
 from vigil.store.migrations import table_prefix
 
 revision = "0002_partitioned_requests"
@@ -25,6 +26,17 @@ depends_on = None
 _COLUMNS = (
     "id, request_id, model_version, created_at, row_count, instances, predictions, probabilities"
 )
+DAY = 86_400
+AHEAD_DAYS = 2  # partitions made ahead of today
+
+
+def _day_partition(t: str, day: int) -> None:
+    """The partition of ``t`` for UTC day ``day`` (days since the epoch)."""
+    name = f"{t}_p{time.strftime('%Y%m%d', time.gmtime(day * DAY))}"
+    op.execute(
+        f'CREATE TABLE "{name}" PARTITION OF "{t}" '
+        f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})"
+    )
 
 
 def _indexes(p: str) -> None:
@@ -64,13 +76,11 @@ def upgrade() -> None:
         ") PARTITION BY RANGE (created_at)"
     )
     op.execute(f'ALTER SEQUENCE "{t}_id_seq" OWNED BY "{t}".id')
-    op.execute(f'CREATE TABLE "{log_partitions.default_partition(p)}" PARTITION OF "{t}" DEFAULT')
-    bind = op.get_bind()
-    day = log_partitions.DAY
-    days = bind.execute(sa.text(f'SELECT DISTINCT floor(created_at / {day}) FROM "{old}"'))
-    today = int(time.time() // day)
-    wanted = {int(d) for (d,) in days} | set(range(today, today + log_partitions.AHEAD_DAYS + 1))
-    log_partitions.create(bind, p, sorted(wanted))
+    op.execute(f'CREATE TABLE "{t}_default" PARTITION OF "{t}" DEFAULT')
+    days = op.get_bind().execute(sa.text(f'SELECT DISTINCT floor(created_at / {DAY}) FROM "{old}"'))
+    today = int(time.time() // DAY)
+    for day in sorted({int(d) for (d,) in days} | set(range(today, today + AHEAD_DAYS + 1))):
+        _day_partition(t, day)
     op.execute(f'INSERT INTO "{t}" ({_COLUMNS}) SELECT {_COLUMNS} FROM "{old}"')
     op.execute(f'DROP TABLE "{old}"')
     _indexes(p)
