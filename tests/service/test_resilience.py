@@ -22,6 +22,7 @@ from tests.support.service import (
     launch,
     service_env,
     start_service,
+    wait_alive,
     wait_ready,
 )
 from vigil.log.inference_log import InferenceLog
@@ -207,16 +208,7 @@ def test_unreachable_log_is_alive_but_not_ready(trained_home_template, tmp_path,
     }
     handle = launch(home, free_port(), env)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert handle.proc.poll() is None, handle.log_text()
-            try:
-                if httpx.get(f"{handle.url}/livez", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, handle.log_text()
-            time.sleep(0.2)
+        wait_alive(handle, 90)
         assert httpx.get(f"{handle.url}/readyz", timeout=10).status_code == 503
         response = httpx.post(
             f"{handle.url}/predict", json={"instances": default_rows[:1]}, timeout=10

@@ -160,6 +160,21 @@ def wait_ready(handle: ServiceHandle, timeout: float = READY_TIMEOUT) -> None:
     )
 
 
+def wait_alive(handle: ServiceHandle, timeout: float = READY_TIMEOUT) -> None:
+    """Until /livez answers 200 (alive, ready or not); fails with the service's log when it
+    exits first or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert handle.proc.poll() is None, handle.log_text()
+        try:
+            if httpx.get(f"{handle.url}/livez", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, handle.log_text()
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def start_service(
     home: Path, port: int, env: dict[str, str] | None = None, *, timeout: float = READY_TIMEOUT

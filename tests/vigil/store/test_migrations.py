@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from tests.conftest import POSTGRES_URL, free_port, postgres_log
 from tests.support.cli import Ran, run_command
-from tests.support.service import launch
+from tests.support.service import launch, wait_alive
 from vigil.log.inference_log import InferenceLog, LogRecord, LogSchemaError, _params
 from vigil.log.prediction_ids import new_request_id, prediction_id
 from vigil.registry.schema import drop_registry_schema
@@ -281,16 +281,7 @@ def test_a_service_on_an_older_schema_is_alive_not_ready_and_says_what_to_run(tr
     log.close()
     handle = launch(trained_home, free_port(), {"VIGIL_WORKERS": "1"})
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert handle.proc.poll() is None, handle.log_text()
-            try:
-                if httpx.get(f"{handle.url}/livez", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, handle.log_text()
-            time.sleep(0.3)
+        wait_alive(handle, 120)
         ready = httpx.get(f"{handle.url}/readyz", timeout=10)
         assert ready.status_code == 503
         assert "vigil db upgrade" in ready.text
