@@ -4,10 +4,10 @@
 ``GET /v2/models/vigil-model[/versions/{v}]``, ``…/ready``, ``POST …/infer``.
 
 Infer goes the way ``/predict`` goes: the key check and the bound on requests in flight run
-before this (``INFER_PATHS`` is in their paths); here the body is read up to the body limit,
-decoded (``tensors``), checked by the model's ``InstanceValidator`` and handed to the same
-micro-batcher, which logs every row before it is answered. Errors are the protocol's
-``{"error": "..."}``.
+before this (``InferPaths`` is in their paths); here the body is read up to the body limit
+(``service.http_request``), decoded (``tensors``), checked by the model's
+``InstanceValidator`` and handed to the same micro-batcher, which logs every row before it is
+answered. Errors are the protocol's ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import dataplane
 from service.errors import ApiError
-from service.json_http import GONE, content_length, read_at_most
+from service.http_request import BodyLimits, BodyReadingMiddleware, BodyTooLarge, ClientGone
 from service.v2.inputs import check_form, instances, numeric_instances, problem_of
 from service.v2.metadata import MODEL_NAME, model_metadata, server_metadata
 from service.v2.tensors import (
@@ -71,9 +71,10 @@ class InferPaths:
         return found is not None and found["action"] == "/infer"
 
 
-class OpenInference:
+class OpenInference(BodyReadingMiddleware):
     """``current()`` gives the worker's WorkerState or raises ``ApiError`` (503); ``ready()``
-    says whether the service is ready (and retries a failed start, as /readyz does)."""
+    says whether the service is ready (and retries a failed start, as /readyz does);
+    ``max_body_bytes`` and ``on_reject`` as ``BodyReadingMiddleware`` takes them."""
 
     def __init__(
         self,
@@ -81,15 +82,12 @@ class OpenInference:
         *,
         current: Callable[[], Any],
         ready: Callable[[], bool],
-        max_body_bytes: Callable[[], int],
-        on_reject: Callable[[str], None] = lambda reason: None,
         on_shed: Callable[[str], None] = lambda reason: None,
+        **limits: Unpack[BodyLimits],
     ):
-        self.app = app
+        super().__init__(app, **limits)
         self.current = current
         self.ready = ready
-        self.max_body_bytes = max_body_bytes
-        self.on_reject = on_reject
         self.on_shed = on_shed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,6 +98,11 @@ class OpenInference:
         method = scope.get("method", "GET")
         try:
             status, body, headers = await self._route(path, method, scope, receive)
+        except ClientGone:
+            return  # nobody to answer
+        except BodyTooLarge as exc:
+            self.on_reject(exc.reason)
+            status, body, headers = 413, _error(str(exc)), []
         except (ProtocolError, ApiError) as exc:
             if exc.reason and 400 <= exc.status < 500:
                 self.on_reject(exc.reason)
@@ -110,8 +113,6 @@ class OpenInference:
             # never starts. The exception's text stays in the server log.
             logger.exception("V2 request to %s failed", path[:200])
             status, body, headers = 500, _error("internal server error; see the server log"), []
-        if body is None:
-            return  # the caller went away
         if not any(k == b"content-type" for k, _ in headers):
             headers.append((b"content-type", b"application/json"))
         headers.append((b"content-length", str(len(body)).encode()))
@@ -161,15 +162,7 @@ class OpenInference:
 
     async def _infer(self, scope: Scope, receive: Receive, version: str | None):
         # Bounded before anything is read into memory, let alone decoded.
-        limit = self.max_body_bytes()
-        length = content_length(scope)
-        if length is not None and length > limit:
-            raise _too_large(f"{length} bytes", limit)
-        body = await read_at_most(receive, limit)
-        if body is GONE:
-            return 0, None, []
-        if body is None:
-            raise _too_large("more than that", limit)
+        body = await self.request(scope, receive).body()
         runtime = self.current()
         # A malformed request is a 400 whatever the version it names. Inputs that do not fit
         # the model are refused before their binary data is decoded.
@@ -250,14 +243,6 @@ def _only(method: str, allowed: str) -> None:
             None,
             headers={"Allow": allowed},
         )
-
-
-def _too_large(size: str, limit: int) -> ProtocolError:
-    return ProtocolError(
-        413,
-        f"request body is {size}; the limit is {limit} bytes (VIGIL_MAX_BODY_BYTES)",
-        "body_too_large",
-    )
 
 
 def _error(msg: str) -> bytes:
