@@ -8,7 +8,7 @@ queued rows (``service.batcher.BatcherFull``) covers a few large requests.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -20,7 +20,7 @@ class Admission:
         self,
         app: ASGIApp,
         *,
-        paths: frozenset[str],
+        paths: Container[str],
         max_in_flight: Callable[[], int],
         on_shed: Callable[[str], None] = lambda reason: None,
     ):

@@ -1,5 +1,7 @@
-"""The BentoML service: ``POST /predict``, ``POST /feedback``, ``GET /model``; BentoML adds
-``/metrics``, ``/livez``, ``/readyz`` and ``/docs.json``.
+"""The BentoML service, assembled from the routing table (``service.routing``): its ``API``
+endpoints (``POST /predict``, ``POST /feedback``), the mounted app (``GET /model``), the Open
+Inference Protocol's router and the middleware in front of them; BentoML adds ``/metrics``,
+``/livez`` and ``/readyz``.
 
 Run with ``python -m service serve`` (or ``bentoml serve service.app:VigilService``). Each worker
 loads the production model and opens the inference log in ``__init__``; requests are validated
@@ -36,6 +38,15 @@ from service.json_http import JsonApi, parse_json, quiet_bad_input_tracebacks
 from service.metrics import LoadFailureMetrics, bound_endpoint_labels
 from service.openapi import PublishedDocs, instance_schema, published
 from service.routes import make_app
+from service.routing import (
+    Plane,
+    admitted_paths,
+    body_fields,
+    endpoint_labels,
+    json_paths,
+    keyed_paths,
+    route_of,
+)
 from service.timeouts import cancel_request_timers
 from service.v2 import endpoint as v2
 from service.v2.openapi import add_protocol_paths
@@ -50,21 +61,6 @@ from vigil.settings import get_settings
 
 logger = logging.getLogger("vigil.service")
 
-API_PATHS = frozenset({"/predict", "/feedback"})
-KNOWN_PATHS = (
-    API_PATHS
-    | {
-        "/",
-        "/model",
-        "/metrics",
-        "/livez",
-        "/readyz",
-        "/healthz",
-        "/docs.json",
-        "/schema.json",
-    }
-    | v2.KNOWN
-)
 RETRY_START_SECONDS = 5.0
 # A collection starts once this many more containers were made than freed. Requests in flight
 # hold thousands (a parsed 100-row body is 100 dicts): at Python's default of 700 a collection
@@ -126,7 +122,8 @@ class VigilService:
         threadpool_limits(1)
         # BentoML leaves other loggers at WARNING; which model is served belongs in the log.
         logging.getLogger("service").setLevel(logging.INFO)
-        bound_endpoint_labels(KNOWN_PATHS, prefixes=("/static_content/", "/assets/", v2.PREFIX))
+        known, prefixes = endpoint_labels()
+        bound_endpoint_labels(known, prefixes=prefixes)
         self.settings = get_settings()
         self.runtime: WorkerState | None = None
         # Under `bentoml serve` values live in the multiprocess files whatever the registry.
@@ -196,7 +193,7 @@ class VigilService:
             count_rejection(exc.reason)
         return exc.response()
 
-    @bentoml.api(route="/predict")
+    @bentoml.api(route=route_of(Plane.API, "predict").path)
     async def predict(
         self,
         instances: Annotated[
@@ -231,7 +228,7 @@ class VigilService:
         )
         return Response(body, media_type="application/json")
 
-    @bentoml.api(route="/feedback")
+    @bentoml.api(route=route_of(Plane.API, "feedback").path)
     async def feedback(
         self,
         labels: Annotated[
@@ -325,7 +322,7 @@ def _api_key() -> str | None:
     return key.get_secret_value() if key is not None else None
 
 
-_FIELDS = {"/predict": "instances", "/feedback": "labels"}
+_FIELDS = body_fields()
 # What BentoML parses after a precheck: its endpoint's argument is then unused.
 _STAND_INS = {path: json.dumps({name: []}).encode() for path, name in _FIELDS.items()}
 
@@ -352,7 +349,7 @@ def precheck(path: str, body: bytes) -> bytes | None:
         extra = [problem([key], "unknown field") for key in data if key != name]
         raise ApiError(400, summary(extra), extra, reason="unknown_field")
     sent = data[name]
-    if path == "/predict":
+    if path == route_of(Plane.API, "predict").path:
         validator = runtime.model.validator
         _prechecked.set((validator, validator.validate(sent), sent))
     else:
@@ -424,18 +421,17 @@ def openapi_document() -> dict[str, Any]:
 
 VigilService.mount_asgi_app(make_app(current_runtime, _api_key), path="/")
 # First added runs first: the key is checked before anything else, then the worker's bound on
-# requests in flight, then the body is read (bounded), parsed and checked.
-# The Open Inference Protocol's infer paths are API paths too (service.v2).
-_KEYED = v2.InferPaths(API_PATHS)
+# requests in flight, then the body is read (bounded), parsed and checked. Each takes its paths
+# from the routing table.
 VigilService.add_asgi_middleware(
-    BearerAuth, api_key=_api_key, paths=_KEYED, on_reject=count_rejection
+    BearerAuth, api_key=_api_key, paths=keyed_paths(), on_reject=count_rejection
 )
 VigilService.add_asgi_middleware(
-    Admission, paths=_KEYED, max_in_flight=_max_in_flight, on_shed=count_shed
+    Admission, paths=admitted_paths(), max_in_flight=_max_in_flight, on_shed=count_shed
 )
 VigilService.add_asgi_middleware(
     JsonApi,
-    paths=API_PATHS,
+    paths=json_paths(),
     on_reject=count_rejection,
     max_body_bytes=_max_body_bytes,
     precheck=precheck,
@@ -448,4 +444,6 @@ VigilService.add_asgi_middleware(
     on_reject=count_rejection,
     on_shed=count_shed,
 )
-VigilService.add_asgi_middleware(PublishedDocs, document=openapi_document)
+VigilService.add_asgi_middleware(
+    PublishedDocs, document=openapi_document, path=route_of(Plane.DOCS, "document").path
+)

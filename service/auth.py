@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -18,7 +18,7 @@ class BearerAuth:
         app: ASGIApp,
         *,
         api_key: Callable[[], str | None],
-        paths: frozenset[str],
+        paths: Container[str],
         on_reject: Callable[[str], None] = lambda reason: None,
     ):
         self.app = app
@@ -43,7 +43,7 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def authorized(scope, key: str) -> bool:
+def authorized(scope: Scope, key: str) -> bool:
     expected = f"Bearer {key}".encode()
     for name, value in scope.get("headers", ()):
         if name == b"authorization":

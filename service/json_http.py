@@ -1,25 +1,25 @@
 """The JSON API's HTTP plumbing, as ASGI middleware in front of BentoML: the body read with its
-limit, the watch for a caller that goes away, the JSON parser, and error bodies reshaped into
-the contract's ``{"error", "detail"}``. The errors themselves are in ``service.errors``."""
+limit and the watch for a caller that goes away (``service.http_request``), the JSON parser, and
+error bodies reshaped into the contract's ``{"error", "detail"}``. The errors themselves are in
+``service.errors``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from http import HTTPStatus
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 
 import pydantic_core
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import MAX_DETAIL, ApiError, one_line, problem, summary
+from service.http_request import BodyLimits, BodyReadingMiddleware, BodyTooLarge, ClientGone
 
 
-class JsonApi:
+class JsonApi(BodyReadingMiddleware):
     """ASGI middleware for the API paths, which speak JSON only.
 
     The body is read here, up to ``max_body_bytes()`` (413 past it, with or without a
@@ -41,16 +41,13 @@ class JsonApi:
         self,
         app: ASGIApp,
         *,
-        paths: frozenset[str],
-        on_reject=lambda reason: None,
-        max_body_bytes: Callable[[], int],
+        paths: Container[str],
         precheck: Callable[[str, bytes], bytes | None] = lambda path, body: None,
         on_gone: Callable[[], None] = lambda: None,
+        **limits: Unpack[BodyLimits],
     ):
-        self.app = app
+        super().__init__(app, **limits)
         self.paths = paths
-        self.on_reject = on_reject
-        self.max_body_bytes = max_body_bytes
         self.precheck = precheck
         self.on_gone = on_gone
 
@@ -58,25 +55,20 @@ class JsonApi:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        # Refuse an oversized body before anything reads it into memory.
-        limit = self.max_body_bytes()
-        length = content_length(scope)
-        if length is not None and length > limit:
-            await self._too_large(scope, receive, send, length, limit)
-            return
-        body = await read_at_most(receive, limit)
-        if body is GONE:
-            return  # the caller left while sending: nobody to answer
-        if body is None:
-            await self._too_large(scope, receive, send, None, limit)
-            return
+        request = self.request(scope, receive)
         try:
+            body = await request.body()
             if scope.get("method") == "POST":  # other methods get BentoML's own 405
                 body = self.precheck(scope["path"], body) or body
+        except ClientGone:
+            return
+        except BodyTooLarge as exc:
+            msg = str(exc)
+            error = ApiError(413, msg, [problem(["body"], msg)], reason=exc.reason)
+            await self._refuse(error, scope, receive, send)
+            return
         except ApiError as exc:
-            if exc.reason:
-                self.on_reject(exc.reason)
-            await exc.response()(scope, receive, send)
+            await self._refuse(exc, scope, receive, send)
             return
         headers = [
             (k, v) for k, v in scope["headers"] if k not in (b"content-type", b"content-length")
@@ -86,41 +78,12 @@ class JsonApi:
             (b"content-length", str(len(body)).encode()),
         ]
         scope = {**scope, "headers": headers}
-        await self._run_watched(scope, body, receive, self._reshaping(send))
+        await request.run_watched(self.app, scope, body, self._reshaping(send), self.on_gone)
 
-    async def _run_watched(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
-        """Run the app on ``body``; cancel it if the client disconnects first."""
-        gone = asyncio.Event()
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        app = asyncio.ensure_future(self.app(scope, replay, send))
-        # With the body read, the server's receive() returns only once the client is gone.
-        watch = asyncio.ensure_future(receive())
-        try:
-            while not app.done():
-                await asyncio.wait({app, watch}, return_when=asyncio.FIRST_COMPLETED)
-                if app.done() or not watch.done():
-                    continue
-                if watch.exception() is None and watch.result()["type"] == "http.disconnect":
-                    gone.set()
-                    app.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await app
-                    self.on_gone()
-                    return
-                watch = asyncio.ensure_future(receive())
-            app.result()
-        finally:
-            for task in (app, watch):
-                task.cancel()
+    async def _refuse(self, error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
+        if error.reason:
+            self.on_reject(error.reason)
+        await error.response()(scope, receive, send)
 
     def _reshaping(self, send: Send) -> Send:
         held: dict[str, Any] = {}
@@ -154,14 +117,6 @@ class JsonApi:
 
         return reshaping_send
 
-    async def _too_large(
-        self, scope: Scope, receive: Receive, send: Send, length: int | None, limit: int
-    ) -> None:
-        self.on_reject("body_too_large")
-        size = f"{length} bytes" if length is not None else "more than that"
-        msg = f"request body is {size}; the limit is {limit} bytes (VIGIL_MAX_BODY_BYTES)"
-        await ApiError(413, msg, [problem(["body"], msg)]).response()(scope, receive, send)
-
 
 class Parsed(NamedTuple):
     value: Any
@@ -187,37 +142,6 @@ def parse_json(body: bytes) -> Parsed:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not a valid JSON document"
         msg = f"malformed JSON: {reason}"
         raise ApiError(400, msg, [problem(["body"], msg)], reason="malformed") from None
-
-
-def content_length(scope: Scope) -> int | None:
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-GONE = object()
-
-
-async def read_at_most(receive: Receive, limit: int) -> bytes | None | object:
-    """The whole request body; None as soon as it passes ``limit`` bytes; ``GONE`` when the
-    client goes away before sending all of it."""
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return GONE
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
 
 
 _PYDANTIC_REASONS = {"json_invalid": "malformed", "missing": "missing_field"}

@@ -19,6 +19,7 @@ import numpy as np
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.errors import ApiError
+from service.routing import Plane, on, route_of
 from vigil.tasks import Task
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -138,11 +139,10 @@ def published(
         out["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     paths = out.setdefault("paths", {})
 
-    for path, field, items in (
-        ("/predict", "instances", instance),
-        ("/feedback", "labels", _label_schema(task, classes)),
-    ):
-        operation = paths.get(path, {}).get("post")
+    items_of = {"predict": instance, "feedback": _label_schema(task, classes)}
+    for route in on(Plane.API):
+        path, field, items = route.path, route.body_field, items_of[route.handler]
+        operation = paths.get(path, {}).get(route.methods[0].lower())
         if operation is None:
             continue
         operation["requestBody"]["required"] = True  # BentoML leaves it optional
@@ -161,15 +161,16 @@ def published(
         responses = operation["responses"] = {str(k): v for k, v in operation["responses"].items()}
         for status in _DROPPED_STATUSES:
             responses.pop(status, None)
-        responses.update(_api_errors(keyed))
-        if keyed:
+        responses.update(_api_errors(keyed and route.keyed))
+        if keyed and route.keyed:
             operation["security"] = [{"bearer": []}]
 
-    predict_ok = paths.get("/predict", {}).get("post", {}).get("responses", {}).get("200")
+    predict = route_of(Plane.API, "predict").path
+    predict_ok = paths.get(predict, {}).get("post", {}).get("responses", {}).get("200")
     if predict_ok is not None and task is not None and classes is not None:
         predict_ok["content"] = {"application/json": {"schema": _answer_schema(task, classes)}}
 
-    paths["/model"] = {
+    paths[route_of(Plane.CARD, "model").path] = {
         "get": {
             "tags": ["Service APIs"],
             "description": "The production model's tag, feature schema, held-out metrics, "
@@ -183,10 +184,12 @@ def published(
             },
         }
     }
-    if "get" in paths.get("/readyz", {}):
-        paths["/readyz"]["get"]["responses"]["503"] = {"description": "Not ready"}
-    if "get" in paths.get("/metrics", {}):
-        paths["/metrics"]["get"]["responses"]["200"]["content"] = {
+    readyz = paths.get(route_of(Plane.BENTOML, "readyz").path, {})
+    if "get" in readyz:
+        readyz["get"]["responses"]["503"] = {"description": "Not ready"}
+    metrics = paths.get(route_of(Plane.BENTOML, "metrics").path, {})
+    if "get" in metrics:
+        metrics["get"]["responses"]["200"]["content"] = {
             "text/plain": {"schema": {"type": "string"}}
         }
     return out
@@ -227,9 +230,7 @@ class PublishedDocs:
     """ASGI middleware answering ``GET /docs.json`` with ``document()`` (a dict), before
     BentoML's own route."""
 
-    def __init__(
-        self, app: ASGIApp, *, document: Callable[[], dict[str, Any]], path: str = "/docs.json"
-    ):
+    def __init__(self, app: ASGIApp, *, document: Callable[[], dict[str, Any]], path: str):
         self.app = app
         self.document = document
         self.path = path

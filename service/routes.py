@@ -1,4 +1,5 @@
-"""GET routes BentoML's ``@bentoml.api`` (POST only) cannot express, as a mounted Starlette app."""
+"""The routing table's ``CARD`` routes (``service.routing``): GET routes BentoML's ``@bentoml.api``
+(POST only) cannot express, as a Starlette app mounted at "/"."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from service.routing import Plane, on
 from vigil.tasks import task_for
 
 _PRIVATE = frozenset({"dataset_source", "holdout"})
@@ -68,4 +70,10 @@ def make_app(
             model_card(model.bundle.contract, model.bundle.tag, model.inference_card(), full=full)
         )
 
-    return Starlette(routes=[Route("/model", model, methods=["GET"])])
+    handlers = {"model": model}
+    return Starlette(
+        routes=[
+            Route(route.path, handlers[route.handler], methods=list(route.methods))
+            for route in on(Plane.CARD)
+        ]
+    )

@@ -1,28 +1,27 @@
-"""The protocol's REST routes, as ASGI middleware in front of BentoML's app:
-
-``GET /v2``, ``GET /v2/health/live``, ``GET /v2/health/ready``,
-``GET /v2/models/vigil-model[/versions/{v}]``, ``…/ready``, ``POST …/infer``.
+"""The protocol's REST routes, as ASGI middleware in front of BentoML's app: the routing table's
+``PROTOCOL`` routes (``service.routing``), each answered by its handler here.
 
 Infer goes the way ``/predict`` goes: the key check and the bound on requests in flight run
-before this (``INFER_PATHS`` is in their paths); here the body is read up to the body limit,
-decoded (``tensors``), checked by the model's ``InstanceValidator`` and handed to the same
-micro-batcher, which logs every row before it is answered. Errors are the protocol's
+before this (the table marks the infer routes keyed and admitted); here the body is read up to
+the body limit (``service.http_request``), decoded (``tensors``), checked by the model's
+``InstanceValidator`` and handed to the one data plane (``service.dataplane``), whose
+micro-batcher logs every row before it is answered. Errors are the protocol's
 ``{"error": "..."}``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, NamedTuple, Unpack
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import dataplane
 from service.errors import ApiError
-from service.json_http import GONE, content_length, read_at_most
+from service.http_request import BodyLimits, BodyReadingMiddleware, BodyTooLarge, ClientGone
+from service.routing import Plane, find, plane_paths
 from service.v2.inputs import check_form, instances, numeric_instances, problem_of
 from service.v2.metadata import MODEL_NAME, model_metadata, server_metadata
 from service.v2.tensors import (
@@ -37,43 +36,26 @@ from service.validation import Instances
 from vigil.log.format import dumps_bytes
 from vigil.log.prediction_ids import new_request_id
 
+# The status, the body and the extra headers of an answer.
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+class Call(NamedTuple):
+    """What a route's handler is given: the request, and the model version its path names."""
+
+    scope: Scope
+    receive: Receive
+    version: str | None
+
+
 logger = logging.getLogger(__name__)
-_MODEL = re.compile(
-    r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<action>/ready|/infer)?"
-)
-# Paths with a bounded label of their own in the request metrics; anything else under /v2/
-# (other versions, other names) is counted as "/v2/*".
-KNOWN = frozenset(
-    {
-        "/v2",
-        "/v2/health/live",
-        "/v2/health/ready",
-        f"/v2/models/{MODEL_NAME}",
-        f"/v2/models/{MODEL_NAME}/ready",
-        f"/v2/models/{MODEL_NAME}/infer",
-    }
-)
-PREFIX = "/v2/"
 
 
-class InferPaths:
-    """``paths`` for the key check and admission: the given ones, and every infer path."""
-
-    def __init__(self, exact: frozenset[str]):
-        self.exact = exact
-
-    def __contains__(self, path: object) -> bool:
-        if path in self.exact:
-            return True
-        if not isinstance(path, str) or not path.endswith("/infer"):
-            return False
-        found = _MODEL.fullmatch(path)
-        return found is not None and found["action"] == "/infer"
-
-
-class OpenInference:
-    """``current()`` gives the worker's WorkerState or raises ``ApiError`` (503); ``ready()``
-    says whether the service is ready (and retries a failed start, as /readyz does)."""
+class OpenInference(BodyReadingMiddleware):
+    """Answers the routing table's ``PROTOCOL`` routes (``service.routing``). ``current()``
+    gives the worker's WorkerState or raises ``ApiError`` (503); ``ready()`` says whether the
+    service is ready (and retries a failed start, as /readyz does); ``max_body_bytes`` and
+    ``on_reject`` as ``BodyReadingMiddleware`` takes them."""
 
     def __init__(
         self,
@@ -81,25 +63,28 @@ class OpenInference:
         *,
         current: Callable[[], Any],
         ready: Callable[[], bool],
-        max_body_bytes: Callable[[], int],
-        on_reject: Callable[[str], None] = lambda reason: None,
         on_shed: Callable[[str], None] = lambda reason: None,
+        **limits: Unpack[BodyLimits],
     ):
-        self.app = app
+        super().__init__(app, **limits)
         self.current = current
         self.ready = ready
-        self.max_body_bytes = max_body_bytes
-        self.on_reject = on_reject
         self.on_shed = on_shed
+        self.paths = plane_paths(Plane.PROTOCOL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path != "/v2" and not path.startswith(PREFIX):
+        if path not in self.paths:
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")
         try:
             status, body, headers = await self._route(path, method, scope, receive)
+        except ClientGone:
+            return  # nobody to answer
+        except BodyTooLarge as exc:
+            self.on_reject(exc.reason)
+            status, body, headers = 413, _error(str(exc)), []
         except (ProtocolError, ApiError) as exc:
             if exc.reason and 400 <= exc.status < 500:
                 self.on_reject(exc.reason)
@@ -110,38 +95,50 @@ class OpenInference:
             # never starts. The exception's text stays in the server log.
             logger.exception("V2 request to %s failed", path[:200])
             status, body, headers = 500, _error("internal server error; see the server log"), []
-        if body is None:
-            return  # the caller went away
         if not any(k == b"content-type" for k, _ in headers):
             headers.append((b"content-type", b"application/json"))
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _route(self, path: str, method: str, scope: Scope, receive: Receive):
-        if path in ("/v2", "/v2/health/live", "/v2/health/ready"):
-            _only(method, "GET")
-            if path == "/v2":
-                return 200, dumps_bytes(server_metadata()), []
-            if path == "/v2/health/live":
-                return 200, b'{"live":true}', []
-            ready = await self._ready()
-            return (200 if ready else 503), dumps_bytes({"ready": ready}), []
-        found = _MODEL.fullmatch(path)
-        if found is None:
-            raise ProtocolError(404, "not found: see GET /v2/models/vigil-model", None)
-        if found["name"] != MODEL_NAME:
+    async def _route(self, path: str, method: str, scope: Scope, receive: Receive) -> Answer:
+        found = find(Plane.PROTOCOL, path)
+        assert found is not None  # the plane's last route takes every path under /v2/
+        route, params = found
+        name, version = params.get("model"), params.get("version")
+        if name is not None and name != MODEL_NAME:
             raise ProtocolError(404, f"unknown model; this server serves {MODEL_NAME!r}", None)
-        action = found["action"]
-        _only(method, "POST" if action == "/infer" else "GET")
-        if action == "/ready" and not await self._ready():
+        if not route.allows(method):
+            allowed = ", ".join(route.methods)
+            raise ProtocolError(
+                405,
+                f"method {method[:10]} not allowed here; use {allowed}",
+                None,
+                headers={"Allow": allowed},
+            )
+        return await self.handlers[route.handler](self, Call(scope, receive, version))
+
+    async def _server(self, call: Call) -> Answer:
+        return 200, dumps_bytes(server_metadata()), []
+
+    async def _live(self, call: Call) -> Answer:
+        return 200, b'{"live":true}', []
+
+    async def _server_ready(self, call: Call) -> Answer:
+        ready = await self._ready()
+        return (200 if ready else 503), dumps_bytes({"ready": ready}), []
+
+    async def _model_ready(self, call: Call) -> Answer:
+        if not await self._ready():
             return 503, dumps_bytes({"name": MODEL_NAME, "ready": False}), []
-        if action == "/infer":
-            return await self._infer(scope, receive, found["version"])
-        model = self._model(found["version"])
-        if action == "/ready":
-            return 200, dumps_bytes({"name": MODEL_NAME, "ready": True}), []
-        return 200, dumps_bytes(model_metadata(model)), []
+        self._model(call.version)
+        return 200, dumps_bytes({"name": MODEL_NAME, "ready": True}), []
+
+    async def _metadata(self, call: Call) -> Answer:
+        return 200, dumps_bytes(model_metadata(self._model(call.version))), []
+
+    async def _not_found(self, call: Call) -> Answer:
+        raise ProtocolError(404, f"not found: see GET /v2/models/{MODEL_NAME}", None)
 
     async def _ready(self) -> bool:
         # In a thread: a service not ready retries its start here, which waits on the
@@ -159,17 +156,10 @@ class OpenInference:
             )
         return model
 
-    async def _infer(self, scope: Scope, receive: Receive, version: str | None):
+    async def _infer(self, call: Call) -> Answer:
+        scope, version = call.scope, call.version
         # Bounded before anything is read into memory, let alone decoded.
-        limit = self.max_body_bytes()
-        length = content_length(scope)
-        if length is not None and length > limit:
-            raise _too_large(f"{length} bytes", limit)
-        body = await read_at_most(receive, limit)
-        if body is GONE:
-            return 0, None, []
-        if body is None:
-            raise _too_large("more than that", limit)
+        body = await self.request(scope, call.receive).body()
         runtime = self.current()
         # A malformed request is a 400 whatever the version it names. Inputs that do not fit
         # the model are refused before their binary data is decoded.
@@ -225,6 +215,17 @@ class OpenInference:
             ],
         )
 
+    # The handler of each route of the table's PROTOCOL plane, by its name there.
+    handlers: ClassVar[dict[str, Callable[[OpenInference, Call], Awaitable[Answer]]]] = {
+        "server": _server,
+        "live": _live,
+        "ready": _server_ready,
+        "model": _metadata,
+        "model_ready": _model_ready,
+        "infer": _infer,
+        "not_found": _not_found,
+    }
+
 
 def _select(
     outputs: list[Output], requested: dict[str, bool] | None, binary: bool
@@ -240,24 +241,6 @@ def _select(
                 "unknown_field",
             )
     return [by_name[name] for name in requested], requested
-
-
-def _only(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise ProtocolError(
-            405,
-            f"method {method[:10]} not allowed here; use {allowed}",
-            None,
-            headers={"Allow": allowed},
-        )
-
-
-def _too_large(size: str, limit: int) -> ProtocolError:
-    return ProtocolError(
-        413,
-        f"request body is {size}; the limit is {limit} bytes (VIGIL_MAX_BODY_BYTES)",
-        "body_too_large",
-    )
 
 
 def _error(msg: str) -> bytes:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Any
 
-MODEL_NAME = "vigil-model"
+from service.routing import MODEL_NAME
+
 EXTENSIONS = ["binary_tensor_data"]
 
 

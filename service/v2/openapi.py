@@ -3,9 +3,10 @@ inputs named as its features, its outputs, the row limit and the key."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from service.v2.metadata import MODEL_NAME
+from service.routing import Plane, on
 from service.v2.tensors import DATATYPES, MAX_INPUTS
 
 ERROR_REF = "#/components/schemas/ProtocolError"
@@ -139,45 +140,20 @@ _VERSION = {
 }
 
 
-def add_protocol_paths(
-    document: dict[str, Any], *, features: list[str] | None, max_rows: int, keyed: bool
-) -> dict[str, Any]:
-    """``document`` with the protocol's paths and their schemas added."""
-    document.setdefault("components", {}).setdefault("schemas", {})["ProtocolError"] = ERROR_SCHEMA
+def _operations(
+    features: list[str] | None, max_rows: int
+) -> dict[str, Callable[[list[dict[str, Any]]], dict[str, Any]]]:
+    """The operation of each handler of the routing table's ``PROTOCOL`` plane, given the path
+    parameters of its route."""
     tags = ["Open Inference Protocol"]
-    not_ready = _error("Not ready", retry_after=True)
-    paths = document.setdefault("paths", {})
-    paths["/v2"] = {
-        "get": {
-            "tags": tags,
-            "description": "Server metadata",
-            "responses": {
-                "200": _ok(
-                    "name, version, extensions",
-                    _object(
-                        {
-                            "name": {"type": "string"},
-                            "version": {"type": "string"},
-                            "extensions": {"type": "array", "items": {"type": "string"}},
-                        }
-                    ),
-                )
-            },
+    server = _object(
+        {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
         }
-    }
-    paths["/v2/health/live"] = {
-        "get": {
-            "tags": tags,
-            "responses": {"200": _ok("Live", _object({"live": {"type": "boolean"}}))},
-        }
-    }
+    )
     ready = _object({"ready": {"type": "boolean"}})
-    paths["/v2/health/ready"] = {
-        "get": {
-            "tags": tags,
-            "responses": {"200": _ok("Ready", ready), "503": _ok("Not ready", ready)},
-        }
-    }
     model_ready = _object({"name": {"type": "string"}, "ready": {"type": "boolean"}})
     infer_errors = {
         "400": _error("Malformed request, or a bad value (the input and row are named)"),
@@ -185,35 +161,41 @@ def add_protocol_paths(
         "413": _error("More than VIGIL_MAX_BATCH_ROWS rows, or a body over its byte limit"),
         "503": _error("Overloaded, not ready, or the inference log cannot write", True),
     }
-    if keyed:
-        infer_errors["401"] = _error("Missing or wrong API key (Authorization: Bearer <key>)")
-    base = f"/v2/models/{MODEL_NAME}"
-    for prefix, parameters in ((base, []), (f"{base}/versions/{{version}}", [_VERSION])):
-        paths[prefix] = {
-            "get": {
-                "tags": tags,
-                "description": "Model metadata: every feature as an input (FP64 numbers, BYTES "
-                "categories), in the order a 2-D tensor's columns follow; the outputs",
-                "parameters": parameters,
-                "responses": {
-                    "200": _ok("Model metadata", _METADATA),
-                    "404": _error("Another version"),
-                    "503": not_ready,
-                },
-            }
-        }
-        paths[f"{prefix}/ready"] = {
-            "get": {
-                "tags": tags,
-                "parameters": parameters,
-                "responses": {
-                    "200": _ok("Ready", model_ready),
-                    "404": _error("Another version"),
-                    "503": _ok("Not ready", model_ready),
-                },
-            }
-        }
-        infer: dict[str, Any] = {
+    return {
+        "server": lambda parameters: {
+            "tags": tags,
+            "description": "Server metadata",
+            "responses": {"200": _ok("name, version, extensions", server)},
+        },
+        "live": lambda parameters: {
+            "tags": tags,
+            "responses": {"200": _ok("Live", _object({"live": {"type": "boolean"}}))},
+        },
+        "ready": lambda parameters: {
+            "tags": tags,
+            "responses": {"200": _ok("Ready", ready), "503": _ok("Not ready", ready)},
+        },
+        "model": lambda parameters: {
+            "tags": tags,
+            "description": "Model metadata: every feature as an input (FP64 numbers, BYTES "
+            "categories), in the order a 2-D tensor's columns follow; the outputs",
+            "parameters": parameters,
+            "responses": {
+                "200": _ok("Model metadata", _METADATA),
+                "404": _error("Another version"),
+                "503": _error("Not ready", retry_after=True),
+            },
+        },
+        "model_ready": lambda parameters: {
+            "tags": tags,
+            "parameters": parameters,
+            "responses": {
+                "200": _ok("Ready", model_ready),
+                "404": _error("Another version"),
+                "503": _ok("Not ready", model_ready),
+            },
+        },
+        "infer": lambda parameters: {
             "tags": tags,
             "description": "Predict. JSON, or Triton's binary tensor extension "
             "(Inference-Header-Content-Length); every answered row is logged first.",
@@ -232,8 +214,27 @@ def add_protocol_paths(
                 },
                 **infer_errors,
             },
-        }
-        if keyed:
-            infer["security"] = [{"bearer": []}]
-        paths[f"{prefix}/infer"] = {"post": infer}
+        },
+    }
+
+
+def add_protocol_paths(
+    document: dict[str, Any], *, features: list[str] | None, max_rows: int, keyed: bool
+) -> dict[str, Any]:
+    """``document`` with the routing table's documented ``PROTOCOL`` routes and their schemas
+    added (a keyed route asks for the key when one is set)."""
+    document.setdefault("components", {}).setdefault("schemas", {})["ProtocolError"] = ERROR_SCHEMA
+    operations = _operations(features, max_rows)
+    paths = document.setdefault("paths", {})
+    for route in on(Plane.PROTOCOL):
+        if not route.documented:
+            continue
+        operation = operations[route.handler]([_VERSION] if "{version}" in route.path else [])
+        if keyed and route.keyed:
+            operation["responses"]["401"] = _error(
+                "Missing or wrong API key (Authorization: Bearer <key>)"
+            )
+            operation["security"] = [{"bearer": []}]
+        (method,) = route.methods
+        paths[route.served_path] = {method.lower(): operation}
     return document

@@ -14,8 +14,10 @@ import httpx
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
+from service.routing import ROUTES
 from tests.conftest import POSTGRES_URL, free_port, postgres_log
 from tests.service.conftest import API_KEY, copy_home
+from tests.service.test_routing import example
 from tests.support.prom import label_values, scrape, total
 from tests.support.registry import publish
 from tests.support.service import ServiceHandle, start_service
@@ -372,6 +374,37 @@ def test_unknown_paths_share_one_endpoint_label(server):
     endpoints = label_values(scrape(server.url), "bentoml_service_request_total", "endpoint")
     assert not endpoints & set(paths)
     assert "/__unknown__" in endpoints and "/predict" in endpoints
+
+
+def test_every_route_of_the_table_answers_as_declared(server):
+    tag = httpx.get(f"{server.url}/model").json()["tag"]
+    documented = set(httpx.get(f"{server.url}/docs.json").json()["paths"])
+    for route in ROUTES:
+        path = example(route, version=tag)
+        method = route.methods[0] if route.methods else "GET"
+        keyless = httpx.request(method, f"{server.url}{path}", content=b"{}", timeout=30)
+        answer = httpx.request(method, f"{server.url}{path}", content=b"{}", headers=AUTH)
+        if route.keyed:
+            assert keyless.status_code == 401, route
+            assert keyless.headers["www-authenticate"] == "Bearer", route
+        else:
+            assert keyless.status_code == answer.status_code, route
+        if route.handler == "not_found":
+            assert answer.status_code == 404 and set(answer.json()) == {"error"}, route
+        elif route.body_field is not None:  # read and checked by the JSON API's middleware
+            assert answer.status_code == 400, (route, answer.text)
+            assert answer.json()["detail"] == [{"loc": [route.body_field], "msg": "field required"}]
+        elif route.handler == "infer":
+            assert answer.status_code == 400 and set(answer.json()) == {"error"}, route
+        else:
+            assert answer.status_code == 200, (route, answer.status_code)
+        if route.methods:
+            other = "GET" if route.methods != ("GET",) else "DELETE"
+            refused = httpx.request(other, f"{server.url}{path}", headers=AUTH)
+            assert refused.status_code == 405, (route, other)
+        assert (route.served_path in documented) is route.documented, route
+    for path in ("/no-such-route", "/predict/x", "/v2/models/vigil-model/infer/x"):
+        assert httpx.get(f"{server.url}{path}", headers=AUTH).status_code == 404, path
 
 
 def _lines(text: str, word: str) -> str:

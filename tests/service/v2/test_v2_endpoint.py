@@ -8,7 +8,8 @@ import asyncio
 import json
 
 from service.errors import ApiError
-from service.v2.endpoint import InferPaths, OpenInference
+from service.routing import keyed_paths
+from service.v2.endpoint import OpenInference
 
 
 def not_ready():
@@ -70,7 +71,7 @@ def test_unknown_routes_and_methods():
 
 
 def test_only_infer_paths_are_keyed():
-    paths = InferPaths(frozenset({"/predict"}))
+    paths = keyed_paths()
     assert "/predict" in paths
     assert "/v2/models/vigil-model/infer" in paths
     assert "/v2/models/vigil-model/versions/v1/infer" in paths
