@@ -44,7 +44,12 @@ STAGES = (
     ("BentoML's endpoint (stand-in parse, headers)", ("api_endpoint",)),
     (
         "our middleware (key, admission, body read, disconnect watch)",
-        ("BearerAuth.__call__", "Admission.__call__", "JsonApi.__call__", "JsonApi._run_watched"),
+        (
+            "BearerAuth.__call__",
+            "Admission.__call__",
+            "JsonApi.__call__",
+            "LimitedRequest.run_watched",
+        ),
     ),
 )
 REST = "uvloop, uvicorn, Starlette, BentoML's middleware"

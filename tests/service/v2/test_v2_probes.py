@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.support.service import launch
+from tests.support.service import launch, wait_alive
 
 LIVEZ_BUDGET_SECONDS = 0.1
 LOG_TIMEOUT_SECONDS = 3
@@ -28,19 +28,6 @@ def silent_database():
     word: a PostgreSQL client waits on it until its own timeout."""
     with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
         yield f"postgresql://postgres@127.0.0.1:{listener.getsockname()[1]}/test"
-
-
-def _wait_alive(handle, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert handle.proc.poll() is None, handle.log_text()
-        try:
-            if httpx.get(f"{handle.url}/livez", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, handle.log_text()
-        time.sleep(0.2)
 
 
 def _timed_get(client: httpx.Client, url: str) -> tuple[int, float]:
@@ -63,7 +50,7 @@ def waiting_service(trained_home_template, tmp_path_factory, silent_database):
     }
     handle = launch(home, free_port(), env)
     try:
-        _wait_alive(handle)
+        wait_alive(handle)
         yield handle
     finally:
         handle.terminate()
