@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import io
-
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from tests.monitoring.quality_generators import classification_frame, regression_frame
+from tests.vigil.estimate.conftest import FEATURES, loaded, pipeline
 from vigil.estimate import (
-    ARTIFACT,
-    CONTRACT_KEY,
     ESTIMATORS,
     Estimator,
-    QualityEstimator,
     classifier_metrics,
     estimator_for,
     fit_quality_estimators,
@@ -27,21 +19,6 @@ from vigil.estimate import (
 )
 from vigil.estimate.shift import BEYOND_SHARE, featurizer, importance
 from vigil.tasks import CLASSIFIER, REGRESSOR
-
-FEATURES = ["x1", "x2", "x3", "x4", "group"]
-
-
-def _pipeline(estimator):
-    encode = ColumnTransformer(
-        [("group", OneHotEncoder(handle_unknown="ignore"), ["group"])], remainder="passthrough"
-    )
-    return make_pipeline(encode, estimator)
-
-
-def _loaded(task, fitted) -> QualityEstimator:
-    blob = fitted["artifacts"].get(ARTIFACT)
-    model = joblib.load(io.BytesIO(blob)) if blob else None
-    return QualityEstimator(task, fitted["contract"][CONTRACT_KEY], model)
 
 
 def test_every_estimator_declares_the_base_and_each_task_names_one():
@@ -73,10 +50,10 @@ def test_domain_weights_are_flat_without_shift_and_flag_a_window_beyond_support(
 @pytest.fixture(scope="module")
 def classifier():
     train, holdout = classification_frame(4000, 1), classification_frame(2000, 2)
-    model = _pipeline(RandomForestClassifier(60, min_samples_leaf=5, random_state=0, n_jobs=1))
+    model = pipeline(RandomForestClassifier(60, min_samples_leaf=5, random_state=0, n_jobs=1))
     model.fit(train[FEATURES], train["target"])
     estimators = {
-        name: _loaded(CLASSIFIER, fit_quality_estimators(
+        name: loaded(CLASSIFIER, fit_quality_estimators(
             CLASSIFIER, model, holdout[FEATURES], holdout["target"], 0, method=name))
         for name in ("cbpe", "atc", "doc", "reweighted_cbpe", "reweighted_atc", "atc_shift")
     }  # fmt: skip
@@ -159,10 +136,10 @@ def test_without_the_window_features_reweighting_falls_back_to_cbpe(classifier):
 
 def test_reweighted_loss_tracks_the_error_where_the_model_is_worse():
     train, holdout = regression_frame(3000, 1), regression_frame(1500, 2)
-    model = _pipeline(RandomForestRegressor(40, min_samples_leaf=5, random_state=0, n_jobs=1))
+    model = pipeline(RandomForestRegressor(40, min_samples_leaf=5, random_state=0, n_jobs=1))
     model.fit(train[FEATURES], train["target"])
     fitted = fit_quality_estimators(REGRESSOR, model, holdout[FEATURES], holdout["target"], 0)
-    estimator = _loaded(REGRESSOR, fitted)
+    estimator = loaded(REGRESSOR, fitted)
     for case in ("none", "worse"):
         window = regression_frame(1000, 60, case)
         predictions = model.predict(window[FEATURES])

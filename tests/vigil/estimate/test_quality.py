@@ -8,13 +8,11 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder
 
 from tests.monitoring.quality_generators import classification_frame, regression_frame
+from tests.vigil.estimate.conftest import FEATURES, pipeline
 from vigil.estimate import (
     ARTIFACT,
     CONTRACT_KEY,
@@ -26,15 +24,6 @@ from vigil.estimate import (
     regressor_metrics,
 )
 from vigil.tasks import CLASSIFIER, REGRESSOR, classification_metrics
-
-FEATURES = ["x1", "x2", "x3", "x4", "group"]
-
-
-def _pipeline(estimator):
-    encode = ColumnTransformer(
-        [("group", OneHotEncoder(handle_unknown="ignore"), ["group"])], remainder="passthrough"
-    )
-    return make_pipeline(encode, estimator)
 
 
 def test_realized_metrics_match_the_task_scoring_with_ties_and_three_classes():
@@ -91,7 +80,7 @@ def test_isotonic_calibration_is_kept_when_it_lowers_the_error():
 @pytest.fixture(scope="module")
 def classifier():
     train, holdout = classification_frame(4000, 1), classification_frame(2000, 2)
-    model = _pipeline(RandomForestClassifier(100, min_samples_leaf=5, random_state=0, n_jobs=1))
+    model = pipeline(RandomForestClassifier(100, min_samples_leaf=5, random_state=0, n_jobs=1))
     model.fit(train[FEATURES], train["target"])
     fitted = fit_quality_estimators(CLASSIFIER, model, holdout[FEATURES], holdout["target"], seed=0)
     return model, QualityEstimator(CLASSIFIER, fitted["contract"][CONTRACT_KEY])
@@ -128,7 +117,7 @@ def test_classifier_estimate_falls_where_the_model_is_worse(classifier):
 
 def test_regressor_estimate_tracks_error_and_its_growth():
     train, holdout = regression_frame(4000, 1), regression_frame(2000, 2)
-    model = _pipeline(RandomForestRegressor(60, min_samples_leaf=5, random_state=0, n_jobs=1))
+    model = pipeline(RandomForestRegressor(60, min_samples_leaf=5, random_state=0, n_jobs=1))
     model.fit(train[FEATURES], train["target"])
     fitted = fit_quality_estimators(REGRESSOR, model, holdout[FEATURES], holdout["target"], 0)
     errors_model = joblib.load(io.BytesIO(fitted["artifacts"][ARTIFACT]))
