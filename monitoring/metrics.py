@@ -132,6 +132,12 @@ class MonitorMetrics:
             "Standard error of vigil_model_quality_estimated at the window's size",
             (*v, "metric"),
         )
+        self.quality_estimate_vouched = gauge(
+            "vigil_model_quality_estimate_vouched",
+            "0 when the latest window lies beyond the reference's support, where the estimate "
+            "and its standard error are outside what the reference can vouch for; 1 inside",
+            v,
+        )
         self.quality_estimate_error = gauge(
             "vigil_quality_estimate_error",
             "Estimated minus realized quality on the latest labeled rows",
@@ -308,6 +314,7 @@ class MonitorMetrics:
             (
                 self.quality_estimated,
                 self.quality_estimated_se,
+                self.quality_estimate_vouched,
                 self.quality_estimate_error,
                 self.data_quality_flagged,
                 self.data_quality_share,
@@ -322,6 +329,9 @@ class MonitorMetrics:
                 self._set(self.quality_estimated_se, (version, metric[:-3]), value)
             else:
                 self._set(self.quality_estimated, (version, metric), value)
+        support = payload.get("estimated_quality_support")
+        if estimated and support is not None:
+            self._set(self.quality_estimate_vouched, (version,), int(bool(support["vouched"])))
         for metric, value in (payload.get("estimate_error") or {}).items():
             self._set(self.quality_estimate_error, (version, metric), value)
         for feature, q in (payload.get("data_quality") or {}).items():

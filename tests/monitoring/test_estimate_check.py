@@ -152,6 +152,14 @@ def test_the_check_reports_the_estimates_support(production):
     support = payload["estimated_quality_support"]
     assert set(support) >= {"vouched", "beyond_support_share", "effective_reference_rows"}
     assert isinstance(support["vouched"], bool)
+    # ModelQualityDropEstimated reads it as a gauge: 0 beyond the reference's support.
+    metrics = MonitorMetrics(CollectorRegistry(), process=False)
+    for vouched in (True, False):
+        beyond = {**payload, "estimated_quality_support": {**support, "vouched": vouched}}
+        metrics.record_check(beyond, {})
+        text = generate_latest(metrics.registry).decode()
+        gauge = f'vigil_model_quality_estimate_vouched{{model_version="{bundle.tag}"}}'
+        assert f"{gauge} {float(vouched)}" in text
 
 
 @pytest.mark.integration
