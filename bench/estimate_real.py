@@ -358,7 +358,26 @@ def summarise(table: dict, metric_names: list[str]) -> dict:
                 "mean_se": round(float(np.mean(ses)), 4) if ses else None,
                 "unshifted_error": round(float(np.mean(flat)), 4) if flat else None,
             }  # fmt: skip
+    if "nannyml" in out:
+        for m in methods:
+            for k in metric_names:
+                mine, theirs = out[m][k], out["nannyml"][k]
+                mine["mae_vs_nannyml"] = _ratio(mine["mae"], theirs["mae"])
+                mine["se_vs_nannyml"] = _ratio(mine["mean_se"], theirs["mean_se"])
+                mine["median_se_vs_nannyml"] = _ratio(
+                    *(_median_se(table, name, k) for name in (m, "nannyml"))
+                )
     return out
+
+
+def _median_se(table: dict, method: str, metric: str) -> float | None:
+    ses = [e["methods"][method][metric]["se"] for e in table.values() if e["kind"] == "shifted"]
+    ses = [v for v in ses if v]
+    return float(np.median(ses)) if ses else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None
 
 
 def run() -> dict:
@@ -393,8 +412,11 @@ def print_set(name: str, r: dict) -> None:
             print(f"{wname[:27]:<28}{e['rows']:>6}{real:>9}{cells}")
         for label, key in (("MAE shifted", "mae"), ("bias shifted", "bias"),
                            ("within 3 SE", "within_3se"), ("mean SE", "mean_se"),
-                           ("unshifted error", "unshifted_error")):  # fmt: skip
-            vals = "".join(f"{_num(r['summary'][m][k][key]):>20}" for m in methods)
+                           ("unshifted error", "unshifted_error"),
+                           ("MAE / nannyml's", "mae_vs_nannyml"),
+                           ("mean SE / nannyml's", "se_vs_nannyml"),
+                           ("median SE / nannyml's", "median_se_vs_nannyml")):  # fmt: skip
+            vals = "".join(f"{_num(r['summary'][m][k].get(key)):>20}" for m in methods)
             print(f"{label:<43}{vals}")
     print("estimate ms (median per window): " + ", ".join(
         f"{m} {v}" for m, v in r["estimate_ms_median"].items()))  # fmt: skip

@@ -41,3 +41,11 @@ class AverageThresholdedConfidence(ConfidenceBased):
         out = super().estimate(state, model, rows)
         out.values["accuracy"] = float(above(rows["proba"], **state["atc"]).mean())
         return out
+
+    def chunk_estimate(self, state, raw, calibrated) -> dict:
+        return with_atc_accuracy(super().chunk_estimate(state, raw, calibrated), state, raw)
+
+
+def with_atc_accuracy(found: dict, state, raw: np.ndarray) -> dict:
+    """``found`` with its accuracy replaced by ATC's on the rows ``raw``."""
+    return {**found, "accuracy": float(above(raw, **state["atc"]).mean())}

@@ -68,3 +68,14 @@ def subsample(n: int, seed: int) -> np.ndarray:
     if n <= MAX_REFERENCE_ROWS:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, MAX_REFERENCE_ROWS, replace=False))
+
+
+def dump(value: Any) -> bytes:
+    """An artifact's bytes (joblib)."""
+    import io
+
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(value, buffer)
+    return buffer.getvalue()

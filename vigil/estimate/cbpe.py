@@ -131,8 +131,12 @@ class ConfidenceBased(Estimator):
         for _ in range(SE_DRAWS):
             idx = rng.integers(0, len(labels), n)
             realized.append(classifier_metrics(raw[idx], onehot[idx]))
-            estimated.append(classifier_metrics(raw[idx], calibrated[idx]))
+            estimated.append(self.chunk_estimate(state, raw[idx], calibrated[idx]))
         return realized, estimated
+
+    def chunk_estimate(self, state, raw: np.ndarray, calibrated: np.ndarray) -> dict:
+        """The estimate on holdout rows from their raw and calibrated probabilities."""
+        return classifier_metrics(raw, calibrated)
 
 
 def cross_fitted(state: Mapping[str, Any], raw: np.ndarray, truth: np.ndarray, seed: int):

@@ -8,14 +8,13 @@ predicted errors for the standard errors.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vigil.estimate.base import Estimate, Estimator, subsample
+from vigil.estimate.base import Estimate, Estimator, dump, subsample
 from vigil.estimate.metrics import regressor_metrics
 from vigil.tasks import Outputs
 
@@ -74,7 +73,7 @@ def with_prediction(features: pd.DataFrame, predictions) -> pd.DataFrame:
     )
 
 
-def _predicted(models: Mapping[str, Any], x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def predicted_by(models: Mapping[str, Any], x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     with one_thread():
         return (
             np.clip(models["abs"].predict(x), 0.0, None),
@@ -107,14 +106,14 @@ class DirectLoss(Estimator):
 
     def _holdout_predicted(self, models, x, error, keep, seed) -> tuple[np.ndarray, np.ndarray]:
         if not self.cross_fit or len(error) < 4 * CROSS_FIT_SPLITS:
-            return _predicted(models, x.iloc[keep])
+            return predicted_by(models, x.iloc[keep])
         from sklearn.model_selection import KFold
 
         pa, ps = np.zeros(len(error)), np.zeros(len(error))
         splits = KFold(CROSS_FIT_SPLITS, shuffle=True, random_state=seed).split(x)
         for fit, test in splits:
             fold = self._fit_models(x.iloc[fit], error[fit], seed)
-            pa[test], ps[test] = _predicted(fold, x.iloc[test])
+            pa[test], ps[test] = predicted_by(fold, x.iloc[test])
         return pa[keep], ps[keep]
 
     def fit(self, predictions, features, truth, seed):
@@ -132,18 +131,14 @@ class DirectLoss(Estimator):
         return {"method": self.name, "holdout": holdout}, self._artifact(models, features, keep)
 
     def _artifact(self, models, features, keep) -> bytes:
-        import joblib
-
-        buffer = io.BytesIO()
-        joblib.dump(models, buffer)
-        return buffer.getvalue()
+        return dump(models)
 
     def rows_from_log(self, frame: pd.DataFrame, features: pd.DataFrame, classes=()) -> dict:
         predictions = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(dtype=float)
         return {"features": features, "predictions": predictions}
 
     def predicted_errors(self, model, rows: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-        return _predicted(model, with_prediction(rows["features"], rows["predictions"]))
+        return predicted_by(model, with_prediction(rows["features"], rows["predictions"]))
 
     def estimate(self, state, model, rows: Mapping[str, Any]) -> Estimate:
         return Estimate(regressor_metrics(*self.predicted_errors(model, rows)))

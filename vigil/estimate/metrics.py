@@ -79,6 +79,21 @@ def spread(
     return out
 
 
+def error_spread(
+    realized: list[dict[str, float | None]],
+    estimated: list[dict[str, float | None]],
+    metrics: tuple[str, ...],
+) -> dict[str, float | None]:
+    """Each metric's standard deviation of estimate minus realized over paired draws (None
+    with fewer than two pairs): how far the estimate strays from the truth by sampling."""
+    out: dict[str, float | None] = {}
+    for m in metrics:
+        gaps = [e[m] - r[m] for r, e in zip(realized, estimated, strict=True)
+                if r[m] is not None and e[m] is not None]  # fmt: skip
+        out[m] = float(np.std(gaps, ddof=1)) if len(gaps) > 1 else None
+    return out
+
+
 def expected_calibration_error(proba: np.ndarray, truth: np.ndarray) -> float:
     """Mean |confidence − frequency| over ``ECE_BINS`` equal-width bins, weighted by rows."""
     bins = np.minimum((proba * ECE_BINS).astype(int), ECE_BINS - 1)

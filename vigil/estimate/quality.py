@@ -5,10 +5,10 @@ estimators of this package. ``fit_quality_estimators`` gives what training store
 the contract (the state names its estimator, so a model keeps the one it was fitted with) and
 the estimator's artifact. ``QualityEstimator`` is what the monitor loads and applies.
 
-Standard errors: the spread of the realized metric over holdout chunks of the window's size
-(how far a window's true value strays by sampling alone, NannyML's sampling error) and the
-spread of the estimate itself, in quadrature with the estimator's own per-window uncertainty
-(the reweighted estimators' correction, which grows with the distance to the reference).
+Standard errors: the spread of the estimate minus the realized metric over holdout chunks of
+the window's size (how far the estimate strays from a window's true value by sampling alone),
+in quadrature with the estimator's own per-window uncertainty (its calibration's, and for the
+shift-aware estimators a term that grows with the window's distance from the reference).
 """
 
 from __future__ import annotations
@@ -25,17 +25,14 @@ from vigil.estimate.base import Estimate, Estimator
 from vigil.estimate.cbpe import ConfidenceBased
 from vigil.estimate.dle import DirectLoss
 from vigil.estimate.doc import DifferenceOfConfidences
-from vigil.estimate.metrics import spread
-from vigil.estimate.reweighted import (
-    LossShiftAware,
-    ReweightedConfidence,
-    ReweightedLoss,
-    ReweightedThresholded,
-    ThresholdedShiftAware,
-)
+from vigil.estimate.metrics import error_spread, spread
+from vigil.estimate.reweighted import ReweightedConfidence, ReweightedLoss, ReweightedThresholded
+from vigil.estimate.shift_aware import LossShiftAware, ThresholdedShiftAware
 from vigil.tasks import Outputs, Task
 
 CONTRACT_KEY = "quality_estimator"
+# Rows of the holdout chunks the sampling part of the standard error is measured on.
+SE_ROWS = 1000
 ARTIFACT = "quality_estimator.joblib"
 
 ESTIMATORS: dict[str, Estimator] = {
@@ -106,7 +103,7 @@ class QualityEstimator:
     def __init__(self, task: Task, state: Mapping[str, Any], model: Any = None):
         self.task, self.state, self.model = task, state, model
         self.method = estimator_named(state.get("method") or task.quality_estimator)
-        self._se: dict[int, dict[str, float | None]] = {}
+        self._se: dict[str, float | None] | None = None
 
     @classmethod
     def of(cls, bundle) -> QualityEstimator | None:
@@ -118,26 +115,32 @@ class QualityEstimator:
             import joblib
 
             model = joblib.load(io.BytesIO(bundle.artifact_bytes(ARTIFACT)))
-        return cls(bundle.task, state, model)
+        loaded = cls(bundle.task, state, model)
+        loaded.prepare()
+        return loaded
 
     @property
     def metrics(self) -> tuple[str, ...]:
         return self.method.metrics
 
     def standard_errors(self, n: int) -> dict[str, float | None]:
-        """The sampling part of the standard error at window size ``n`` (cached per size)."""
-        if n not in self._se:
-            if len(self._se) > 16:  # window sizes vary little; keep the cache bounded
-                self._se.clear()
-            draws = self.method.draws(self.state, max(int(n), 1), seed=n)
-            realized, estimated = draws
-            sampling = spread(realized, self.metrics)
-            own = spread(estimated, self.metrics) if estimated else {}
-            self._se[n] = {
-                m: None if sampling[m] is None else float(np.hypot(sampling[m], own.get(m) or 0))
-                for m in self.metrics
-            }
-        return self._se[n]
+        """The sampling part of the standard error at window size ``n``: measured once over
+        holdout chunks of ``SE_ROWS`` rows (``prepare``), scaled by √(SE_ROWS / n) as a mean's
+        standard error is, so no check pays for the draws."""
+        base = self.prepare()
+        factor = float(np.sqrt(SE_ROWS / max(int(n), 1)))
+        return {m: None if v is None else v * factor for m, v in base.items()}
+
+    def prepare(self) -> dict[str, float | None]:
+        """The sampling part at ``SE_ROWS`` rows (computed on first use; ``of`` does it at
+        load time)."""
+        if self._se is None:
+            realized, estimated = self.method.draws(self.state, SE_ROWS, seed=SE_ROWS)
+            if estimated:
+                self._se = error_spread(realized, estimated, self.metrics)
+            else:
+                self._se = spread(realized, self.metrics)
+        return self._se
 
     def rows_from_log(self, frame: pd.DataFrame, features: pd.DataFrame, classes) -> dict:
         """What ``estimate`` takes, from logged rows (``frame``) and their model input."""

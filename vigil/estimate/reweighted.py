@@ -13,43 +13,17 @@ concentrate on fewer reference rows, so the band widens with the distance to the
 
 from __future__ import annotations
 
-import io
-from typing import Any
-
 import numpy as np
 
-from vigil.estimate.atc import above, fit_threshold
-from vigil.estimate.base import Estimate, subsample
+from vigil.estimate.atc import above, fit_threshold, with_atc_accuracy
+from vigil.estimate.base import Estimate, dump, subsample
 from vigil.estimate.cbpe import ConfidenceBased, cross_fitted
 from vigil.estimate.dle import DirectLoss
 from vigil.estimate.metrics import classifier_metrics
-from vigil.estimate.shift import Shift, encode, featurizer, importance
+from vigil.estimate.shift import Shift, reference_model, window_shift
 from vigil.tasks import top_class
 
 CORRECTION_DRAWS = 200
-
-
-def _shift_model(features, keep) -> dict[str, Any]:
-    fitted = featurizer(features)
-    reference = encode(fitted, features.iloc[keep]).astype(np.float32)
-    return {"featurizer": fitted, "reference": reference}
-
-
-def _dump(value: Any) -> bytes:
-    import joblib
-
-    buffer = io.BytesIO()
-    joblib.dump(value, buffer)
-    return buffer.getvalue()
-
-
-def _shift(model: Any, rows) -> Shift | None:
-    features = rows.get("features")
-    if not isinstance(model, dict) or "featurizer" not in model or features is None:
-        return None
-    if len(features) == 0:
-        return None
-    return importance(model["featurizer"], np.asarray(model["reference"], float), features)
 
 
 class ReweightedConfidence(ConfidenceBased):
@@ -81,7 +55,7 @@ class ReweightedConfidence(ConfidenceBased):
             m: float(np.std(d, ddof=1) * np.sqrt(len(keep))) if len(d) > 1 else None
             for m, d in diffs.items()
         }
-        return state, _dump(_shift_model(features.reset_index(drop=True), keep))
+        return state, dump(reference_model(features.reset_index(drop=True), keep))
 
     def estimate(self, state, model, rows) -> Estimate:
         return self.corrected(state, model, rows)[0]
@@ -89,7 +63,7 @@ class ReweightedConfidence(ConfidenceBased):
     def corrected(self, state, model, rows) -> tuple[Estimate, Shift | None]:
         """The estimate with its corrections, and the shift they came from."""
         out = super().estimate(state, model, rows)
-        shift = _shift(model, rows)
+        shift = window_shift(model, rows)
         if shift is None:
             return out, None
         held = state["holdout"]
@@ -132,6 +106,9 @@ class ReweightedThresholded(ReweightedConfidence):
 
     name = "reweighted_atc"
 
+    def chunk_estimate(self, state, raw, calibrated) -> dict:
+        return with_atc_accuracy(super().chunk_estimate(state, raw, calibrated), state, raw)
+
     def fit(self, raw, features, truth, seed):
         state, blob = super().fit(raw, features, truth, seed)
         state["atc"] = fit_threshold(raw, truth)
@@ -152,15 +129,6 @@ class ReweightedThresholded(ReweightedConfidence):
         return out
 
 
-class ThresholdedShiftAware(ReweightedThresholded):
-    """ATC's accuracy and CBPE's F1 and ROC AUC, uncorrected; the reweighted corrections
-    (and their standard errors) size the band instead, so it widens where the fallback's
-    error on the reweighted holdout says the estimate is likely off."""
-
-    name = "atc_shift"
-    apply = False
-
-
 class ReweightedLoss(DirectLoss):
     """DLE plus the holdout's reweighted error: the holdout's predicted errors are
     cross-fitted; the artifact adds the domain classifier's input map and the holdout rows."""
@@ -170,11 +138,11 @@ class ReweightedLoss(DirectLoss):
     apply = True
 
     def _artifact(self, models, features, keep) -> bytes:
-        return _dump({**models, **_shift_model(features.reset_index(drop=True), keep)})
+        return dump({**models, **reference_model(features.reset_index(drop=True), keep)})
 
     def estimate(self, state, model, rows) -> Estimate:
         out = super().estimate(state, model, rows)
-        shift = _shift(model, rows)
+        shift = window_shift(model, rows)
         if shift is None:
             return out
         held = state["holdout"]
@@ -200,10 +168,3 @@ class ReweightedLoss(DirectLoss):
                 out.extra_se["rmse"] = band / (2 * out.values["rmse"])
         out.support = shift.support()
         return out
-
-
-class LossShiftAware(ReweightedLoss):
-    """DLE's MAE and RMSE, uncorrected; the reweighted corrections size the band."""
-
-    name = "dle_shift"
-    apply = False
