@@ -17,6 +17,7 @@ from vigil.estimate import (
     fit_quality_estimators,
     regressor_metrics,
 )
+from vigil.estimate.band import shift_scales
 from vigil.estimate.shift import BEYOND_SHARE, featurizer, importance
 from vigil.tasks import CLASSIFIER, REGRESSOR
 
@@ -150,3 +151,50 @@ def test_reweighted_loss_tracks_the_error_where_the_model_is_worse():
         )
         assert support is not None
         assert abs(found["mae"] - realized["mae"]) <= 3 * found["mae_se"] + 0.05 * realized["mae"]
+
+
+def test_the_shift_term_is_calibrated_on_the_holdouts_own_tilted_splits():
+    """An estimator that is never wrong gets no shift term; one whose error follows the
+    window's tilt gets one, larger the more its error moves; noise it already counts is not
+    counted again."""
+    rng = np.random.default_rng(3)
+    encoded = np.c_[rng.normal(size=(600, 2)), rng.integers(0, 2, 600)]
+
+    def refit(error_per_tilt: float, noise: float):
+        def fitted(rows):
+            return lambda window: {"accuracy": (error_per_tilt * encoded[window, 0].mean(), noise)}
+
+        return fitted
+
+    assert shift_scales(encoded, 2, refit(0.0, 0.0), ("accuracy",), 0) == {"accuracy": 0.0}
+    small = shift_scales(encoded, 2, refit(0.05, 0.0), ("accuracy",), 0)["accuracy"]
+    large = shift_scales(encoded, 2, refit(0.20, 0.0), ("accuracy",), 0)["accuracy"]
+    assert 0 < small < large
+    counted = shift_scales(encoded, 2, refit(0.05, 1.0), ("accuracy",), 0)["accuracy"]
+    assert counted == 0.0
+
+
+def test_the_chosen_band_widens_with_the_shift_and_covers_where_the_model_is_worse(classifier):
+    model, estimators = classifier
+    chosen = estimators["atc_shift"]
+    _, covered = _errors(model, chosen, "worse")
+    assert covered >= 0.75
+    still = classification_frame(1000, 98)
+    moved = classification_frame(1000, 99, "worse")
+    values = {}
+    for name, window in (("still", still), ("moved", moved)):
+        rows = {"proba": model.predict_proba(window[FEATURES]), "features": window[FEATURES]}
+        values[name], support = chosen.assess(rows, 1000)
+        assert support is not None and support["vouched"] is True
+    assert values["moved"]["accuracy_se"] > values["still"]["accuracy_se"]
+    # Without shift the band stays near the sampling part alone.
+    sampling = chosen.standard_errors(1000)["accuracy"]
+    assert values["still"]["accuracy_se"] < 1.5 * sampling
+
+
+def test_the_sampling_part_is_measured_once_and_scales_as_a_mean(classifier):
+    _, estimators = classifier
+    chosen = estimators["atc_shift"]
+    at_1000, at_250 = chosen.standard_errors(1000), chosen.standard_errors(250)
+    for m in chosen.metrics:
+        assert at_250[m] == pytest.approx(2 * at_1000[m])
