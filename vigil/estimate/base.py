@@ -4,6 +4,7 @@ reference rows the model never trained on, estimate on a window, and a state tha
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -79,3 +80,13 @@ def dump(value: Any) -> bytes:
     buffer = io.BytesIO()
     joblib.dump(value, buffer)
     return buffer.getvalue()
+
+
+@functools.cache
+def thread_controller():
+    """The process's BLAS and OpenMP thread pools, found once (finding them costs a few ms a
+    call): the estimators' small products and error models ran many times slower with a
+    thread per core on a busy machine, so they run on one."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil.estimate.base import Estimate, Estimator, dump, subsample
+from vigil.estimate.base import Estimate, Estimator, dump, subsample, thread_controller
 from vigil.estimate.metrics import regressor_metrics
 from vigil.tasks import Outputs
 
@@ -62,9 +62,7 @@ def one_thread():
     """OpenMP limited to one thread: the error models are small, and on a shared machine a
     thread per core made fitting 20 times and predicting 4 times slower (measured on 2 busy
     cores: fit 17.5 s against 0.75 s, 1,000-row estimate 0.60 s against 0.16 s)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1)
+    return thread_controller().limit(limits=1)
 
 
 def with_prediction(features: pd.DataFrame, predictions) -> pd.DataFrame:

@@ -11,12 +11,13 @@ has (almost) no rows: no reference average speaks for them, and when more than
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from vigil.estimate.base import thread_controller
 
 MAX_WEIGHT = 20.0
 BEYOND_SHARE = 0.1
@@ -136,7 +137,7 @@ def importance_encoded(reference: np.ndarray, current: np.ndarray, seed: int = 0
     win_fit = current[_rows(len(current), rng)]
     x = np.vstack([ref_fit, win_fit])
     y = np.r_[np.zeros(len(ref_fit)), np.ones(len(win_fit))]
-    with _controller().limit(limits=1, user_api="blas"):
+    with thread_controller().limit(limits=1, user_api="blas"):
         coef = _logistic(x, y)
     ratio = len(ref_fit) / len(win_fit)
     odds_ref = np.exp(np.clip(_logit(reference, coef), -30, 30)) * ratio
@@ -146,15 +147,6 @@ def importance_encoded(reference: np.ndarray, current: np.ndarray, seed: int = 0
     weights = weights / weights.mean()
     effective = float(weights.sum() ** 2 / (weights**2).sum())
     return Shift(weights, float(np.mean(odds_win / scale > MAX_WEIGHT)), effective)
-
-
-@functools.cache
-def _controller():
-    """BLAS threads, found once per process (finding them costs tens of ms): the domain
-    classifier's small products ran 15 times slower with a thread per core on a busy machine."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 def _logit(x: np.ndarray, coef: np.ndarray) -> np.ndarray:
