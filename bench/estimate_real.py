@@ -390,6 +390,10 @@ def run() -> dict:
         for data in sets:
             results[data.name] = evaluate(data, python, work)
             print_set(data.name, results[data.name])
+    from bench import estimate_check_cost
+
+    print()
+    results["check_cost"] = estimate_check_cost.run()
     return results
 
 

@@ -72,10 +72,13 @@ def with_prediction(features: pd.DataFrame, predictions) -> pd.DataFrame:
 
 
 def predicted_by(models: Mapping[str, Any], x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Both error models' predictions. Their encoders were fitted on the same rows, so the
+    input is encoded once (the encoding cost as much as a model's prediction)."""
     with one_thread():
+        encoded = models["abs"][:-1].transform(x)
         return (
-            np.clip(models["abs"].predict(x), 0.0, None),
-            np.clip(models["sq"].predict(x), 0.0, None),
+            np.clip(models["abs"][-1].predict(encoded), 0.0, None),
+            np.clip(models["sq"][-1].predict(encoded), 0.0, None),
         )
 
 
