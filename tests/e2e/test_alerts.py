@@ -234,8 +234,9 @@ def test_normal_traffic_raises_no_drift_alert(stack):
         return rows and verdict and min(rows.values()) >= WINDOW_ROWS
 
     stack.wait(verdict_on_full_window, "a verdict on a full window in Prometheus", 60)
-    # A few evaluations (1 s each) and Alertmanager groupings (1 s) later: still quiet.
-    time.sleep(6)
+    # Once the rules ran on that verdict, a drift alert would be in ALERTS (every `for:` 0 s).
+    scraped = stack.prometheus.scraped_at(f'vigil_drift_detected{{model_version="{version}"}}')
+    stack.wait(lambda: stack.prometheus.evaluated_after(scraped), "an evaluation of it", 30)
     assert set(stack.prometheus.values("vigil_drift_detected").values()) == {0.0}
     assert sum(stack.prometheus.values("vigil_feature_drifted").values()) == 0
     firing = stack.prometheus.values('ALERTS{alertstate="firing"}')

@@ -14,6 +14,7 @@ import httpx
 
 from tests.conftest import need_binary
 from tests.support.processes import Proc, http_ok, wait_until
+from tests.support.prom import samples
 
 
 def start_prometheus(config: Path, data: Path, port: int, log: Path, *extra: str, env=None) -> Proc:
@@ -134,6 +135,26 @@ class Prometheus:
             return None
         result = body["data"]["result"]
         return result if isinstance(result, list) else [result]
+
+    def scraped_at(self, expr: str) -> float | None:
+        """When Prometheus scraped the newest sample of ``expr``'s series (Unix seconds), or
+        None while it has none."""
+        found = self.values(f"max(timestamp({expr}))")
+        return max(found.values()) if found else None
+
+    def evaluated_after(self, at: float) -> bool:
+        """Whether every rule group's last evaluation came after ``at`` (Unix seconds): from
+        then on, what the rules make of the samples scraped by ``at`` is in ``ALERTS``."""
+        try:
+            text = httpx.get(f"{self.base}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return False
+        times = [
+            value
+            for name, _labels, value in samples(text)
+            if name == "prometheus_rule_group_last_evaluation_timestamp_seconds"
+        ]
+        return bool(times) and min(times) > at
 
     def values(self, expr: str) -> dict[tuple, float]:
         """``{sorted label items: value}`` of an instant vector query."""
