@@ -15,7 +15,6 @@ metric; drifted traffic, and the check finds it. One stack per model, shared by 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -88,6 +87,8 @@ def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
     from tests.support import user_models
 
     if name.startswith("user_"):
+        from training.register import main
+
         user, suffix, save, extra = {
             "user_hgb_skops": (user_models.hgb_classifier(), "skops", user_models.save_skops, []),
             "user_ridge_joblib": (
@@ -97,16 +98,28 @@ def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
         model = save(user.model, tmp / f"model.{suffix}")
         reference, holdout = user.write_data(tmp / "data")
         argv = [
-            "training.register", "--model", str(model), "--reference", str(reference),
+            "--model", str(model), "--reference", str(reference),
             "--holdout", str(holdout), "--target", user.target, "--promote", *extra,
         ]  # fmt: skip
     else:
-        argv = ["training.train", "--dataset", name, "--seed", "7", "--promote"]
-    out = subprocess.run(
-        [sys.executable, "-m", *argv], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        from training.train import main
+
+        argv = ["--dataset", name, "--seed", "7", "--promote"]
+    return json.loads(_run_cli(main, argv, env).strip().splitlines()[-1])
+
+
+def _run_cli(main, argv: list[str], env: dict[str, str]) -> str:
+    """``main``'s command line run in this process, which has already imported what a new
+    interpreter would import again, with ``env``'s VIGIL_ variables; its stdout."""
+    import typer
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    app.command()(main)
+    vigil = {k: v for k, v in env.items() if k.startswith("VIGIL_")}
+    result = CliRunner().invoke(app, argv, env=vigil)
+    assert result.exit_code == 0, (result.exception, result.stderr)
+    return result.stdout
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
@@ -131,7 +144,6 @@ def stack(request, tmp_path_factory):
         quality_alert_min_labels=MIN_LABELS,
         reports_keep=2,
     )
-    train_line = _train(dataset, tmp, env)
     configs = render_configs(
         tmp / "config",
         service_target=f"127.0.0.1:{ports['service']}",
@@ -146,20 +158,9 @@ def stack(request, tmp_path_factory):
     logs = tmp / "logs"
     logs.mkdir()
     procs: dict[str, Proc] = {}
-    s = TaskStack(
-        dataset=dataset,
-        task=task,
-        classes=classes,
-        home=home,
-        env=env,
-        service_url=f"http://127.0.0.1:{ports['service']}",
-        monitor_url=f"http://127.0.0.1:{ports['monitor']}",
-        prometheus=Prometheus(f"http://127.0.0.1:{ports['prometheus']}"),
-        procs=procs,
-        model_version=train_line["model_tag"],
-        train_line=train_line,
-    )
     try:
+        # Prometheus and the monitor need no model (the monitor follows production when it
+        # appears): they start while the model trains.
         procs["prometheus"] = start_prometheus(
             configs["prometheus"],
             tmp / "prometheus",
@@ -168,11 +169,25 @@ def stack(request, tmp_path_factory):
             "--rules.alert.resend-delay=1s",
             env=env,
         )
-        procs["service"] = Proc(
-            "service", [sys.executable, "-m", "service", "serve"], logs / "service.log", env
-        )
         procs["monitor"] = Proc(
             "monitor", [sys.executable, "-m", "monitoring.drift", "run"], logs / "monitor.log", env
+        )
+        train_line = _train(dataset, tmp, env)
+        s = TaskStack(
+            dataset=dataset,
+            task=task,
+            classes=classes,
+            home=home,
+            env=env,
+            service_url=f"http://127.0.0.1:{ports['service']}",
+            monitor_url=f"http://127.0.0.1:{ports['monitor']}",
+            prometheus=Prometheus(f"http://127.0.0.1:{ports['prometheus']}"),
+            procs=procs,
+            model_version=train_line["model_tag"],
+            train_line=train_line,
+        )
+        procs["service"] = Proc(
+            "service", [sys.executable, "-m", "service", "serve"], logs / "service.log", env
         )
         s.wait(lambda: http_ok(f"{s.service_url}/readyz"), "the service's /readyz", 120)
         s.wait(lambda: http_ok(f"{s.monitor_url}/metrics"), "the monitor's /metrics", 60)
