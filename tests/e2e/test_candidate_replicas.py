@@ -6,9 +6,6 @@ request has rows) or absent."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 
 import httpx
@@ -16,8 +13,9 @@ import pytest
 
 from tests.conftest import free_port
 from tests.support.candidates import save_other
+from tests.support.cli import run_command
 from tests.support.prom import scrape, total
-from tests.support.service import ROOT, ServiceFailed, launch, wait_ready
+from tests.support.service import ServiceFailed, launch, wait_ready
 from vigil.log.format import loads
 from vigil.registry.candidates import Candidates
 from vigil.registry.store import Registry
@@ -65,12 +63,8 @@ def cluster(trained_home_template, tmp_path_factory):
 
 
 def models_cli(db: dict, home, *args: str) -> None:
-    env = {**os.environ, **db, "VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true",
-           "VIGIL_ENV_FILE": ""}  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "training.models", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    done = run_command("training.models", *args, home=home, database_url=db["VIGIL_DATABASE_URL"],
+                       table_prefix=db["VIGIL_TABLE_PREFIX"])  # fmt: skip
     assert done.returncode == 0, done.stderr
 
 

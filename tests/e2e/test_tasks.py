@@ -25,6 +25,7 @@ import pytest
 
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Prometheus, start_prometheus
+from tests.support.cli import run_command
 from tests.support.processes import Proc, base_env, http_ok, wait_until
 from tests.support.prom import scrape
 from vigil.render.alerting import render_configs
@@ -83,12 +84,12 @@ class TaskStack:
 
 
 def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
-    """Make the production model ``name`` as a user would, through the CLI; its JSON line."""
+    """Make the production model ``name`` as a user would, through the CLI (run in this
+    process, which has imported already what a new interpreter would import again); its JSON
+    line."""
     from tests.support import user_models
 
     if name.startswith("user_"):
-        from training.register import main
-
         user, suffix, save, extra = {
             "user_hgb_skops": (user_models.hgb_classifier(), "skops", user_models.save_skops, []),
             "user_ridge_joblib": (
@@ -98,28 +99,15 @@ def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
         model = save(user.model, tmp / f"model.{suffix}")
         reference, holdout = user.write_data(tmp / "data")
         argv = [
-            "--model", str(model), "--reference", str(reference),
+            "training.register", "--model", str(model), "--reference", str(reference),
             "--holdout", str(holdout), "--target", user.target, "--promote", *extra,
         ]  # fmt: skip
     else:
-        from training.train import main
-
-        argv = ["--dataset", name, "--seed", "7", "--promote"]
-    return json.loads(_run_cli(main, argv, env).strip().splitlines()[-1])
-
-
-def _run_cli(main, argv: list[str], env: dict[str, str]) -> str:
-    """``main``'s command line run in this process, which has already imported what a new
-    interpreter would import again, with ``env``'s VIGIL_ variables; its stdout."""
-    import typer
-    from typer.testing import CliRunner
-
-    app = typer.Typer()
-    app.command()(main)
-    vigil = {k: v for k, v in env.items() if k.startswith("VIGIL_")}
-    result = CliRunner().invoke(app, argv, env=vigil)
-    assert result.exit_code == 0, (result.exception, result.stderr)
-    return result.stdout
+        argv = ["training.train", "--dataset", name, "--seed", "7", "--promote"]
+    vigil = {k[6:].lower(): v for k, v in env.items() if k.startswith("VIGIL_")}
+    out = run_command(*argv, **vigil)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module", params=list(MODELS))
