@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import yaml
 
 from tests.conftest import need_binary
 from tests.support.processes import Proc, http_ok, wait_until
@@ -44,6 +45,25 @@ def start_alertmanager(config: Path, data: Path, port: int, log: Path, env=None)
 def wait_ready(proc: Proc, base: str, timeout: float = 30.0) -> None:
     """Until ``base/-/ready`` answers 200 (both binaries have it)."""
     wait_until(lambda: http_ok(f"{base}/-/ready"), timeout, f"{proc.name} /-/ready", [proc])
+
+
+def notifications_due(base: str, config: Path) -> int | None:
+    """How many notifications the Alertmanager at ``base`` sends first for the alerts it holds:
+    one per integration of each aggregation group's receiver in ``config`` (None while it does
+    not answer). A group sends nothing more before its group_interval."""
+    integrations = {
+        receiver["name"]: sum(len(v) for k, v in receiver.items() if k.endswith("_configs"))
+        for receiver in yaml.safe_load(config.read_text())["receivers"]
+    }
+    try:
+        groups = httpx.get(
+            f"{base}/api/v2/alerts/groups",
+            params={"inhibited": "false", "silenced": "false"},
+            timeout=5,
+        ).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return sum(integrations[group["receiver"]["name"]] for group in groups)
 
 
 @dataclass
