@@ -29,7 +29,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.support.alerting import Prometheus, Webhook, start_alertmanager, start_prometheus
-from tests.support.processes import Proc, base_env, http_ok, wait_until
+from tests.support.processes import Proc, base_env, http_ok, stop_all, wait_until
 from vigil.render.alerting import render_configs
 from vigil.render.dashboards import dashboard_queries
 from vigil.stack.traffic import Drift, drifted_features, make_rows, send
@@ -169,8 +169,7 @@ def stack(trained_home_template, tmp_path_factory):
         yield stack
     finally:
         if stack is not None:
-            for proc in reversed(stack.procs.values()):
-                proc.stop()
+            stop_all(stack.procs.values())
             path = tmp / "alert-timings.json"
             path.write_text(json.dumps(stack.timings, indent=2) + "\n")
             print(f"\n[e2e] fault -> webhook seconds ({path}): {json.dumps(stack.timings)}")

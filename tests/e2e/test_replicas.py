@@ -22,7 +22,7 @@ from tests.conftest import free_port
 from tests.support.alerting import Prometheus, start_prometheus
 from tests.support.alerting import wait_ready as prom_ready
 from tests.support.cli import run_command
-from tests.support.processes import Proc, base_env, http_ok, wait_until
+from tests.support.processes import Proc, base_env, http_ok, stop_all, wait_until
 from tests.support.prom import label_values, scrape, total
 from tests.support.service import ServiceFailed, launch, wait_ready
 from vigil.log.inference_log import InferenceLog
@@ -113,8 +113,7 @@ def cluster(postgres_url, trained_home_template, tmp_path):
     finally:
         for replica in replicas:
             replica.kill()
-        for m in monitors:
-            m.proc.stop()
+        stop_all(m.proc for m in monitors)
         drop_registry_schema(trainer.engine, prefix)
 
 

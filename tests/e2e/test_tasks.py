@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Prometheus, start_prometheus
 from tests.support.cli import run_command
-from tests.support.processes import Proc, base_env, http_ok, wait_until
+from tests.support.processes import Proc, base_env, http_ok, stop_all, wait_until
 from tests.support.prom import scrape
 from vigil.render.alerting import render_configs
 from vigil.stack.traffic import Drift, Tally, feedback_labels, make_rows
@@ -181,8 +181,7 @@ def stack(request, tmp_path_factory):
         s.wait(lambda: http_ok(f"{s.monitor_url}/metrics"), "the monitor's /metrics", 60)
         yield s
     finally:
-        for proc in reversed(procs.values()):
-            proc.stop()
+        stop_all(procs.values())
 
 
 @pytest.fixture(autouse=True)
