@@ -29,7 +29,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.support.alerting import Prometheus, Webhook, start_alertmanager, start_prometheus
-from tests.support.processes import Proc, base_env, http_ok, wait_until
+from tests.support.processes import Proc, base_env, http_ok, stop_all, wait_until
 from vigil.render.alerting import render_configs
 from vigil.render.dashboards import dashboard_queries
 from vigil.stack.traffic import Drift, drifted_features, make_rows, send
@@ -169,8 +169,7 @@ def stack(trained_home_template, tmp_path_factory):
         yield stack
     finally:
         if stack is not None:
-            for proc in reversed(stack.procs.values()):
-                proc.stop()
+            stop_all(stack.procs.values())
             path = tmp / "alert-timings.json"
             path.write_text(json.dumps(stack.timings, indent=2) + "\n")
             print(f"\n[e2e] fault -> webhook seconds ({path}): {json.dumps(stack.timings)}")
@@ -234,8 +233,9 @@ def test_normal_traffic_raises_no_drift_alert(stack):
         return rows and verdict and min(rows.values()) >= WINDOW_ROWS
 
     stack.wait(verdict_on_full_window, "a verdict on a full window in Prometheus", 60)
-    # A few evaluations (1 s each) and Alertmanager groupings (1 s) later: still quiet.
-    time.sleep(6)
+    # Once the rules ran on that verdict, a drift alert would be in ALERTS (every `for:` 0 s).
+    scraped = stack.prometheus.scraped_at(f'vigil_drift_detected{{model_version="{version}"}}')
+    stack.wait(lambda: stack.prometheus.evaluated_after(scraped), "an evaluation of it", 30)
     assert set(stack.prometheus.values("vigil_drift_detected").values()) == {0.0}
     assert sum(stack.prometheus.values("vigil_feature_drifted").values()) == 0
     firing = stack.prometheus.values('ALERTS{alertstate="firing"}')

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -23,9 +21,10 @@ import pytest
 from tests.conftest import free_port
 from tests.support.alerting import Prometheus, start_prometheus
 from tests.support.alerting import wait_ready as prom_ready
-from tests.support.processes import Proc, base_env, http_ok, wait_until
+from tests.support.cli import run_command
+from tests.support.processes import Proc, base_env, http_ok, stop_all, wait_until
 from tests.support.prom import label_values, scrape, total
-from tests.support.service import ROOT, ServiceFailed, launch, wait_ready
+from tests.support.service import ServiceFailed, launch, wait_ready
 from vigil.log.inference_log import InferenceLog
 from vigil.registry.schema import drop_registry_schema
 from vigil.registry.store import Registry
@@ -114,8 +113,7 @@ def cluster(postgres_url, trained_home_template, tmp_path):
     finally:
         for replica in replicas:
             replica.kill()
-        for m in monitors:
-            m.proc.stop()
+        stop_all(m.proc for m in monitors)
         drop_registry_schema(trainer.engine, prefix)
 
 
@@ -200,12 +198,9 @@ def test_replicas_share_one_registry_and_log(cluster, prometheus, tmp_path):
     took: dict[str, float] = {}
 
     def promote_and_wait() -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-        env.update(db, VIGIL_HOME=str(tmp_path / "operator"), VIGIL_ENV_FILE="")
-        done = subprocess.run(
-            [sys.executable, "-m", "training.promote", second],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        done = run_command("training.promote", second, home=tmp_path / "operator",
+                           database_url=db["VIGIL_DATABASE_URL"],
+                           table_prefix=db["VIGIL_TABLE_PREFIX"])  # fmt: skip
         assert done.returncode == 0, done.stderr
         at = time.monotonic()
         while len(took) < len(urls) and time.monotonic() - at < 2 * SERVED_WITHIN:

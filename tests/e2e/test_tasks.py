@@ -15,7 +15,6 @@ metric; drifted traffic, and the check finds it. One stack per model, shared by 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,8 @@ import pytest
 
 from tests.conftest import free_port, need_binary
 from tests.support.alerting import Prometheus, start_prometheus
-from tests.support.processes import Proc, base_env, http_ok, wait_until
+from tests.support.cli import run_command
+from tests.support.processes import Proc, base_env, http_ok, stop_all, wait_until
 from tests.support.prom import scrape
 from vigil.render.alerting import render_configs
 from vigil.stack.traffic import Drift, Tally, feedback_labels, make_rows
@@ -84,7 +84,9 @@ class TaskStack:
 
 
 def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
-    """Make the production model ``name`` as a user would, through the CLI; its JSON line."""
+    """Make the production model ``name`` as a user would, through the CLI (run in this
+    process, which has imported already what a new interpreter would import again); its JSON
+    line."""
     from tests.support import user_models
 
     if name.startswith("user_"):
@@ -102,9 +104,8 @@ def _train(name: str, tmp: Path, env: dict[str, str]) -> dict:
         ]  # fmt: skip
     else:
         argv = ["training.train", "--dataset", name, "--seed", "7", "--promote"]
-    out = subprocess.run(
-        [sys.executable, "-m", *argv], env=env, capture_output=True, text=True, timeout=300
-    )
+    vigil = {k[6:].lower(): v for k, v in env.items() if k.startswith("VIGIL_")}
+    out = run_command(*argv, **vigil)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -131,7 +132,6 @@ def stack(request, tmp_path_factory):
         quality_alert_min_labels=MIN_LABELS,
         reports_keep=2,
     )
-    train_line = _train(dataset, tmp, env)
     configs = render_configs(
         tmp / "config",
         service_target=f"127.0.0.1:{ports['service']}",
@@ -146,20 +146,9 @@ def stack(request, tmp_path_factory):
     logs = tmp / "logs"
     logs.mkdir()
     procs: dict[str, Proc] = {}
-    s = TaskStack(
-        dataset=dataset,
-        task=task,
-        classes=classes,
-        home=home,
-        env=env,
-        service_url=f"http://127.0.0.1:{ports['service']}",
-        monitor_url=f"http://127.0.0.1:{ports['monitor']}",
-        prometheus=Prometheus(f"http://127.0.0.1:{ports['prometheus']}"),
-        procs=procs,
-        model_version=train_line["model_tag"],
-        train_line=train_line,
-    )
     try:
+        # Prometheus and the monitor need no model (the monitor follows production when it
+        # appears): they start while the model trains.
         procs["prometheus"] = start_prometheus(
             configs["prometheus"],
             tmp / "prometheus",
@@ -168,18 +157,31 @@ def stack(request, tmp_path_factory):
             "--rules.alert.resend-delay=1s",
             env=env,
         )
-        procs["service"] = Proc(
-            "service", [sys.executable, "-m", "service", "serve"], logs / "service.log", env
-        )
         procs["monitor"] = Proc(
             "monitor", [sys.executable, "-m", "monitoring.drift", "run"], logs / "monitor.log", env
+        )
+        train_line = _train(dataset, tmp, env)
+        s = TaskStack(
+            dataset=dataset,
+            task=task,
+            classes=classes,
+            home=home,
+            env=env,
+            service_url=f"http://127.0.0.1:{ports['service']}",
+            monitor_url=f"http://127.0.0.1:{ports['monitor']}",
+            prometheus=Prometheus(f"http://127.0.0.1:{ports['prometheus']}"),
+            procs=procs,
+            model_version=train_line["model_tag"],
+            train_line=train_line,
+        )
+        procs["service"] = Proc(
+            "service", [sys.executable, "-m", "service", "serve"], logs / "service.log", env
         )
         s.wait(lambda: http_ok(f"{s.service_url}/readyz"), "the service's /readyz", 120)
         s.wait(lambda: http_ok(f"{s.monitor_url}/metrics"), "the monitor's /metrics", 60)
         yield s
     finally:
-        for proc in reversed(procs.values()):
-            proc.stop()
+        stop_all(procs.values())
 
 
 @pytest.fixture(autouse=True)

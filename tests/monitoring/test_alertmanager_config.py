@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +13,12 @@ import yaml
 
 from monitoring import webhook_receiver
 from tests.conftest import free_port, need_binary
-from tests.support.alerting import Webhook, start_alertmanager, wait_ready
+from tests.support.alerting import (
+    Webhook,
+    notifications_due,
+    start_alertmanager,
+    wait_ready,
+)
 from tests.support.processes import wait_until
 from tests.support.smtp import SmtpSink
 from vigil.render import alerting as render
@@ -96,11 +100,16 @@ def webhook():
 
 @pytest.fixture
 def alertmanager(tmp_path, webhook):
-    """A real Alertmanager on a free port, rendered config with 1 s grouping; its base URL."""
+    """A real Alertmanager on a free port, rendered config with 1 s grouping (the drift
+    route's too); its base URL."""
     config = tmp_path / "alertmanager.yml"
     config.write_text(
         render.render_alertmanager(
-            webhook_url=webhook.url, group_wait="1s", group_interval="1s", repeat_interval="1h"
+            webhook_url=webhook.url,
+            group_wait="1s",
+            drift_group_wait="1s",
+            group_interval="1s",
+            repeat_interval="1h",
         )
     )
     port = free_port()
@@ -157,7 +166,8 @@ def test_alertmanager_delivers_groups_inhibits_and_resolves(alertmanager, webhoo
     _post(alertmanager, [{**drift, "endsAt": datetime.now(UTC).isoformat()}])
     wait_until(lambda: received("resolved", "DataDriftDetected"), 15, "the resolved notification")
 
-    # By now several group intervals have passed: the inhibited alert never arrived.
+    # The inhibited alert's group was due with the outage's (same group_wait, same post), and a
+    # group interval has passed since: the inhibited alert never arrived.
     assert not any(r.labels["alertname"] in INHIBITED for r in webhook.received)
 
 
@@ -244,7 +254,15 @@ def test_documented_example_sends_one_message_per_drift_event(tmp_path, webhook)
                     return len(webhook.payloads) >= 2 and len(slack.payloads) >= 2 and smtp.messages
 
             wait_until(delivered, 20, "drift and outage notifications at all receivers", [proc])
-            time.sleep(3)  # anything sent twice would have arrived by now (1 s group_wait)
+
+            def all_due_arrived() -> bool:
+                """Every group's first notification, so anything sent twice, has arrived."""
+                due = notifications_due(base, path)
+                with webhook.lock, slack.lock, smtp.lock:
+                    got = len(webhook.payloads) + len(slack.payloads) + len(smtp.messages)
+                return bool(due) and got >= due
+
+            wait_until(all_due_arrived, 20, "every group's first notification", [proc])
         finally:
             proc.stop()
 

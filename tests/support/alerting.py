@@ -11,9 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import yaml
 
 from tests.conftest import need_binary
 from tests.support.processes import Proc, http_ok, wait_until
+from tests.support.prom import samples
 
 
 def start_prometheus(config: Path, data: Path, port: int, log: Path, *extra: str, env=None) -> Proc:
@@ -43,6 +45,25 @@ def start_alertmanager(config: Path, data: Path, port: int, log: Path, env=None)
 def wait_ready(proc: Proc, base: str, timeout: float = 30.0) -> None:
     """Until ``base/-/ready`` answers 200 (both binaries have it)."""
     wait_until(lambda: http_ok(f"{base}/-/ready"), timeout, f"{proc.name} /-/ready", [proc])
+
+
+def notifications_due(base: str, config: Path) -> int | None:
+    """How many notifications the Alertmanager at ``base`` sends first for the alerts it holds:
+    one per integration of each aggregation group's receiver in ``config`` (None while it does
+    not answer). A group sends nothing more before its group_interval."""
+    integrations = {
+        receiver["name"]: sum(len(v) for k, v in receiver.items() if k.endswith("_configs"))
+        for receiver in yaml.safe_load(config.read_text())["receivers"]
+    }
+    try:
+        groups = httpx.get(
+            f"{base}/api/v2/alerts/groups",
+            params={"inhibited": "false", "silenced": "false"},
+            timeout=5,
+        ).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return sum(integrations[group["receiver"]["name"]] for group in groups)
 
 
 @dataclass
@@ -134,6 +155,26 @@ class Prometheus:
             return None
         result = body["data"]["result"]
         return result if isinstance(result, list) else [result]
+
+    def scraped_at(self, expr: str) -> float | None:
+        """When Prometheus scraped the newest sample of ``expr``'s series (Unix seconds), or
+        None while it has none."""
+        found = self.values(f"max(timestamp({expr}))")
+        return max(found.values()) if found else None
+
+    def evaluated_after(self, at: float) -> bool:
+        """Whether every rule group's last evaluation came after ``at`` (Unix seconds): from
+        then on, what the rules make of the samples scraped by ``at`` is in ``ALERTS``."""
+        try:
+            text = httpx.get(f"{self.base}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return False
+        times = [
+            value
+            for name, _labels, value in samples(text)
+            if name == "prometheus_rule_group_last_evaluation_timestamp_seconds"
+        ]
+        return bool(times) and min(times) > at
 
     def values(self, expr: str) -> dict[tuple, float]:
         """``{sorted label items: value}`` of an instant vector query."""
