@@ -37,9 +37,11 @@ def register_cli(home: Path, *args: str) -> Ran:
 
 def register_process(home: Path, *args: str, pythonpath: str = "") -> subprocess.CompletedProcess:
     """The real entry point, for the tests where what a fresh interpreter can import matters
-    (the user's own module, on ``pythonpath`` or not)."""
+    (the user's own module, on ``pythonpath`` or not). No MLflow tracking: creating its
+    database would take most of the run."""
     env = {
         "VIGIL_HOME": str(home),
+        "VIGIL_MLFLOW_TRACKING_URI": "off",
         "BENTOML_DO_NOT_TRACK": "true",
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": pythonpath,
