@@ -37,9 +37,11 @@ def register_cli(home: Path, *args: str) -> Ran:
 
 def register_process(home: Path, *args: str, pythonpath: str = "") -> subprocess.CompletedProcess:
     """The real entry point, for the tests where what a fresh interpreter can import matters
-    (the user's own module, on ``pythonpath`` or not)."""
+    (the user's own module, on ``pythonpath`` or not). No MLflow tracking: creating its
+    database would take most of the run."""
     env = {
         "VIGIL_HOME": str(home),
+        "VIGIL_MLFLOW_TRACKING_URI": "off",
         "BENTOML_DO_NOT_TRACK": "true",
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": pythonpath,
@@ -164,15 +166,22 @@ def test_register_model_in_python(tmp_path):
     assert not again["promoted"] and "--promote" in again["reason"]
 
 
+def forget_user_module(monkeypatch) -> None:
+    """This process as a fresh interpreter sees it: the user's module, imported to build the
+    model, is no longer importable (its folder left ``sys.path`` after the build)."""
+    monkeypatch.delitem(sys.modules, CUSTOM_MODULE)
+
+
 @pytest.mark.integration
-def test_untrusted_skops_type_is_refused_unless_trusted(tmp_path):
+def test_untrusted_skops_type_is_refused_unless_trusted(tmp_path, monkeypatch):
     user, code = custom_transformer_model(tmp_path)
     path = save_skops(user.model, tmp_path / "custom.skops")
     home = tmp_path / "home"
-    refused = register_process(home, *args_for(user, path, tmp_path / "data"))
+    forget_user_module(monkeypatch)
+    refused = register_cli(home, *args_for(user, path, tmp_path / "data"))
     assert_refused(refused, home, f"{CUSTOM_MODULE}.Doubler", "not trusted", "--trust")
     # Trusted but not importable here: one line naming the module.
-    missing = register_process(
+    missing = register_cli(
         home, *args_for(user, path, tmp_path / "data", "--trust", f"{CUSTOM_MODULE}.Doubler")
     )
     assert_refused(missing, home, f"'{CUSTOM_MODULE}'", "PYTHONPATH")
@@ -200,11 +209,12 @@ def test_pickle_with_a_missing_module_names_it(tmp_path):
 @pytest.mark.integration
 def test_serving_side_load_names_the_missing_module(tmp_path):
     """A registered model whose module is gone by serving time: one clear error type."""
-    user, code = custom_transformer_model(tmp_path)
+    user, _ = custom_transformer_model(tmp_path)
     path = save_skops(user.model, tmp_path / "custom.skops")
     home = tmp_path / "home"
     trust = ("--trust", f"{CUSTOM_MODULE}.Doubler")
-    ok = register_process(home, *args_for(user, path, tmp_path / "d", *trust), pythonpath=str(code))
+    # Registered here, where the user's module is imported; loaded by a fresh interpreter.
+    ok = register_cli(home, *args_for(user, path, tmp_path / "d", *trust))
     assert ok.returncode == 0, ok.stderr
     probe = (
         "import sys\nfrom vigil.registry import Registry, MissingModelCode\n"

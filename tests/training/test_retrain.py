@@ -66,13 +66,13 @@ def test_a_regressor_is_retrained_on_its_drifted_traffic(tmp_path, monkeypatch):
     monkeypatch.setenv("VIGIL_HOME", str(tmp_path))
     settings = get_settings()
     registry = Registry(settings)
-    first = train(settings, load(None, None, dataset="diabetes"), promote=True)
+    first = train(settings, load(None, None, dataset="diabetes"), n_estimators=20, promote=True)
     parent = registry.load_production()
     assert parent.tag == first.model_tag and parent.task.name == "regression"
     rows, labels = drifted_diabetes(600)
     log_with_labels(settings, parent.tag, rows, labels, regression=True)
 
-    outcome = retrain(settings, min_labels=100)
+    outcome = retrain(settings, min_labels=100, n_estimators=20)
     assert outcome.task == "regression" and set(outcome.metrics) == set(parent.metrics)
     assert outcome.promoted, outcome.reason
     child = registry.load_production()
@@ -94,7 +94,7 @@ def test_a_worse_regressor_candidate_is_not_promoted(tmp_path, monkeypatch):
 
     monkeypatch.setenv("VIGIL_HOME", str(tmp_path))
     settings = get_settings()
-    train(settings, load(None, None, dataset="diabetes"), promote=True)
+    train(settings, load(None, None, dataset="diabetes"), n_estimators=20, promote=True)
     parent = Registry(settings).load_production()
     data = load_diabetes(as_frame=True).frame.sample(n=300, random_state=1)
     log_with_labels(settings, parent.tag, data, data.pop("target"), regression=True)

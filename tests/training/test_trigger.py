@@ -47,14 +47,29 @@ def test_only_firing_drift_or_quality_alerts_start_a_run(tmp_path):
 
 @pytest.mark.integration
 def test_one_run_at_a_time(tmp_path):
-    trigger = RetrainTrigger([sys.executable, "-c", "import time; time.sleep(2)"], min_interval=0)
+    # The run lasts until the test lets it end (the file appears), however slow the machine;
+    # a minute at most, should the test fail before.
+    done = tmp_path / "done"
+    wait_for_done = (
+        "import os, time\nend = time.monotonic() + 60\n"
+        f"while not os.path.exists({str(done)!r}) and time.monotonic() < end: time.sleep(0.02)"
+    )
+    trigger = RetrainTrigger([sys.executable, "-c", wait_for_done], min_interval=0)
     assert trigger.handle(alert("DataDriftDetected"))["started"]
     busy = trigger.handle(alert("DataDriftDetected"))
     assert not busy["started"] and "in progress" in busy["reason"]
+    done.touch()
     trigger.wait(30)
 
 
 TOKEN = "s3cret-token-for-tests-0123456789"
+# How often the server's loop looks for a shutdown: its default half second is paid by every
+# test that stops one.
+POLL_SECONDS = 0.02
+
+
+def serve(server) -> None:
+    threading.Thread(target=server.serve_forever, args=(POLL_SECONDS,), daemon=True).start()
 
 
 @pytest.fixture
@@ -63,7 +78,7 @@ def webhook_url():
     trigger = RetrainTrigger([sys.executable, "-c", "pass"], min_interval=3600)
     port = free_port()
     server = make_server(trigger, "127.0.0.1", port, TOKEN)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(server)
     yield f"http://127.0.0.1:{port}/retrain"
     server.shutdown()
     server.server_close()
@@ -167,7 +182,7 @@ def test_alertmanager_starts_a_run_with_its_token(tmp_path):
     )
     port, am_port = free_port(), free_port()
     server = make_server(trigger, "127.0.0.1", port, TOKEN)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve(server)
     paths = render_configs(
         tmp_path / "conf",
         service_target="127.0.0.1:1",
