@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, Response
 from service import dataplane
 from service.admission import Admission
 from service.auth import BearerAuth
-from service.errors import ApiError, one_line, problem, summary
+from service.errors import ApiError, collapsed, problem, summary
 from service.follow import PointerFollower
 from service.json_http import JsonApi, parse_json, quiet_bad_input_tracebacks
 from service.metrics import LoadFailureMetrics, bound_endpoint_labels
@@ -153,7 +153,7 @@ class VigilService:
                 return False
             except Exception as exc:
                 self.schema_problem = None
-                self.not_ready = one_line(f"{type(exc).__name__}: {exc}")
+                self.not_ready = collapsed(f"{type(exc).__name__}: {exc}")
                 logger.exception("service not ready: %s", self.not_ready)
                 return False
             # Everything loaded so far (BentoML, pandas, the model) lives as long as the worker;

@@ -24,7 +24,7 @@ class ApiError(Exception):
     ):
         super().__init__(error)
         self.status = status
-        self.error = one_line(error)
+        self.error = collapsed(error)
         self.detail = list(detail)[:MAX_DETAIL]
         self.reason = reason
         self.headers = headers or {}
@@ -69,5 +69,6 @@ def _dotted(loc: Sequence[str | int]) -> str:
     return out
 
 
-def one_line(text: str) -> str:
+def collapsed(text: str) -> str:
+    """``text`` on one line, its runs of whitespace one space, at most 500 characters."""
     return " ".join(str(text).split())[:500]

@@ -15,7 +15,7 @@ import pydantic_core
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import MAX_DETAIL, ApiError, one_line, problem, summary
+from service.errors import MAX_DETAIL, ApiError, collapsed, problem, summary
 from service.http_request import BodyLimits, BodyReadingMiddleware, BodyTooLarge, ClientGone
 
 
@@ -183,7 +183,7 @@ def reshape(status: int, raw: bytes) -> tuple[bytes, str | None]:
         error = str(data["error"])
     else:
         error = f"{_phrase(status)} (HTTP {status})"
-    body = {"error": one_line(error), "detail": detail[:MAX_DETAIL]}
+    body = {"error": collapsed(error), "detail": detail[:MAX_DETAIL]}
     return json.dumps(body).encode(), reason
 
 

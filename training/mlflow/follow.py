@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.mlflow.store import MODEL_TAG, REASON_TAG, STATUS_TAG, client, one_line, store_for
+from training.mlflow.store import MODEL_TAG, REASON_TAG, STATUS_TAG, client, error_line, store_for
 from training.mlflow.tracking import record
 
 FOLLOWED = "vigil.follow."
@@ -89,7 +89,7 @@ def follow_once(settings, options: FollowOptions) -> Pass:
             done.conflict |= bool(action.get("conflict"))
         reconcile(settings, store, mlflow_client)
     except Exception as exc:  # MLflow or the registry unreachable: the next pass retries
-        done.error = one_line(exc)
+        done.error = error_line(exc)
     return done
 
 

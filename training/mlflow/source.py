@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.mlflow.store import client, one_line, store_for
+from training.mlflow.store import client, error_line, store_for
 from training.model_file import BadModel, load_source
 
 _RUNS = re.compile(r"^runs:/(?P<run>[^/]+)/(?P<path>.+)$")
@@ -65,7 +65,7 @@ def resolve(mlflow_client, uri: str, tracking_uri: str) -> Resolved:
                 "models:/<name>@<alias> or models:/m-<id>"
             )
     except MlflowException as exc:
-        raise BadModel(f"--from {uri}: {one_line(exc)}") from None
+        raise BadModel(f"--from {uri}: {error_line(exc)}") from None
     lineage.update(
         name=version.name,
         version=str(version.version),
@@ -104,7 +104,7 @@ def load_from(
                 )  # fmt: skip
             )
         except Exception as exc:
-            raise BadModel(f"--from {uri}: cannot be fetched: {one_line(exc)}") from None
+            raise BadModel(f"--from {uri}: cannot be fetched: {error_line(exc)}") from None
         model, source = load_folder(local, reference_columns, trust, trust_pickle)
     source["mlflow"] = {k: v for k, v in resolved.lineage.items() if v is not None}
     return model, source

@@ -108,7 +108,7 @@ def without_credentials(uri: str) -> str:
     return re.sub(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@", r"\1", uri)
 
 
-def one_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     """The error's type and first line: MLflow's messages often make no sense without it."""
     return f"{type(exc).__name__}: {text.one_line(exc)}"[:300]
 
@@ -131,7 +131,7 @@ def bounded(work, reach: float = REACH_SECONDS, finish: float = RECORD_SECONDS) 
         try:
             result["value"] = work(reached)
         except BaseException as exc:  # reported, never raised into the command
-            result["value"] = {"error": one_line(exc)}
+            result["value"] = {"error": error_line(exc)}
         finally:
             done.set()
 

@@ -29,8 +29,8 @@ from training.mlflow.store import (
     Store,
     bounded,
     client,
+    error_line,
     experiment_id,
-    one_line,
     reach_for,
     store_for,
 )
@@ -70,7 +70,7 @@ def record(settings, outcome, command: str) -> dict | None:
 
         bundle = Registry(settings).load(outcome.model_tag)
     except Exception as exc:
-        return {"error": one_line(exc)}
+        return {"error": error_line(exc)}
     return bounded(
         lambda reached: _record(settings, store, bundle, outcome, command, reached),
         reach=reach_for(store),
