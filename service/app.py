@@ -69,6 +69,8 @@ RETRY_START_SECONDS = 5.0
 # counting do not count, so cyclic garbage still starts one before 50,000 accumulate.
 GC_THRESHOLDS = (50_000, 10, 10)
 NOT_READY = "service not ready; retry later (the reason is in the server log)"
+PREDICT_PATH = route_of(Plane.API, "predict").path
+FEEDBACK_PATH = route_of(Plane.API, "feedback").path
 
 # The body as checked by ``precheck`` (in the middleware), for the endpoint of that request:
 # (what checked it, the result, the field as sent). BentoML then gets a stand-in body with an
@@ -193,7 +195,7 @@ class VigilService:
             count_rejection(exc.reason)
         return exc.response()
 
-    @bentoml.api(route=route_of(Plane.API, "predict").path)
+    @bentoml.api(route=PREDICT_PATH)
     async def predict(
         self,
         instances: Annotated[
@@ -228,7 +230,7 @@ class VigilService:
         )
         return Response(body, media_type="application/json")
 
-    @bentoml.api(route=route_of(Plane.API, "feedback").path)
+    @bentoml.api(route=FEEDBACK_PATH)
     async def feedback(
         self,
         labels: Annotated[
@@ -349,7 +351,7 @@ def precheck(path: str, body: bytes) -> bytes | None:
         extra = [problem([key], "unknown field") for key in data if key != name]
         raise ApiError(400, summary(extra), extra, reason="unknown_field")
     sent = data[name]
-    if path == route_of(Plane.API, "predict").path:
+    if path == PREDICT_PATH:
         validator = runtime.model.validator
         _prechecked.set((validator, validator.validate(sent), sent))
     else:

@@ -173,11 +173,6 @@ def json_paths() -> PathSet:
     return PathSet(route for route in ROUTES if route.body_field is not None)
 
 
-@functools.cache
-def plane_paths(plane: Plane) -> PathSet:
-    return PathSet(on(plane))
-
-
 def body_fields() -> dict[str, str]:
     """The one field of each JSON route's body, by path."""
     return {route.path: route.body_field for route in ROUTES if route.body_field is not None}

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service import dataplane
 from service.errors import ApiError
 from service.http_request import BodyLimits, BodyReadingMiddleware, BodyTooLarge, ClientGone
-from service.routing import Plane, find, plane_paths
+from service.routing import Plane, Route, find
 from service.v2.inputs import check_form, instances, numeric_instances, problem_of
 from service.v2.metadata import MODEL_NAME, model_metadata, server_metadata
 from service.v2.tensors import (
@@ -70,16 +70,16 @@ class OpenInference(BodyReadingMiddleware):
         self.current = current
         self.ready = ready
         self.on_shed = on_shed
-        self.paths = plane_paths(Plane.PROTOCOL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path not in self.paths:
+        found = find(Plane.PROTOCOL, path) if path else None
+        if found is None:
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")
         try:
-            status, body, headers = await self._route(path, method, scope, receive)
+            status, body, headers = await self._route(*found, method, scope, receive)
         except ClientGone:
             return  # nobody to answer
         except BodyTooLarge as exc:
@@ -101,10 +101,9 @@ class OpenInference(BodyReadingMiddleware):
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _route(self, path: str, method: str, scope: Scope, receive: Receive) -> Answer:
-        found = find(Plane.PROTOCOL, path)
-        assert found is not None  # the plane's last route takes every path under /v2/
-        route, params = found
+    async def _route(
+        self, route: Route, params: dict[str, str], method: str, scope: Scope, receive: Receive
+    ) -> Answer:
         name, version = params.get("model"), params.get("version")
         if name is not None and name != MODEL_NAME:
             raise ProtocolError(404, f"unknown model; this server serves {MODEL_NAME!r}", None)
