@@ -46,10 +46,10 @@ def shift_scales(
         fit, rest = order[: n // 2], order[n // 2 :]
         errors = refit(fit)
         for j in columns:
-            # tilted by rank, so a few outlying values do not draw the whole window
-            rank = np.argsort(np.argsort(encoded[rest, j], kind="stable")) / max(len(rest) - 1, 1)
             if np.ptp(encoded[rest, j]) == 0:
                 continue
+            # tilted by rank, so a few outlying values do not draw the whole window
+            rank = np.argsort(np.argsort(encoded[rest, j], kind="stable")) / max(len(rest) - 1, 1)
             for sign in (1.0, -1.0):
                 p = np.exp(sign * TILT * (rank - 0.5))
                 rows = rng.choice(rest, len(rest), p=p / p.sum())

@@ -187,6 +187,7 @@ class LossShiftAware(DirectLoss):
         def refit(rows: np.ndarray):
             models = self._fit_models(x.iloc[rows], error[rows], seed)
             predicted_abs, predicted_sq = predicted_by(models, x)
+            own = _calibration_se(error[rows], predicted_abs[rows], predicted_sq[rows])
 
             def gap(window: np.ndarray) -> dict[str, float]:
                 found = regressor_metrics(predicted_abs[window], predicted_sq[window])
@@ -195,7 +196,6 @@ class LossShiftAware(DirectLoss):
 
             def errors(window: np.ndarray) -> dict[str, tuple[float, float]]:
                 gaps = [gap(rng.choice(window, len(window))) for _ in range(NOISE_DRAWS)]
-                own = _calibration_se(error[rows], predicted_abs[rows], predicted_sq[rows])
                 return {m: (gap(window)[m], float(np.var([g[m] for g in gaps], ddof=1))
                             + own[m] ** 2) for m in self.metrics}  # fmt: skip
 
