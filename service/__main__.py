@@ -88,7 +88,11 @@ def serve(
         "--port",
         str(settings.port),
     ]
-    raise typer.Exit(run(argv, env))
+    code = run(argv, env)
+    # The process ends next: a last collection of every object the imports made would only
+    # delay the exit a process manager is waiting for.
+    gc.freeze()
+    raise typer.Exit(code)
 
 
 def server_home(settings) -> Path:
@@ -115,9 +119,6 @@ def run(argv: list[str], env: dict[str, str]) -> int:
             break
         except KeyboardInterrupt:  # pragma: no cover - the handler replaces it
             continue
-    # The process ends next: a last collection of every object the imports made would only
-    # delay the exit a process manager is waiting for.
-    gc.freeze()
     # A child killed by a signal reports -N; exit like a shell would.
     return 128 - code if code < 0 else code
 
