@@ -147,9 +147,6 @@ class QualityEstimator:
         """What ``estimate`` takes, from logged rows (``frame``) and their model input."""
         return self.method.rows_from_log(frame, features, classes)
 
-    def estimate_values(self, rows: Mapping[str, Any]) -> dict[str, float | None]:
-        return self.method.estimate(self.state, self.model, rows).values
-
     def assess(
         self, rows: Mapping[str, Any], n: int
     ) -> tuple[dict[str, float | None], dict[str, Any] | None]:
