@@ -24,7 +24,6 @@ from training.mlflow.store import (
 
 ROLES = ("production", "shadow", "canary")
 RETIRED = "retired"
-REFUSED = "refused"
 
 
 def mirror(settings) -> dict | None:

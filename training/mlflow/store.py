@@ -30,10 +30,6 @@ STATUS_TAG = "vigil.status"
 REASON_TAG = "vigil.reason"
 
 
-class MlflowUnavailable(RuntimeError):
-    """MLflow could not be reached or refused a call; the message is one line."""
-
-
 @dataclass(frozen=True)
 class Store:
     tracking_uri: str

@@ -38,7 +38,6 @@ from training.mlflow.store import (
 # MLflow's dataset digest column holds 36 characters; the full sha256 is the run's tag.
 DIGEST_CHARS = 36
 EXAMPLE_ROWS = 5
-TAG_PREFIX = "vigil."
 # training.train's reason when --promote was not given: not a refusal.
 NOT_ASKED = "not asked to promote"
 
