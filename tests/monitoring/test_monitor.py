@@ -14,11 +14,15 @@ from monitoring.monitor import Monitor, ReportWorker
 from tests.monitoring.generators import breast_cancer_rows, fill_log
 from vigil.settings import get_settings
 
+# Long enough that a slow check and write on a loaded machine stay inside it; the test moves
+# the last check's time back instead of waiting it out.
+MIN_INTERVAL = 30.0
+
 
 def test_new_rows_trigger_a_check_after_the_minimum_interval(production):
     _, log, bundle = production
     settings = get_settings(
-        drift_window_rows=200, drift_min_interval_seconds=0.5, drift_interval_seconds=3600
+        drift_window_rows=200, drift_min_interval_seconds=MIN_INTERVAL, drift_interval_seconds=3600
     )
     metrics = MonitorMetrics(CollectorRegistry(), process=False)
     monitor = Monitor(settings, metrics, checker=Checker(settings, report=False, log=log))
@@ -30,12 +34,12 @@ def test_new_rows_trigger_a_check_after_the_minimum_interval(production):
     monitor.run_once()
     fill_log(log, bundle, breast_cancer_rows(250, seed=4))
     assert not monitor.due()  # a full window, but within the minimum interval
-    time.sleep(0.6)
+    monitor._checked_at -= MIN_INTERVAL  # the interval has passed
     assert monitor.due()
     monitor._checked_at = time.monotonic()
     result = monitor.run_once()
     assert result.payload["window_rows"] == 200 and result.payload["report_path"] is None
-    time.sleep(0.6)
+    monitor._checked_at -= MIN_INTERVAL
     assert not monitor.due()  # no new rows since
     deadline = time.monotonic() + 60
     while monitor.latest["report_path"] is None and time.monotonic() < deadline:
