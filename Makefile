@@ -68,18 +68,20 @@ traffic: $(VENV)/.synced ## Send realistic traffic to a running service (DRIFT=o
 
 # Four processes on two cores: most of an integration test's time is waiting on a server it
 # started (readiness, a scrape, a follower's poll), and another worker's test fills that wait.
-# A module's tests stay together (--dist loadscope), so a module's shared server starts once.
+# A module's tests stay together (--dist loadscope), so a module's shared server starts once;
+# modules go out in tests/conftest.py's order, the longest first (--no-loadscope-reorder: xdist
+# would otherwise hand out the modules with the most tests first).
 PYTEST_WORKERS ?= 4
 
 .PHONY: test
 test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 4)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope $(ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder $(ARGS)
 
 # The edit loop: no test that starts a process or talks to PostgreSQL (tests/conftest.py
 # fails one that does without its marker), so no server, no subprocess, no database.
 .PHONY: test-fast
 test-fast: $(VENV)/.synced ## The suite without integration tests (no servers, subprocesses or PostgreSQL)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope -m "not integration" $(ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not integration" $(ARGS)
 
 .PHONY: bench
 bench: $(VENV)/.synced ## Benchmark the service and the drift check; writes bench-results/

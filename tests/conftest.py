@@ -41,18 +41,46 @@ def pytest_addoption(parser):
     )
 
 
+# The longest modules, longest first (each module's seconds in a whole run's --junitxml): the
+# first a worker takes, so that none of them starts when the others are almost done.
+LONGEST_FIRST = (
+    "tests.e2e.test_tasks",
+    "tests.service.test_fuzz",
+    "tests.service.test_http",
+    "tests.service.v2.test_v2_http",
+    "tests.vigil.stack.test_traffic_live",
+    "tests.training.test_tasks",
+    "tests.monitoring.test_drift_robustness",
+    "tests.vigil.cli.test_wheel",
+    "tests.service.test_resilience",
+    "tests.service.test_candidate_http",
+    "tests.service.test_finite_outputs",
+    "tests.training.mlflow.test_server",
+    "tests.service.test_inference_http",
+    "tests.e2e.test_first_minutes",
+)
+
+
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects
 def pytest_collection_modifyitems(items):
     """Talking to PostgreSQL is integration: ``-m "not integration"`` leaves those tests out.
 
-    Modules with integration tests run first: they are the long ones, and xdist hands out
-    modules in this order, so the many short unit tests fill the end of the run instead of a
-    server-starting module keeping one worker busy after the others are done."""
+    The longest modules run first, then the other modules with integration tests, then the
+    rest: xdist hands out modules in this order (``make test`` passes
+    ``--no-loadscope-reorder``, which keeps it), so the many short unit tests fill the end of
+    the run instead of a server-starting module keeping one worker busy after the others are
+    done."""
     for item in items:
         if item.get_closest_marker("postgres") and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
     slow = {item.module.__name__ for item in items if item.get_closest_marker("integration")}
-    items.sort(key=lambda item: item.module.__name__ not in slow)  # stable: order kept within
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+
+    def order(item) -> tuple[int, bool]:
+        name = item.module.__name__
+        return rank.get(name, len(rank)), name not in slow
+
+    items.sort(key=order)  # stable: the order within a module is kept
 
 
 @pytest.hookimpl(wrapper=True)
