@@ -272,6 +272,15 @@ def test_one_drifted_feature_raises_feature_drift_only(stack):
     assert stack.model_version in alert.annotations["summary"]
 
 
+def _report(link: str) -> httpx.Response | None:
+    """The report at ``link``; None while the monitor has written none."""
+    report = httpx.get(link, timeout=30)
+    if report.status_code == 404 and report.text == "no drift report yet\n":
+        return None
+    assert report.status_code == 200, report.text
+    return report
+
+
 def test_most_features_drifted_raises_data_drift_with_report_link(stack):
     rows = make_rows(
         stack.reference, stack.schema, WINDOW_ROWS, drift=Drift.most, shift=2.0, seed=3
@@ -286,8 +295,9 @@ def test_most_features_drifted_raises_data_drift_with_report_link(stack):
     assert alert.annotations["runbook"].endswith("#datadriftdetected")
     link = alert.annotations["report"]
     assert link == f"{stack.monitor_url}/reports/latest"
-    report = httpx.get(link, timeout=30)
-    assert report.status_code == 200
+    # The report is rendered after the verdict that raised the alert (the first one imports
+    # Evidently): a reader who follows the link at once may have to wait for it.
+    report = stack.wait(lambda: _report(link), "the report behind the alert's link", 180)
     assert report.headers["content-type"].startswith("text/html")
     assert "<html" in report.text[:5000].lower() and len(report.content) > 10_000
 
