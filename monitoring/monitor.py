@@ -309,6 +309,7 @@ def serve(settings, *, metrics_registry: CollectorRegistry | None = None) -> Non
         _LockedCollector(metrics_registry, monitor.lock),
         settings.reports_dir,
         health=monitor.health,
+        report_pending=lambda: not monitor.reports.idle(),
     )
     stop = threading.Event()
 

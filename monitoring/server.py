@@ -1,9 +1,11 @@
 """The monitor's HTTP server: ``/metrics``, ``/healthz`` and the saved reports under ``/reports/``.
 
-``/reports/latest`` serves the newest report itself (alerts link to it), ``/reports/`` lists
-them, ``/reports/<name>`` serves one. Only names of saved reports are served, so no path from a
-request ever reaches the file system. Reports go out under ``REPORT_POLICY`` (sandboxed
-scripts), every other answer under ``PAGE_POLICY`` (no script), all with ``nosniff``.
+``/reports/latest`` serves the newest report itself (alerts link to it; before the first one is
+written it answers 503 with Retry-After while a report is being rendered, 404 when none is on
+its way), ``/reports/`` lists them, ``/reports/<name>`` serves one. Only names of saved
+reports are served, so no path from a request ever reaches the file system. Reports go out
+under ``REPORT_POLICY`` (sandboxed scripts), every other answer under ``PAGE_POLICY`` (no
+script), all with ``nosniff``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from monitoring.report_store import is_report_name, latest_report, list_reports
 
 log = logging.getLogger(__name__)
 
+# What /reports/latest asks a reader to wait while the first report is rendered.
+RETRY_AFTER_SECONDS = 5
+
 
 class MonitorServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -36,10 +41,12 @@ class MonitorServer(ThreadingHTTPServer):
         collector: CollectorRegistry,
         reports_dir: Path,
         health: Callable[[], dict] = dict,
+        report_pending: Callable[[], bool] = lambda: False,
     ):
         self.collector = collector  # what /metrics serves
         self.reports_dir = Path(reports_dir)
         self.health = health
+        self.report_pending = report_pending  # a report is being rendered or waits for it
         super().__init__(address, _Handler)
 
     @property
@@ -73,7 +80,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/reports", "/reports/"):
             self._send(200, "text/html; charset=utf-8", self._index().encode())
         elif path == "/reports/latest":
-            self._file(latest_report(self.server.reports_dir))
+            latest = latest_report(self.server.reports_dir)
+            if latest is None and self.server.report_pending():
+                # An alert fires on the verdict and its report follows: the link's first
+                # reader is told to come back, not that there is nothing.
+                body = b"the first drift report is being written; retry shortly\n"
+                self._send(503, "text/plain", body, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            else:
+                self._file(latest)
         elif path.startswith("/reports/") and is_report_name(path[len("/reports/") :]):
             self._file(self.server.reports_dir / path[len("/reports/") :])
         else:
@@ -108,10 +122,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             shutil.copyfileobj(fh, self.wfile)
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(
+        self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

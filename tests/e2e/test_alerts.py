@@ -273,9 +273,10 @@ def test_one_drifted_feature_raises_feature_drift_only(stack):
 
 
 def _report(link: str) -> httpx.Response | None:
-    """The report at ``link``; None while the monitor has written none."""
+    """The report at ``link``; None while the monitor says the first one is being written."""
     report = httpx.get(link, timeout=30)
-    if report.status_code == 404 and report.text == "no drift report yet\n":
+    if report.status_code == 503:
+        assert report.headers["retry-after"], report.headers
         return None
     assert report.status_code == 200, report.text
     return report
@@ -296,7 +297,7 @@ def test_most_features_drifted_raises_data_drift_with_report_link(stack):
     link = alert.annotations["report"]
     assert link == f"{stack.monitor_url}/reports/latest"
     # The report is rendered after the verdict that raised the alert (the first one imports
-    # Evidently): a reader who follows the link at once may have to wait for it.
+    # Evidently): a reader who follows the link before it is written is asked to retry.
     report = stack.wait(lambda: _report(link), "the report behind the alert's link", 180)
     assert report.headers["content-type"].startswith("text/html")
     assert "<html" in report.text[:5000].lower() and len(report.content) > 10_000

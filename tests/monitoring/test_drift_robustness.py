@@ -12,6 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -169,8 +170,13 @@ def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(production):
     proc, url = _start_monitor({"VIGIL_DRIFT_INTERVAL_SECONDS": "3600"})
     text = _wait_for(proc, url, 'vigil_drift_runs_total{outcome="ok"} 1.0')
     assert f'vigil_drift_window_rows{{model_version="{bundle.tag}"}} 200.0' in text
-    # The report follows the verdict; once written, the check's report_path names it. The
-    # monitor's first report imports Evidently: over a minute on two loaded cores.
+    # The report follows the verdict. Until it is written, the alerts' link asks to retry
+    # (the first report imports Evidently: seconds, over a minute on two loaded cores).
+    early = httpx.get(url.replace("/metrics", "/reports/latest"), timeout=10)
+    assert early.status_code == 200 or (
+        early.status_code == 503 and early.headers["retry-after"]
+    ), (early.status_code, early.text)
+    # Once written, the check's report_path names it.
     _wait_for(proc, url, 'vigil_drift_reports_total{outcome="written"} 1.0', timeout=180)
     latest = urllib.request.urlopen(url.replace("/metrics", "/reports/latest"), timeout=10)
     assert latest.status == 200 and b"Vigil drift check" in latest.read()

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from monitoring.report_html import PAGE_POLICY, REPORT_POLICY
-from monitoring.server import MonitorServer
+from monitoring.server import RETRY_AFTER_SECONDS, MonitorServer
 from tests.conftest import free_port
 
 REPORT = "drift-20260101T000000.000000Z-vigil-model_x.html"
@@ -54,3 +54,27 @@ def test_http_servers_own_errors_carry_the_headers(monitor):
         sock.sendall(b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n")
         head = sock.recv(65536).decode("latin-1")
     assert head.startswith("HTTP/1.0 431") and "X-Content-Type-Options: nosniff" in head
+
+
+@pytest.mark.parametrize(("pending", "status"), [(True, 503), (False, 404)])
+def test_latest_before_the_first_report_says_whether_one_is_coming(tmp_path, pending, status):
+    server = MonitorServer(
+        ("127.0.0.1", free_port()), CollectorRegistry(), tmp_path, report_pending=lambda: pending
+    )
+    server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        answer = httpx.get(base + "/reports/latest", timeout=10)
+        assert answer.status_code == status
+        if pending:
+            assert answer.headers["retry-after"] == str(RETRY_AFTER_SECONDS)
+            assert answer.text == "the first drift report is being written; retry shortly\n"
+        else:
+            assert "retry-after" not in answer.headers
+            assert answer.text == "no drift report yet\n"
+        assert answer.headers["content-security-policy"] == PAGE_POLICY
+        # Once a report is written it is served, whatever else is still rendering.
+        (tmp_path / REPORT).write_text("<!DOCTYPE html><html><body>report</body></html>")
+        assert httpx.get(base + "/reports/latest", timeout=10).status_code == 200
+    finally:
+        server.stop()
