@@ -5,9 +5,6 @@ on the old model, and every answer, log row and metric carries the version that 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -15,9 +12,10 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.support.cli import run_command
 from tests.support.prom import label_values, scrape, total
 from tests.support.registry import corrupt_artifact
-from tests.support.service import ROOT, start_service
+from tests.support.service import start_service
 from vigil.log.inference_log import InferenceLog
 from vigil.registry.store import Registry
 from vigil.settings import get_settings
@@ -30,15 +28,9 @@ MAX_REQUESTS = 20000  # a bound, whatever the machine's speed
 
 
 def promote(home, *args: str) -> None:
-    env = {**os.environ, "VIGIL_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
-    done = subprocess.run(
-        [sys.executable, "-m", "training.promote", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """``python -m training.promote ARGS``, run in this process as the replicas' test does: a
+    new interpreter's imports would only lengthen the load around it."""
+    done = run_command("training.promote", *args, home=home)
     assert done.returncode == 0, done.stderr
 
 
