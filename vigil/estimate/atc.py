@@ -14,7 +14,7 @@ def fit_threshold(raw: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """The threshold on the top probability, and the share of rows exactly at it that count
     as above (forest probabilities take few distinct values, so many rows tie)."""
     raw = np.asarray(raw, dtype=float)
-    score = raw.max(axis=1).round(6)
+    score = top_score(raw)
     accuracy = float(np.mean(raw.argmax(axis=1) == np.asarray(truth)))
     threshold = float(np.quantile(score, 1.0 - accuracy, method="lower"))
     above, at = np.mean(score > threshold), np.mean(score == threshold)
@@ -22,11 +22,21 @@ def fit_threshold(raw: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"threshold": threshold, "tie_share": tie}
 
 
+def top_score(raw: np.ndarray) -> np.ndarray:
+    """Each row's top probability, rounded as the threshold was fitted on (so ties stay ties)."""
+    return np.asarray(raw, dtype=float).max(axis=1).round(6)
+
+
+def counted_above(score: np.ndarray, threshold, tie_share) -> np.ndarray:
+    """How much each score counts as above the threshold: 1 above, ``tie_share`` at it.
+    Broadcasts, so several thresholds can be applied at once."""
+    return (score > threshold) + tie_share * (score == threshold)
+
+
 def above(raw: np.ndarray, threshold: float, tie_share: float) -> np.ndarray:
     """Per row, whether its top probability is above the threshold (a tie counts
     ``tie_share``): the window's mean is the estimated accuracy."""
-    score = np.asarray(raw, dtype=float).max(axis=1).round(6)
-    return (score > threshold) + tie_share * (score == threshold)
+    return counted_above(top_score(raw), threshold, tie_share)
 
 
 class AverageThresholdedConfidence(ConfidenceBased):

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from vigil.estimate.atc import AverageThresholdedConfidence, above, fit_threshold
+from vigil.estimate.atc import (
+    AverageThresholdedConfidence,
+    above,
+    counted_above,
+    fit_threshold,
+    top_score,
+)
 from vigil.estimate.band import shift_scales
 from vigil.estimate.base import Estimate, dump, subsample
 from vigil.estimate.cbpe import ConfidenceBased, cross_fitted
@@ -149,10 +155,9 @@ def _shares_above(proba: np.ndarray, thresholds: list[dict[str, float]]) -> np.n
     """The window's share above each bootstrap threshold (``atc.above``, all at once)."""
     if not thresholds:
         return np.zeros(0)
-    score = proba.max(axis=1).round(6)[:, None]
     t = np.array([d["threshold"] for d in thresholds])[None, :]
     tie = np.array([d["tie_share"] for d in thresholds])[None, :]
-    return ((score > t) + tie * (score == t)).mean(axis=0)
+    return counted_above(top_score(proba)[:, None], t, tie).mean(axis=0)
 
 
 def _band(out: Estimate, own: Mapping[str, float], state: Mapping[str, Any], shift) -> None:
