@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import httpx
@@ -18,7 +19,7 @@ from tests.conftest import free_port
 from tests.support.candidates import save_exploding, save_other
 from tests.support.cli import Ran, run_command
 from tests.support.prom import label_values, scrape, total
-from tests.support.service import start_service
+from tests.support.service import ServiceHandle, start_service
 from vigil.log.inference_log import InferenceLog
 from vigil.log.shadow import ShadowLog
 from vigil.registry.store import Registry
@@ -43,23 +44,27 @@ def run_cli(home, *args: str) -> dict:
 
 
 def wait_following(
-    url: str, tag: str | None, mode: str | None, timeout=FOLLOW_SECONDS, workers: int = 2
+    svc: ServiceHandle, tag: str | None, mode: str | None, timeout=FOLLOW_SECONDS
 ) -> float:
     """Until every worker runs ``tag`` as ``mode`` (None: none); returns the seconds it took.
-    ``vigil_candidate_info`` is summed over live workers: ``workers`` once every one runs it,
-    and 0 for every other candidate once none still runs one."""
+    ``vigil_candidate_info`` is summed over live workers: ``svc.workers`` once every one runs
+    it, and 0 for every other candidate once none still runs one. A miss shows what the
+    workers logged about candidates and pointers, and how loaded the machine was."""
     began = time.monotonic()
     while True:
-        text = scrape(url)
+        text = scrape(svc.url)
         running = {
             (v, m): total(text, "vigil_candidate_info", candidate_version=v, mode=m)
             for v in label_values(text, "vigil_candidate_info", "candidate_version")
             for m in ("shadow", "canary")
         }
         running = {key: n for key, n in running.items() if n}
-        if running == ({(tag, mode): workers} if tag else {}):
+        if running == ({(tag, mode): svc.workers} if tag else {}):
             return time.monotonic() - began
-        assert time.monotonic() - began < timeout, f"not followed in {timeout} s: {running}"
+        assert time.monotonic() - began < timeout, (
+            f"not followed in {timeout} s: {running}; load average {os.getloadavg()}; "
+            f"the workers logged:\n{following_lines(svc)}"
+        )
         time.sleep(0.1)
 
 
@@ -86,10 +91,17 @@ def served(trained_home_template, tmp_path_factory):
             log.close()
 
 
-def stop_any(home, url) -> None:
+def following_lines(svc: ServiceHandle, last: int = 40) -> str:
+    """The service log's last lines about candidates, pointers and loads."""
+    words = ("candidate", "pointer", "load", "serving", "Traceback", "Error")
+    lines = [line for line in svc.log_text().splitlines() if any(w in line for w in words)]
+    return "\n".join(lines[-last:])
+
+
+def stop_any(home, svc: ServiceHandle) -> None:
     for mode in ("shadow", "canary"):
         models_cli(home, mode, "--stop")
-    wait_following(url, None, None)
+    wait_following(svc, None, None)
 
 
 def answers(url: str, bodies: list[dict]) -> list[bytes]:
@@ -122,14 +134,14 @@ def wait_scored(log: InferenceLog, tag: str, rows: int, timeout: float = 10.0) -
 
 def test_a_shadow_leaves_answers_byte_identical_and_logs_under_the_same_ids(served, default_rows):
     svc, home, tags, bundle, log = served
-    stop_any(home, svc.url)
+    stop_any(home, svc)
     bodies = [{"instances": default_rows[i : i + 1 + i % 3]} for i in range(40)]
     before = answers(svc.url, bodies)
 
     started = run_cli(home, "shadow", tags["other"])
     assert started == {"started": "shadow", "model_version": tags["other"],
                        "revision": started["revision"]}  # fmt: skip
-    took = wait_following(svc.url, tags["other"], "shadow")
+    took = wait_following(svc, tags["other"], "shadow")
     assert took < FOLLOW_SECONDS
     during = answers(svc.url, bodies)
     assert [without_ids(a) for a in during] == [without_ids(b) for b in before]
@@ -149,11 +161,11 @@ def test_a_shadow_leaves_answers_byte_identical_and_logs_under_the_same_ids(serv
 
 def test_a_shadow_that_raises_on_every_row_leaves_serving_unaffected(served, default_rows):
     svc, home, tags, bundle, log = served
-    stop_any(home, svc.url)
+    stop_any(home, svc)
     bodies = [{"instances": default_rows[i : i + 2]} for i in range(20)]
     before = answers(svc.url, bodies)
     run_cli(home, "shadow", tags["exploding"])
-    wait_following(svc.url, tags["exploding"], "shadow")
+    wait_following(svc, tags["exploding"], "shadow")
     during = answers(svc.url, bodies)
     assert [without_ids(a) for a in during] == [without_ids(b) for b in before]
     deadline = time.monotonic() + 10
@@ -170,7 +182,7 @@ def test_a_shadow_that_raises_on_every_row_leaves_serving_unaffected(served, def
 
 def test_overload_skips_shadow_rows_and_counts_them(served, default_rows):
     svc, home, tags, bundle, log = served
-    stop_any(home, svc.url)
+    stop_any(home, svc)
     body = {"instances": default_rows[:100]}
 
     async def burst(n: int, clients: int) -> list[float]:
@@ -193,7 +205,7 @@ def test_overload_skips_shadow_rows_and_counts_them(served, default_rows):
 
     off = asyncio.run(burst(15, 16))
     run_cli(home, "shadow", tags["other"])
-    wait_following(svc.url, tags["other"], "shadow")
+    wait_following(svc, tags["other"], "shadow")
     skipped_before = total(scrape(svc.url), "vigil_shadow_skipped_rows_total")
     on = asyncio.run(burst(15, 16))
     metrics = scrape(svc.url)
@@ -207,10 +219,10 @@ def test_overload_skips_shadow_rows_and_counts_them(served, default_rows):
 
 def test_a_canary_answers_its_share_and_names_itself_and_takes_feedback(served, default_rows):
     svc, home, tags, bundle, log = served
-    stop_any(home, svc.url)
+    stop_any(home, svc)
     started = run_cli(home, "canary", tags["other"], "--percent", "30")
     assert started["percent"] == 30.0
-    wait_following(svc.url, tags["other"], "canary")
+    wait_following(svc, tags["other"], "canary")
     bodies = [{"instances": default_rows[i % 150 : i % 150 + 1]} for i in range(300)]
     docs = [json.loads(a) for a in answers(svc.url, bodies)]
     by = {d["request_id"]: d["model_version"] for d in docs}
@@ -244,16 +256,16 @@ def test_a_canary_answers_its_share_and_names_itself_and_takes_feedback(served, 
     assert candidate["model_version"] == tags["other"] and candidate["mode"] == "canary"
     assert candidate["rows"] >= len(by) and candidate["labeled_rows"] >= 60
     run_cli(home, "canary", "--stop")
-    wait_following(svc.url, None, None)
+    wait_following(svc, None, None)
 
 
 def test_a_canary_answers_its_share_through_the_open_inference_protocol(served, default_rows):
     """V2 infer is routed like /predict: the canary answers by the request id's hash, the
     answer names the model that gave it, and the other model scores it afterwards."""
     svc, home, tags, bundle, log = served
-    stop_any(home, svc.url)
+    stop_any(home, svc)
     run_cli(home, "canary", tags["other"], "--percent", "50")
-    wait_following(svc.url, tags["other"], "canary")
+    wait_following(svc, tags["other"], "canary")
     names = bundle.schema.names
     by = {}
     with httpx.Client(timeout=30) as http:
@@ -275,16 +287,16 @@ def test_a_canary_answers_its_share_through_the_open_inference_protocol(served, 
     canary_rows = sum(v == tags["other"] for v in by.values())
     assert wait_scored(log, tags["production"], canary_rows) >= canary_rows
     run_cli(home, "canary", "--stop")
-    wait_following(svc.url, None, None)
+    wait_following(svc, None, None)
 
 
 def test_a_named_version_is_answered_by_that_version_whatever_the_canary(served, default_rows):
     """The canary splits only requests that name no version; one that names production's is
     answered by production (and scored by the canary afterwards), another version is a 404."""
     svc, home, tags, bundle, log = served
-    stop_any(home, svc.url)
+    stop_any(home, svc)
     run_cli(home, "canary", tags["other"], "--percent", "50")
-    wait_following(svc.url, tags["other"], "canary")
+    wait_following(svc, tags["other"], "canary")
     names = bundle.schema.names
     pinned = f"{svc.url}/v2/models/vigil-model/versions/{tags['production']}/infer"
     before = ShadowLog(log).count(tags["other"])
@@ -308,4 +320,4 @@ def test_a_named_version_is_answered_by_that_version_whatever_the_canary(served,
     assert other.status_code == 404, other.text
     assert wait_scored(log, tags["other"], before + 20) >= before + 20
     run_cli(home, "canary", "--stop")
-    wait_following(svc.url, None, None)
+    wait_following(svc, None, None)

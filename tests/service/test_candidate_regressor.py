@@ -43,7 +43,7 @@ def test_a_regressors_shadow_is_logged_and_judged(tmp_path):
         doc = json.loads(before[0])
         assert "probabilities" not in doc and isinstance(doc["predictions"][0], float)
         run_cli(home, "shadow", candidate)
-        wait_following(svc.url, candidate, "shadow")
+        wait_following(svc, candidate, "shadow")
         during = answers(svc.url, bodies)
         assert [without_ids(a) for a in during] == [without_ids(b) for b in before]
 
