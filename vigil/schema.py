@@ -10,11 +10,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from operator import itemgetter
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from vigil.tasks.labels import Label
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["numeric", "categorical"]
 
@@ -86,6 +87,8 @@ class FeatureSchema:
     ) -> FeatureSchema:
         """Numeric dtypes are numeric; everything else (strings, booleans) is categorical. The
         classes are the task's (``vigil.tasks``): none for a regressor."""
+        import pandas as pd
+
         from vigil.tasks import get_task
 
         out = []
@@ -131,6 +134,8 @@ def to_frame(schema: FeatureSchema, records: list[dict[str, Any]] | pd.DataFrame
     Training, the service and the monitor all pass data through here, so the pipeline sees
     the same types whatever the source (CSV, JSON request, inference log).
     """
+    import pandas as pd
+
     if isinstance(records, pd.DataFrame):
         return _general_frame(schema, records)
     return columns_to_frame(schema, record_columns(records), len(records))
@@ -141,6 +146,8 @@ def columns_to_frame(
 ) -> pd.DataFrame:
     """``to_frame`` of records already split into columns (``record_columns``): the service
     splits a batch once, for the model and for the inference log."""
+    import pandas as pd
+
     fast = _plain_columns_frame(schema, columns, rows)
     if fast is not None:
         return fast
@@ -148,6 +155,8 @@ def columns_to_frame(
 
 
 def _general_frame(schema: FeatureSchema, frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     out = {}
     for feature in schema.features:
         col = (
@@ -184,6 +193,7 @@ def _plain_columns_frame(
     ten times faster than going through pandas per column; None when any value needs the
     general conversion (text in a numeric column, numbers in a categorical one, ...)."""
     import numpy as np
+    import pandas as pd
 
     out = {}
     absent = [None] * rows

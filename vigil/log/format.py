@@ -14,12 +14,14 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pydantic_core
 
 from vigil.schema import record_columns
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # One encoder for every value: json.dumps(..., allow_nan=False) builds a new one per call.
 _STRICT_JSON = json.JSONEncoder(allow_nan=False)
@@ -104,6 +106,8 @@ class ColumnsBuilder:
         self.pending, self.pending_rows = [], 0
 
     def frame(self, extra: Iterable[tuple[str, list[Any]]] = ()) -> pd.DataFrame:
+        import pandas as pd
+
         self._flush()
         frame = pd.DataFrame(self.columns, index=pd.RangeIndex(self.rows))
         for name, values in extra:

@@ -26,10 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -49,6 +48,9 @@ from vigil.store.engine import engine_for, normalise_url
 from vigil.store.errors import InferenceLogError, LogSchemaError
 from vigil.store.tables import log_tables
 from vigil.text import one_line
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Rows parsed from JSON at a time when reading: bounds memory, not the window's size.
 _FETCH_ROWS = 5_000
@@ -417,6 +419,8 @@ class InferenceLog:
         ``prediction`` (and ``probabilities``, a ``{class: p}`` per row, when asked for).
         Memory stays bounded: a window larger than ``max_rows`` is read as a uniform sample
         of ``max_rows`` of its rows, and ``sampled`` says so."""
+        import pandas as pd
+
         r = self.requests
         with self._reading() as conn:
             # Partitioned, the newest day is read first, then the week, then everything: a
@@ -503,6 +507,8 @@ class InferenceLog:
         """The newest ``n`` labeled predictions of ``model_version`` (of every version when
         None), oldest first: inputs, ``prediction_id``, ``prediction``, ``probabilities``
         (dict), ``label``, ``model_version``, ``created_at``, ``received_at``."""
+        import pandas as pd
+
         r, f = self.requests, self.feedback
         # Driven from the labels, newest first (request ids are time-ordered), so that it stops
         # after n of them: a join filtered on the version lets SQLite walk every request of it.

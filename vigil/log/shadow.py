@@ -14,9 +14,8 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -25,6 +24,9 @@ from vigil.log.inference_log import InferenceLog, InferenceLogError
 from vigil.log.prediction_ids import prediction_id
 from vigil.store.tables import candidate_tables
 from vigil.text import one_line
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class ShadowLog:
         ``prediction_id``, ``answered_by``, ``production`` and ``candidate`` (predictions),
         ``production_probabilities`` and ``candidate_probabilities`` (dicts, empty for a
         regressor) and ``label`` (None when no label came)."""
+        import pandas as pd
+
         t, r, f = self.table, self.log.requests, self.log.feedback
         versions = {production: candidate, candidate: production}
         stmt = (

@@ -35,9 +35,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -51,6 +50,9 @@ from vigil.store.engine import engine_for
 from vigil.store.tables import CANDIDATE_ID, POINTER_ID, candidate_tables, registry_tables
 from vigil.tasks import Task, task_for
 from vigil.text import one_line
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ArtifactIntegrityError",
@@ -220,6 +222,8 @@ class ModelBundle:
     @property
     def reference(self) -> pd.DataFrame:
         """Training features plus ``__label__`` and ``__prediction__``."""
+        import pandas as pd
+
         if self._reference is None:
             self._reference = pd.read_parquet(io.BytesIO(self.artifact_bytes(REFERENCE)))
         return self._reference

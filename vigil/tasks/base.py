@@ -21,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -221,6 +223,8 @@ class Task:
 def infer_task(labels: pd.Series) -> str:
     """``--task auto``: text, booleans and few distinct integers are classes; other numbers
     (any fraction, or more distinct integers than ``_AUTO_MAX_CLASSES``) are a regression."""
+    import pandas as pd
+
     values = labels.dropna()
     if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
         return CLASSIFICATION

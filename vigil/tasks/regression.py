@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from vigil.tasks.base import REGRESSION, BadLabel, Outputs, Task
 from vigil.text import shortened
@@ -45,6 +44,8 @@ class Regression(Task):
         return regression_metrics(np.asarray(truth, dtype=float), np.asarray(outputs.predictions))
 
     def score_logged(self, frame, classes=()):
+        import pandas as pd
+
         truth = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=float)
         predicted = pd.to_numeric(frame["prediction"], errors="coerce").to_numpy(dtype=float)
         known = np.isfinite(truth) & np.isfinite(predicted)
@@ -77,6 +78,8 @@ class Regression(Task):
         return float(value)
 
     def normalise_labels(self, labels):
+        import pandas as pd
+
         return pd.to_numeric(labels, errors="raise").astype("float64")
 
     def reference_label(self, value, classes=()):
@@ -98,9 +101,13 @@ class Regression(Task):
         }
 
     def prediction_values(self, values):
+        import pandas as pd
+
         return pd.to_numeric(values, errors="coerce").dropna().astype(float)
 
     def target_problem(self, labels):
+        import pandas as pd
+
         numbers = pd.to_numeric(labels, errors="coerce")
         if numbers.isna().any():
             first = labels[numbers.isna()].iloc[0]
