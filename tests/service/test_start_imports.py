@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.integration  # a new interpreter: a clean sys.modules
+
 HEAVY = ("pandas", "pyarrow", "sklearn", "evidently")
 
 

@@ -28,6 +28,7 @@ def test_an_unknown_name_is_an_attribute_error():
         vigil.nothing  # noqa: B018
 
 
+@pytest.mark.integration  # a new interpreter: a clean sys.modules
 def test_importing_vigil_or_a_package_imports_nothing_heavy():
     code = (
         "import sys, vigil, vigil.log, vigil.registry, vigil.store, vigil.tasks\n"
