@@ -77,11 +77,11 @@ PYTEST_WORKERS ?= 4
 test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 4)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder $(ARGS)
 
-# The edit loop: no test that starts a process or talks to PostgreSQL (tests/conftest.py
+# The edit loop: no test that starts a process or talks to PostgreSQL (--audit-integration
 # fails one that does without its marker), so no server, no subprocess, no database.
 .PHONY: test-fast
 test-fast: $(VENV)/.synced ## The suite without integration tests (no servers, subprocesses or PostgreSQL)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not integration" $(ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not integration" --audit-integration $(ARGS)
 
 .PHONY: bench
 bench: $(VENV)/.synced ## Benchmark the service and the drift check; writes bench-results/

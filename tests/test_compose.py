@@ -34,6 +34,7 @@ def _check_jsonschema() -> str:
     return found
 
 
+@pytest.mark.integration
 def test_valid_against_the_compose_spec():
     result = subprocess.run(
         [_check_jsonschema(), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],

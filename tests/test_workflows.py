@@ -68,6 +68,7 @@ def _smoke_constants() -> dict[str, object]:
     }
 
 
+@pytest.mark.integration
 def test_actionlint_accepts_the_workflows():
     files = sorted(str(p) for p in WORKFLOWS.glob("*.yml"))
     assert {Path(f).name for f in files} >= {"ci.yml", "release.yml"}
@@ -77,6 +78,7 @@ def test_actionlint_accepts_the_workflows():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_actionlint_can_fail(tmp_path):
     bad = tmp_path / "bad.yml"
     bad.write_text(
@@ -87,6 +89,7 @@ def test_actionlint_can_fail(tmp_path):
     assert result.returncode != 0
 
 
+@pytest.mark.integration
 def test_hadolint_accepts_the_dockerfile():
     result = subprocess.run(
         [_tool("hadolint"), str(REPO / "Dockerfile")], capture_output=True, text=True, timeout=60
@@ -94,6 +97,7 @@ def test_hadolint_accepts_the_dockerfile():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_hadolint_can_fail(tmp_path):
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python:latest\nRUN cd /tmp && pip install requests\n")
@@ -149,6 +153,7 @@ def test_caches_are_keyed_on_their_inputs(ci):
             assert (REPO / path).exists(), path
 
 
+@pytest.mark.integration
 def test_docker_job_lints_builds_and_checks_labels(ci):
     job = ci["jobs"]["docker"]
     runs = _runs(job)

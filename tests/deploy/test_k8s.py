@@ -25,6 +25,9 @@ from tests.support import k8s_yaml
 from vigil.render import k8s as k8s_render
 from vigil.settings import Settings
 
+# Every overlay is rendered by kubectl (Kustomize), most checks then run a validator.
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = sorted(p.name for p in (K8S / "overlays").iterdir() if p.is_dir())

@@ -47,17 +47,20 @@ def _rules(path: Path = RULES) -> dict[str, dict]:
     return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
 
 
+@pytest.mark.integration
 def test_promtool_check_rules():
     result = _promtool("check", "rules", RULES)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.compose.yml"])
 def test_promtool_check_config(config):
     result = _promtool("check", "config", PROMETHEUS_DIR / config)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_promtool_rule_unit_tests():
     assert RULE_TESTS, "no monitoring/prometheus/tests/*.test.yml"
     result = _promtool("test", "rules", *RULE_TESTS)
@@ -109,6 +112,7 @@ def test_down_alerts_use_the_contract_job_names():
     assert jobs == {"vigil-service", "vigil-monitor"}
 
 
+@pytest.mark.integration
 def test_shortened_render_passes_promtool(tmp_path):
     paths = render.render_configs(
         tmp_path,

@@ -36,6 +36,7 @@ def _amtool_check(path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["alertmanager.yml", "alertmanager.compose.yml"])
 def test_amtool_check_config(name):
     _amtool_check(AM_DIR / name)
@@ -49,6 +50,7 @@ def _documented_example() -> str:
     return example
 
 
+@pytest.mark.integration
 def test_documented_slack_and_email_example_is_valid(tmp_path):
     path = tmp_path / "alertmanager.yml"
     path.write_text(_documented_example())
@@ -171,6 +173,7 @@ def test_alertmanager_delivers_groups_inhibits_and_resolves(alertmanager, webhoo
     assert not any(r.labels["alertname"] in INHIBITED for r in webhook.received)
 
 
+@pytest.mark.integration
 def test_retraining_trigger_route_is_added_only_when_enabled(tmp_path):
     from vigil.render.alerting import render_alertmanager
 

@@ -105,6 +105,7 @@ def test_unreachable_store_exits_2_with_the_reason(trained_home, monkeypatch):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.integration
 def test_no_production_model_exits_2_from_the_real_entry_point(vigil_home):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(

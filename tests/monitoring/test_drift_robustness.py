@@ -155,6 +155,7 @@ def _stop(proc, sig) -> float:
     return time.time() - started
 
 
+@pytest.mark.integration
 def test_run_survives_errors_and_stops_on_sigint(vigil_home):
     # No production model: every run is an error, and the process keeps going.
     proc, url = _start_monitor({"VIGIL_DRIFT_INTERVAL_SECONDS": "0.3"})
@@ -164,6 +165,7 @@ def test_run_survives_errors_and_stops_on_sigint(vigil_home):
     assert "no production model" in proc.stdout.read()
 
 
+@pytest.mark.integration
 def test_run_checks_at_start_serves_the_report_and_stops_on_sigterm(production):
     settings, log, bundle = production
     fill_log(log, bundle, breast_cancer_rows(200, seed=30))
@@ -236,6 +238,7 @@ runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
 
 
+@pytest.mark.integration
 def test_a_million_row_log_is_read_as_a_bounded_sample(vigil_home, mixed_model_home):
     import json
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from service.auth import open_endpoints_warning
 from tests.support.processes import REPO, base_env
 
@@ -18,6 +20,7 @@ def test_open_endpoints_are_warned_of_only_beyond_loopback_without_a_key():
         assert open_endpoints_warning(host, keyed=False) is None
 
 
+@pytest.mark.integration
 def test_serve_prints_the_warning_at_start(tmp_path):
     """Printed before anything else is checked (this home has no model: it then exits 1)."""
     env = base_env(home=tmp_path / "home")

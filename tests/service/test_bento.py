@@ -34,6 +34,7 @@ def _pins(text: str) -> dict[str, str]:
     return pins
 
 
+@pytest.mark.integration
 def test_requirements_file_matches_uv_lock():
     """requirements.lock.txt is what `uv export` makes of uv.lock today (reads the lock only)."""
     result = subprocess.run([_uv(), *EXPORT], cwd=ROOT, capture_output=True, text=True, timeout=60)

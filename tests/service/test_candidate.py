@@ -26,6 +26,7 @@ def test_the_canary_share_over_10000_requests_is_within_2_points(percent):
     assert abs(share - percent) <= 2, share
 
 
+@pytest.mark.integration
 def test_the_same_request_id_gets_the_same_model_in_every_process():
     ids = new_request_ids(200)
     here = [canary_bucket(rid) for rid in ids]

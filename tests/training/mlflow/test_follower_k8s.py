@@ -6,11 +6,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import pytest
+
 from tests.conftest import need_binary
 from tests.support.k8s_yaml import load_all
 from tests.support.processes import REPO
 
 
+@pytest.mark.integration
 def test_follower_component_renders_as_a_forbid_concurrency_cronjob(tmp_path):
     kubectl = need_binary("kubectl")
     shutil.copytree(REPO / "deploy" / "k8s", tmp_path / "k8s")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.processes import REPO, base_env
 
 ENTRY_MODULES = ("service.app", "monitoring.drift", "monitoring.monitor", "monitoring.leader")
@@ -20,6 +22,7 @@ def _python(code: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.integration
 def test_service_and_monitor_start_without_importing_mlflow():
     code = (
         "import importlib, sys\n"
@@ -30,6 +33,7 @@ def test_service_and_monitor_start_without_importing_mlflow():
     assert _python(code) == "[]"
 
 
+@pytest.mark.integration
 def test_the_commands_import_mlflow_only_when_they_use_it():
     code = (
         "import sys\n"

@@ -132,6 +132,7 @@ def _make_run(tmp_path, timeout: float = 60, **vigil) -> subprocess.CompletedPro
     )
 
 
+@pytest.mark.integration
 def test_make_run_refuses_a_webhook_url_that_disagrees_with_the_port(tmp_path):
     # The reported case: another program held 9095, the receiver was moved to 9495, and the
     # alerts still went to 9095.
@@ -146,6 +147,7 @@ def test_make_run_refuses_a_webhook_url_that_disagrees_with_the_port(tmp_path):
     assert not (tmp_path / "home").exists()  # nothing trained, nothing started
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("component", ["service", "webhook-receiver"])
 def test_make_run_says_which_port_is_taken_before_starting_anything(tmp_path, component):
     settings = {
