@@ -8,6 +8,7 @@ with probabilities, or numbers) is the model's task's business.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,9 @@ class SklearnInference:
     runtime = "sklearn"
 
     def __init__(self, bundle: ModelBundle, reason: str | None = None):
+        # Every call makes a pandas frame: load pandas with the model (off the event loop),
+        # not in the first request's answer.
+        importlib.import_module("pandas")
         self.schema = bundle.schema
         self.task = task_for(bundle.contract)
         self.pipeline = bundle.pipeline

@@ -2,7 +2,8 @@
 (``python -m service serve``, which reads the production pointer) and BentoML's arbiter (which
 imports ``service.app`` for the service's definition) make no data frame and fit nothing, so
 they load neither pandas (with pyarrow) nor scikit-learn. Each costs every start about a third
-of a second of CPU per process, and replicas start often."""
+of a second of CPU per process, and replicas start often. A worker whose model needs pandas
+loads it with the model, never in a request."""
 
 from __future__ import annotations
 
@@ -29,3 +30,20 @@ def test_starting_a_server_imports_no_frame_library(imports):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_model_served_by_scikit_learn_loads_pandas_with_itself_not_on_its_first_request():
+    """Each of its calls makes a frame: the worker imports pandas while it loads the model
+    (in a thread, or before it is ready), so the first request does not wait for it."""
+    code = (
+        "import sys, types\n"
+        "from vigil.inference import SklearnInference\n"
+        "before = 'pandas' in sys.modules\n"
+        "bundle = types.SimpleNamespace(schema=None, contract={'task': 'regression'},\n"
+        "                               pipeline=object())\n"
+        "SklearnInference(bundle)\n"
+        "print(before, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]
