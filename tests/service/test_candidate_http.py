@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 SHADOW_QUEUE_ROWS = 300  # small, so that a burst of 100-row requests overflows it
 FOLLOW_SECONDS = 10.0
+ROUNDS = 2  # of the overload test's bursts without and with a shadow
 
 
 def models_cli(home, *args: str) -> Ran:
@@ -203,18 +204,23 @@ def test_overload_skips_shadow_rows_and_counts_them(served, default_rows):
     def p99(values: list[float]) -> float:
         return values[min(len(values) - 1, int(len(values) * 0.99))]
 
-    off = asyncio.run(burst(15, 16))
-    run_cli(home, "shadow", tags["other"])
-    wait_following(svc, tags["other"], "shadow")
-    skipped_before = total(scrape(svc.url), "vigil_shadow_skipped_rows_total")
-    on = asyncio.run(burst(15, 16))
-    metrics = scrape(svc.url)
-    skipped = total(metrics, "vigil_shadow_skipped_rows_total") - skipped_before
-    assert skipped > 0 and skipped % 100 == 0  # whole requests, counted in rows
-    print(f"p99 off {p99(off) * 1000:.0f} ms, on {p99(on) * 1000:.0f} ms, skipped {skipped:.0f}")
+    # Rounds alternate, without and with the shadow, and each side keeps its best: other
+    # tests' servers share the two cores and can slow any one burst, on either side.
+    off, on = [], []
+    for round_ in range(ROUNDS):
+        if round_:
+            stop_any(home, svc)
+        off.append(p99(asyncio.run(burst(15, 16))))
+        run_cli(home, "shadow", tags["other"])
+        wait_following(svc, tags["other"], "shadow")
+        skipped_before = total(scrape(svc.url), "vigil_shadow_skipped_rows_total")
+        on.append(p99(asyncio.run(burst(15, 16))))
+        skipped = total(scrape(svc.url), "vigil_shadow_skipped_rows_total") - skipped_before
+        assert skipped > 0 and skipped % 100 == 0  # whole requests, counted in rows
+        print(f"p99 off {off[-1] * 1000:.0f} ms, on {on[-1] * 1000:.0f} ms, skipped {skipped:.0f}")
     # The bound: a shadow costs CPU on a 2-core machine shared with other tests; generous here,
     # the benchmark measures it under controlled load.
-    assert p99(on) <= 2.0 * p99(off) + 0.05
+    assert min(on) <= 2.0 * min(off) + 0.05
 
 
 def test_a_canary_answers_its_share_and_names_itself_and_takes_feedback(served, default_rows):
