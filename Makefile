@@ -70,12 +70,13 @@ traffic: $(VENV)/.synced ## Send realistic traffic to a running service (DRIFT=o
 # started (readiness, a scrape, a follower's poll), and another worker's test fills that wait.
 # A module's tests stay together (--dist loadscope), so a module's shared server starts once;
 # modules go out in tests/conftest.py's order, the longest first (--no-loadscope-reorder: xdist
-# would otherwise hand out the modules with the most tests first).
+# would otherwise hand out the modules with the most tests first). --audit-integration fails a
+# test that starts a process or connects to PostgreSQL without its marker, so test-fast has none.
 PYTEST_WORKERS ?= 4
 
 .PHONY: test
 test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 4)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder $(ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --audit-integration $(ARGS)
 
 # The edit loop: no test that starts a process or talks to PostgreSQL (--audit-integration
 # fails one that does without its marker), so no server, no subprocess, no database.
