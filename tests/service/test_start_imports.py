@@ -7,10 +7,9 @@ loads it with the model, never in a request."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+
+from tests.support.processes import python_output
 
 pytestmark = pytest.mark.integration  # a new interpreter: a clean sys.modules
 
@@ -27,9 +26,7 @@ HEAVY = ("pandas", "pyarrow", "sklearn", "evidently")
 )
 def test_starting_a_server_imports_no_frame_library(imports):
     code = f"import sys\n{imports}\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
 
 
 def test_a_model_served_by_scikit_learn_loads_pandas_with_itself_not_on_its_first_request():
@@ -44,6 +41,4 @@ def test_a_model_served_by_scikit_learn_loads_pandas_with_itself_not_on_its_firs
         "SklearnInference(bundle)\n"
         "print(before, 'pandas' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "True"]
+    assert python_output(code).split() == ["False", "True"]

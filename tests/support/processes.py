@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -38,6 +39,17 @@ def vigil_env(**vigil: object) -> dict[str, str]:
     env = {"VIGIL_ENV_FILE": "", "BENTOML_DO_NOT_TRACK": "true", "VIGIL_MLFLOW_TRACKING_URI": "off"}
     env.update({f"VIGIL_{k.upper()}": str(v) for k, v in vigil.items()})
     return env
+
+
+def python_output(code: str, timeout: float = 180) -> str:
+    """stdout of ``code`` run in a new interpreter from the repository (a clean
+    ``sys.modules``, ``base_env``), stripped; fails the test on a non-zero exit."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=base_env(), capture_output=True,
+        text=True, timeout=timeout,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
 
 
 class Proc:

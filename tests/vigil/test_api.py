@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import vigil
+from tests.support.processes import python_output
 
 
 @pytest.mark.parametrize("name", vigil.__all__)
@@ -34,5 +32,4 @@ def test_importing_vigil_or_a_package_imports_nothing_heavy():
         "import sys, vigil, vigil.log, vigil.registry, vigil.store, vigil.tasks\n"
         "print(sorted(m for m in ('sqlalchemy', 'pandas', 'numpy', 'alembic') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert python_output(code) == "[]"

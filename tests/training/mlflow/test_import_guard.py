@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from tests.support.processes import REPO, base_env
+from tests.support.processes import REPO, python_output
 
 ENTRY_MODULES = ("service.app", "monitoring.drift", "monitoring.monitor", "monitoring.leader")
-
-
-def _python(code: str) -> str:
-    """stdout of ``code`` run in a fresh interpreter (fails on a non-zero exit)."""
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env=base_env(), capture_output=True,
-        text=True, timeout=180,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-2000:]
-    return out.stdout.strip()
 
 
 @pytest.mark.integration
@@ -30,7 +17,7 @@ def test_service_and_monitor_start_without_importing_mlflow():
         "    importlib.import_module(name)\n"
         "print(sorted(m for m in sys.modules if m == 'mlflow' or m.startswith('mlflow.')))\n"
     )
-    assert _python(code) == "[]"
+    assert python_output(code) == "[]"
 
 
 @pytest.mark.integration
@@ -41,7 +28,7 @@ def test_the_commands_import_mlflow_only_when_they_use_it():
         "import training.models, training.mlflow.tracking, training.mlflow.aliases\n"
         "print('mlflow' in sys.modules)\n"
     )
-    assert _python(code) == "False"
+    assert python_output(code) == "False"
 
 
 def test_the_image_requirements_hold_no_mlflow_server():

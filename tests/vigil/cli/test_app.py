@@ -14,6 +14,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from tests.support.processes import python_output
 from vigil.cli.app import app
 from vigil.cli.lazy import load_click
 
@@ -133,11 +134,7 @@ def test_help_does_not_import_the_heavy_libraries():
         "heavy = [m for m in ('sklearn', 'bentoml', 'evidently', 'pandas') if m in sys.modules]\n"
         "print('HEAVY', heavy)"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "HEAVY []" in proc.stdout
+    assert "HEAVY []" in python_output(code)
 
 
 def _complete(words: str) -> list[str]:
