@@ -73,16 +73,17 @@ traffic: $(VENV)/.synced ## Send realistic traffic to a running service (DRIFT=o
 # would otherwise hand out the modules with the most tests first). --audit-integration fails a
 # test that starts a process or connects to PostgreSQL without its marker, so test-fast has none.
 PYTEST_WORKERS ?= 4
+PYTEST = $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --audit-integration
 
 .PHONY: test
 test: $(VENV)/.synced ## Run the whole test suite (PYTEST_WORKERS processes, default 4)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder --audit-integration $(ARGS)
+	$(PYTEST) $(ARGS)
 
 # The edit loop: no test that starts a process or talks to PostgreSQL (--audit-integration
 # fails one that does without its marker), so no server, no subprocess, no database.
 .PHONY: test-fast
 test-fast: $(VENV)/.synced ## The suite without integration tests (no servers, subprocesses or PostgreSQL)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not integration" --audit-integration $(ARGS)
+	$(PYTEST) -m "not integration" $(ARGS)
 
 .PHONY: bench
 bench: $(VENV)/.synced ## Benchmark the service and the drift check; writes bench-results/
